@@ -1,0 +1,286 @@
+"""The metadata database's tables (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+Times are integer milliseconds since the epoch. Ids are 32-character hex strings. The
+Alembic revisions under ``migrations/versions`` build exactly these tables; a test compares
+the two so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = ["HEAD_REVISION", "REVISIONS", "metadata"]
+
+# Oldest first; the last one is what this Keel writes. Kept here (not read from Alembic)
+# so that opening a store never imports Alembic.
+REVISIONS: tuple[str, ...] = ("0001", "0002")
+HEAD_REVISION = REVISIONS[-1]
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+KEY = String(250)
+ID = String(32)
+NAME = String(256)
+DIGEST = String(64)
+
+keel_meta = Table(
+    "keel_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# --- revision 0001: experiment tracking -------------------------------------------------
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("experiment_id", ID, primary_key=True),
+    Column("name", NAME, nullable=False, unique=True),
+    Column("description", Text, nullable=True),
+    Column("artifact_location", Text, nullable=True),
+    Column("lifecycle_stage", String(16), nullable=False, default="active"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+experiment_tags = Table(
+    "experiment_tags",
+    metadata,
+    Column(
+        "experiment_id",
+        ID,
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", KEY, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", ID, primary_key=True),
+    Column(
+        "experiment_id",
+        ID,
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("name", NAME, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger, nullable=True),
+    Column("user", NAME, nullable=False),
+    Column("source", Text, nullable=True),
+    Column("git_commit", String(64), nullable=True),
+    Column("git_dirty", Boolean, nullable=True),
+    Column("parent_run_id", ID, ForeignKey("runs.run_id", ondelete="SET NULL"), nullable=True),
+    Column("lifecycle_stage", String(16), nullable=False, default="active"),
+    Column("heartbeat_at", BigInteger, nullable=True),
+    Column("writer", NAME, nullable=True),
+    Index("ix_runs_experiment_id_start_time", "experiment_id", "start_time"),
+    Index("ix_runs_status_heartbeat_at", "status", "heartbeat_at"),
+    Index("ix_runs_parent_run_id", "parent_run_id"),
+)
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# The full history of every metric. NaN is kept as is_nan=True with value 0, because
+# SQLite turns a bound NaN into NULL; ±inf round-trips natively on both databases.
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
+    Column("key", KEY, nullable=False),
+    Column("value", Float(53), nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("is_nan", Boolean, nullable=False),
+    Index("ix_metrics_run_id_key_step", "run_id", "key", "step"),
+)
+
+# One row per (run, key): the value at the highest step, then the latest timestamp.
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("value", Float(53), nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("is_nan", Boolean, nullable=False),
+    Index("ix_latest_metrics_key_value", "key", "value"),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("dataset_id", ID, primary_key=True),
+    Column("name", NAME, nullable=False),
+    Column("digest", DIGEST, nullable=False),
+    Column("source", Text, nullable=True),
+    Column("schema", Text, nullable=True),
+    Column("profile", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("uq_datasets_name_digest", "name", "digest", unique=True),
+)
+
+run_inputs = Table(
+    "run_inputs",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "dataset_id",
+        ID,
+        ForeignKey("datasets.dataset_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("context", String(64), primary_key=True),
+)
+
+# A run's artifacts by logical path; the bytes live once per digest in the artifact store.
+run_artifacts = Table(
+    "run_artifacts",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("digest", DIGEST, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# --- revision 0002: model registry ------------------------------------------------------
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("name", NAME, primary_key=True),
+    Column("description", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("last_version", Integer, nullable=False, default=0),
+)
+
+registered_model_tags = Table(
+    "registered_model_tags",
+    metadata,
+    Column(
+        "name",
+        NAME,
+        ForeignKey("registered_models.name", ondelete="CASCADE", onupdate="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", KEY, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column(
+        "name",
+        NAME,
+        ForeignKey("registered_models.name", ondelete="CASCADE", onupdate="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("run_id", ID, ForeignKey("runs.run_id", ondelete="SET NULL"), nullable=True),
+    Column("source", Text, nullable=False),
+    Column("artifact_digest", DIGEST, nullable=False),
+    Column("flavor", String(64), nullable=False),
+    Column("signature", Text, nullable=True),
+    Column("input_example", Text, nullable=True),
+    Column("description", Text, nullable=True),
+    Column("metrics", Text, nullable=True),
+    Column("model_card", Text, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("created_by", NAME, nullable=False),
+    Index("ix_model_versions_run_id", "run_id"),
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("name", NAME, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("value", Text, nullable=False),
+    ForeignKeyConstraint(
+        ["name", "version"],
+        ["model_versions.name", "model_versions.version"],
+        ondelete="CASCADE",
+        onupdate="CASCADE",
+    ),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", NAME, primary_key=True),
+    Column("alias", NAME, primary_key=True),
+    Column("version", Integer, nullable=False),
+    ForeignKeyConstraint(
+        ["name", "version"],
+        ["model_versions.name", "model_versions.version"],
+        ondelete="CASCADE",
+        onupdate="CASCADE",
+    ),
+)
+
+model_alias_history = Table(
+    "model_alias_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", NAME, nullable=False),
+    Column("alias", NAME, nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("previous_version", Integer, nullable=True),
+    Column("changed_at", BigInteger, nullable=False),
+    Column("changed_by", NAME, nullable=False),
+    Index("ix_model_alias_history_name_alias", "name", "alias"),
+)
+
+TRACKING_TABLES = (
+    keel_meta, experiments, experiment_tags, runs, params, tags, metrics, latest_metrics,
+    datasets, run_inputs, run_artifacts,
+)
+REGISTRY_TABLES = (
+    registered_models, registered_model_tags, model_versions, model_version_tags,
+    model_aliases, model_alias_history,
+)
