@@ -1,0 +1,127 @@
+"""Keel: the machine-learning lifecycle in one package.
+
+``import keel`` is light: each name below loads its module on first use.
+
+    with keel.start_run(experiment="churn", run_name="rf-100") as run:
+        run.log_params({"n_estimators": 100})
+        run.log_metric("auc", 0.91)
+        run.log_model(model, "model", input_example=X[:5])
+    keel.register_model(f"runs:/{run.run_id}/model", "churn")
+    keel.set_alias("churn", "champion", 1)
+    model = keel.load_model("models:/churn@champion")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from keel._version import __version__
+
+if TYPE_CHECKING:
+    from keel.config import get_settings, set_tracking_uri
+    from keel.errors import (
+        AlreadyExists,
+        Conflict,
+        IntegrityError,
+        InvalidInput,
+        KeelError,
+        NotFound,
+        SchemaError,
+    )
+    from keel.registry.api import (
+        delete_alias,
+        get_model_card,
+        get_model_version,
+        get_registered_model,
+        list_model_versions,
+        list_registered_models,
+        load_model,
+        register_model,
+        resolve_model_version,
+        set_alias,
+        set_model_card,
+    )
+    from keel.tracking.api import (
+        create_experiment,
+        download_artifacts,
+        gc_runs,
+        get_experiment,
+        get_metric_history,
+        get_run,
+        get_run_inputs,
+        list_artifacts,
+        list_experiments,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        search_runs,
+        set_tag,
+    )
+    from keel.tracking.entities import Experiment, Run, RunStatus
+    from keel.tracking.fluent import ActiveRun, active_run, end_run, start_run
+
+_EXPORTS: dict[str, str] = {
+    # configuration
+    "get_settings": "keel.config",
+    "set_tracking_uri": "keel.config",
+    # errors
+    "AlreadyExists": "keel.errors",
+    "Conflict": "keel.errors",
+    "IntegrityError": "keel.errors",
+    "InvalidInput": "keel.errors",
+    "KeelError": "keel.errors",
+    "NotFound": "keel.errors",
+    "SchemaError": "keel.errors",
+    # tracking
+    "ActiveRun": "keel.tracking.fluent",
+    "active_run": "keel.tracking.fluent",
+    "end_run": "keel.tracking.fluent",
+    "start_run": "keel.tracking.fluent",
+    "Experiment": "keel.tracking.entities",
+    "Run": "keel.tracking.entities",
+    "RunStatus": "keel.tracking.entities",
+    "create_experiment": "keel.tracking.api",
+    "download_artifacts": "keel.tracking.api",
+    "gc_runs": "keel.tracking.api",
+    "get_experiment": "keel.tracking.api",
+    "get_metric_history": "keel.tracking.api",
+    "get_run": "keel.tracking.api",
+    "get_run_inputs": "keel.tracking.api",
+    "list_artifacts": "keel.tracking.api",
+    "list_experiments": "keel.tracking.api",
+    "log_metric": "keel.tracking.api",
+    "log_metrics": "keel.tracking.api",
+    "log_param": "keel.tracking.api",
+    "log_params": "keel.tracking.api",
+    "search_runs": "keel.tracking.api",
+    "set_tag": "keel.tracking.api",
+    # registry
+    "delete_alias": "keel.registry.api",
+    "get_model_card": "keel.registry.api",
+    "get_model_version": "keel.registry.api",
+    "get_registered_model": "keel.registry.api",
+    "list_model_versions": "keel.registry.api",
+    "list_registered_models": "keel.registry.api",
+    "load_model": "keel.registry.api",
+    "register_model": "keel.registry.api",
+    "resolve_model_version": "keel.registry.api",
+    "set_alias": "keel.registry.api",
+    "set_model_card": "keel.registry.api",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'keel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -121,16 +121,19 @@ tags = Table(
 
 # The full history of every metric. NaN is kept as is_nan=True with value 0, because
 # SQLite turns a bound NaN into NULL; ±inf round-trips natively on both databases.
+# The primary key is the history's order; on SQLite the table is clustered on it
+# (WITHOUT ROWID), which halves the cost of bulk inserts against a table plus an index.
+# A point logged twice with the same step, timestamp and value is stored once.
 metrics = Table(
     "metrics",
     metadata,
-    Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
-    Column("key", KEY, nullable=False),
-    Column("value", Float(53), nullable=False),
-    Column("timestamp", BigInteger, nullable=False),
-    Column("step", BigInteger, nullable=False),
-    Column("is_nan", Boolean, nullable=False),
-    Index("ix_metrics_run_id_key_step", "run_id", "key", "step"),
+    Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("step", BigInteger, primary_key=True),
+    Column("timestamp", BigInteger, primary_key=True),
+    Column("value", Float(53), primary_key=True),
+    Column("is_nan", Boolean, primary_key=True),
+    sqlite_with_rowid=False,
 )
 
 # One row per (run, key): the value at the highest step, then the latest timestamp.

@@ -113,16 +113,17 @@ def upgrade() -> None:
         "metrics",
         sa.Column("run_id", sa.String(length=32), nullable=False),
         sa.Column("key", sa.String(length=250), nullable=False),
-        sa.Column("value", sa.Float(precision=53), nullable=False),
-        sa.Column("timestamp", sa.BigInteger(), nullable=False),
         sa.Column("step", sa.BigInteger(), nullable=False),
+        sa.Column("timestamp", sa.BigInteger(), nullable=False),
+        sa.Column("value", sa.Float(precision=53), nullable=False),
         sa.Column("is_nan", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["run_id"], ["runs.run_id"], name=op.f("fk_metrics_run_id_runs"), ondelete="CASCADE"
         ),
-    )
-    op.create_index(
-        "ix_metrics_run_id_key_step", "metrics", ["run_id", "key", "step"], unique=False
+        sa.PrimaryKeyConstraint(
+            "run_id", "key", "step", "timestamp", "value", "is_nan", name=op.f("pk_metrics")
+        ),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "params",

@@ -1,0 +1,243 @@
+"""The figures table: which figure of which result is shown, how it compares, what it must meet.
+
+Each ``Row`` names one figure of one (benchmark, system) result. Rows of other systems show
+how many times faster Keel is than them on the same work ("keel ×": above 1 means Keel is
+faster), and a row may carry a target that turns into PASS or MISS.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from rich.table import Table
+
+__all__ = ["ROWS", "Row", "Target", "evaluate", "render"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A bound on Keel's speedup over a row (``min_speedup``) or on Keel's own value."""
+
+    text: str
+    min_speedup: float | None = None
+    max_value: float | None = None
+
+    def met(self, value: float | None, speedup: float | None) -> bool | None:
+        if self.min_speedup is not None:
+            return None if speedup is None else speedup >= self.min_speedup
+        if self.max_value is not None:
+            return None if value is None else value < self.max_value
+        return None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table."""
+
+    benchmark: str
+    system: str
+    label: str
+    figure: str
+    unit: str
+    higher_is_better: bool
+    keel_figure: str | None = None  # the Keel figure it compares with; default: same name
+    target: Target | None = None
+    note: str = ""
+
+
+WORKLOAD = "{target_versions:,} versions + {target_moves:,} moves, from per-call figures"
+
+
+def _rows() -> tuple[Row, ...]:
+    pts = {"figure": "points_per_s", "unit": "points/s", "higher_is_better": True}
+    create = {"figure": "create_ms_per_run", "unit": "ms/run (create)", "higher_is_better": False}
+    search = {"figure": "ms_median", "unit": "ms median (search)", "higher_is_better": False}
+    versions = {"figure": "versions_per_s", "unit": "versions/s", "higher_is_better": True}
+    moves = {"figure": "moves_per_s", "unit": "alias moves/s", "higher_is_better": True}
+    workload = {"figure": "workload_seconds", "unit": "s (workload)", "higher_is_better": False}
+    return (
+        Row("a", "keel", "keel", **pts, note="run.log_metric loop; run exit flushes"),
+        Row(
+            "a",
+            "mlflow_log_metric",
+            "mlflow log_metric",
+            **pts,
+            target=Target("keel ≥ 50×", min_speedup=50),
+            note="per-call loop; measured on {points} calls, per point",
+        ),
+        Row(
+            "a",
+            "mlflow_log_batch",
+            "mlflow log_batch",
+            **pts,
+            target=Target("keel ≥ 5×", min_speedup=5),
+            note="MlflowClient.log_batch, 1,000 per call",
+        ),
+        Row(
+            "a",
+            "floor",
+            "floor",
+            **pts,
+            target=Target("within 3× (≥ 0.33×)", min_speedup=1 / 3),
+            note="executemany of prebuilt rows, one WAL transaction",
+        ),
+        Row("a", "floor_loop", "floor (loop)", **pts, note="rows built in the timed loop"),
+        Row("b", "keel", "keel", **create, note="start_run + log_params + log_metrics"),
+        Row("b", "mlflow", "mlflow", **create, note="fluent start_run + log_params/metrics"),
+        Row("b", "floor", "floor", **create, note="one transaction per run"),
+        Row(
+            "b",
+            "keel",
+            "keel",
+            **search,
+            target=Target("< 20 ms", max_value=20.0),
+            note="search_runs; p90 {ms_p90:.1f} ms",
+        ),
+        Row(
+            "b",
+            "mlflow",
+            "mlflow client",
+            **search,
+            note="MlflowClient.search_runs; p90 {ms_p90:.1f} ms",
+        ),
+        Row(
+            "b",
+            "mlflow",
+            "mlflow pandas",
+            figure="pandas_ms_median",
+            unit="ms median (search)",
+            higher_is_better=False,
+            keel_figure="ms_median",
+            note="mlflow.search_runs → DataFrame; p90 {pandas_ms_p90:.1f} ms",
+        ),
+        Row("b", "floor", "floor", **search, note="hand-written SQL; p90 {ms_p90:.1f} ms"),
+        Row("c", "keel", "keel", **versions, note="measured on {versions} versions"),
+        Row("c", "mlflow", "mlflow", **versions, note="measured on {versions} versions"),
+        Row("c", "floor", "floor", **versions, note="one transaction per version, no checks"),
+        Row("c", "keel", "keel", **moves, note="measured on {alias_moves} moves"),
+        Row("c", "mlflow", "mlflow", **moves, note="measured on {alias_moves} moves"),
+        Row("c", "floor", "floor", **moves, note="one transaction per move"),
+        Row("c", "keel", "keel", **workload, note=WORKLOAD),
+        Row(
+            "c",
+            "mlflow",
+            "mlflow",
+            **workload,
+            target=Target("keel ≥ 10×", min_speedup=10),
+            note=WORKLOAD,
+        ),
+        Row("c", "floor", "floor", **workload, note=WORKLOAD),
+    )
+
+
+ROWS = _rows()
+TITLES = {
+    "a": "(a) metric logging",
+    "b": "(b) run search",
+    "c": "(c) model registry",
+}
+
+
+def _speedup(row: Row, value: float | None, keel: dict[str, Any] | None) -> float | None:
+    if row.system == "keel" or value is None or keel is None:
+        return None
+    mine = keel.get("figures", {}).get(row.keel_figure or row.figure)
+    if not isinstance(mine, int | float) or mine <= 0 or value <= 0:
+        return None
+    return mine / value if row.higher_is_better else value / mine
+
+
+def evaluate(summary: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Turn per-(benchmark, system) summaries into table rows with speedups and verdicts."""
+    out = []
+    for row in ROWS:
+        result = summary.get((row.benchmark, row.system))
+        if result is None:
+            continue
+        keel = summary.get((row.benchmark, "keel"))
+        keel_ok = keel is not None and keel.get("ok", False)
+        figures = result.get("figures", {}) if result.get("ok") else {}
+        value = figures.get(row.figure)
+        speedup = _speedup(row, value, keel if keel_ok else None)
+        verdict: str | None = None
+        if row.target is not None:
+            if not result.get("ok"):
+                verdict = "ERROR"
+            elif not keel_ok:
+                verdict = "n/a"
+            else:
+                met = row.target.met(value, speedup)
+                verdict = "n/a" if met is None else ("PASS" if met else "MISS")
+        try:
+            note = row.note.format(**figures) if figures else ""
+        except (KeyError, ValueError):
+            note = row.note
+        out.append(
+            {
+                "benchmark": row.benchmark,
+                "system": row.system,
+                "label": row.label,
+                "figure": row.figure,
+                "unit": row.unit,
+                "value": value,
+                "keel_speedup": speedup,
+                "target": row.target.text if row.target else None,
+                "result": verdict,
+                "note": note if result.get("ok") else f"error: {result.get('error', '?')}",
+                "repeats": result.get("repeats"),
+            }
+        )
+    return out
+
+
+def _number(value: float | None, unit: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    if unit.startswith("ms"):
+        return f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
+    if unit.startswith("s "):
+        return f"{value:,.2f}"
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
+
+
+def _speedup_text(speedup: float | None) -> str:
+    if speedup is None:
+        return "—"
+    return f"{speedup:,.0f}×" if speedup >= 100 else f"{speedup:,.2f}×"
+
+
+STYLES = {"PASS": "bold green", "MISS": "bold red", "ERROR": "bold red", "n/a": "yellow"}
+
+
+def render(rows: list[dict[str, Any]], title: str) -> Table:
+    """Return a Rich table of the evaluated rows."""
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("benchmark")
+    table.add_column("system")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("keel ×", justify="right")
+    table.add_column("target")
+    table.add_column("result")
+    table.add_column("notes", overflow="fold")
+    previous: tuple[str, str] | None = None
+    for row in rows:
+        key = (row["benchmark"], row["unit"])
+        if previous is not None and key != previous:
+            table.add_section()
+        first = previous is None or previous[0] != row["benchmark"]
+        previous = key
+        verdict = row["result"] or ""
+        table.add_row(
+            TITLES.get(row["benchmark"], row["benchmark"]) if first else "",
+            row["label"],
+            row["unit"],
+            _number(row["value"], row["unit"]),
+            _speedup_text(row["keel_speedup"]),
+            row["target"] or "",
+            f"[{STYLES.get(verdict, '')}]{verdict}[/]" if verdict else "",
+            row["note"],
+        )
+    return table

@@ -1,0 +1,12 @@
+"""The end-to-end demo behind ``keel demo``.
+
+    from keel.demo import run_demo
+    result = run_demo()          # a fresh temporary Keel home, kept afterwards
+    print(result.home, result.champion_uri)
+"""
+
+from __future__ import annotations
+
+from keel.demo.lifecycle import DemoResult, run_demo
+
+__all__ = ["DemoResult", "run_demo"]

@@ -1,0 +1,346 @@
+"""``keel demo``: train candidates, track them, compare them, register and crown the best.
+
+The demo runs against a Keel home of its own (a fresh temporary folder unless one is
+given), so it never touches the user's runs and models; the home is kept afterwards so the
+CLI can show what the demo made.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import keel
+from keel import config
+from keel.demo import report
+from keel.demo.candidates import CANDIDATES, DATASET, RANDOM_STATE, Candidate, DemoData
+from keel.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from keel.tracking.entities import Run
+
+__all__ = [
+    "ALIAS",
+    "EXPERIMENT",
+    "MODEL_NAME",
+    "RANKING",
+    "DemoResult",
+    "run_demo",
+    "using_home",
+]
+
+EXPERIMENT = "breast-cancer"
+MODEL_NAME = "breast-cancer-classifier"
+ALIAS = "champion"
+# How candidates are ranked: validation ROC AUC, then log loss, then name (deterministic).
+RANKING = ("metrics.roc_auc DESC", "metrics.log_loss ASC", "attributes.name ASC")
+TRAIN_DATASET = "breast_cancer_train"
+VALIDATION_DATASET = "breast_cancer_validation"
+DEMO_TAG = "keel demo"
+INTENDED_USE = (
+    "A demonstration of Keel's lifecycle, trained on scikit-learn's bundled Wisconsin "
+    "breast-cancer data (569 samples). Not for clinical use."
+)
+# Settings that would send the demo's runs elsewhere than its home.
+_REDIRECTING_VARIABLES = ("KEEL_HOME", "KEEL_TRACKING_URI", "KEEL_ARTIFACT_URI")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoResult:
+    """What a demo made: where, which runs, and the champion it registered."""
+
+    home: Path
+    tracking_uri: str
+    experiment: str
+    sweep_run_id: str
+    run_ids: tuple[str, ...]
+    best_run_id: str
+    best_run_name: str
+    model_name: str
+    version: int
+    alias: str
+    champion_metrics: dict[str, float] = field(default_factory=dict)
+    elapsed_seconds: float = 0.0
+
+    @property
+    def champion_uri(self) -> str:
+        """The ``models:/name@alias`` URI that loads the champion."""
+        return f"models:/{self.model_name}@{self.alias}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict of this result."""
+        return {
+            "home": str(self.home),
+            "tracking_uri": self.tracking_uri,
+            "experiment": self.experiment,
+            "sweep_run_id": self.sweep_run_id,
+            "run_ids": list(self.run_ids),
+            "best_run_id": self.best_run_id,
+            "best_run_name": self.best_run_name,
+            "model_name": self.model_name,
+            "version": self.version,
+            "alias": self.alias,
+            "champion_uri": self.champion_uri,
+            "champion_metrics": dict(self.champion_metrics),
+            "elapsed_seconds": self.elapsed_seconds,
+        }
+
+
+@contextmanager
+def using_home(home: Path) -> Iterator[None]:
+    """Point Keel (settings, stores) at ``home`` inside the block; restore everything after.
+
+    ``KEEL_TRACKING_URI`` and ``KEEL_ARTIFACT_URI`` are cleared too (and a
+    ``keel.set_tracking_uri`` override set aside), so nothing leaks into the caller's
+    stores. The environment is process-wide: do not run two demos at once in one process.
+    """
+    saved_env = {name: os.environ.get(name) for name in _REDIRECTING_VARIABLES}
+    saved_uri = config._overrides.get("tracking_uri")  # no public getter for the override
+    try:
+        for name in _REDIRECTING_VARIABLES:
+            os.environ.pop(name, None)
+        os.environ["KEEL_HOME"] = str(home)
+        config.reset_settings()
+        yield
+    finally:
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        config.reset_settings()
+        if saved_uri is not None:
+            config.set_tracking_uri(saved_uri)
+
+
+def run_demo(home: Path | None = None, *, console: Console | None = None) -> DemoResult:
+    """Run the demo in ``home`` (a new temporary folder when None); return what it made.
+
+    Progress and results are printed on ``console`` (stdout when None); the progress bar
+    animates only when the console is a terminal.
+    """
+    from rich.console import Console
+
+    console = console or Console()
+    started = time.perf_counter()
+    fresh = home is None
+    if home is None:
+        home = Path(tempfile.mkdtemp(prefix="keel-demo-"))
+    else:
+        home = Path(home).expanduser().resolve()
+        home.mkdir(parents=True, exist_ok=True)
+    with using_home(home):
+        return _run(home, console, fresh=fresh, started=started)
+
+
+@dataclass(frozen=True)
+class _Trained:
+    candidate: Candidate
+    run_id: str
+    model: Any
+    metrics: dict[str, float]
+
+
+def _run(home: Path, console: Console, *, fresh: bool, started: float) -> DemoResult:
+    import numpy as np
+
+    from keel.demo.candidates import load_data
+
+    tracking_uri = config.get_settings().resolved_tracking_uri()
+    report.print_header(console, home, fresh=fresh, tracking_uri=tracking_uri)
+
+    report.print_step(console, "Data")
+    data = load_data()
+    report.print_data(console, data, DATASET, RANDOM_STATE)
+
+    report.print_step(
+        console, f"Training {len(CANDIDATES)} candidates, each its own run in '{EXPERIMENT}'"
+    )
+    with keel.start_run(
+        experiment=EXPERIMENT, run_name="sweep", tags={"demo": DEMO_TAG, "role": "sweep"}
+    ) as sweep:
+        console.print(
+            f"  parent run 'sweep' {sweep.run_id}, a nested run per candidate",
+            markup=False,
+            highlight=False,
+        )
+        sweep.log_params(
+            {
+                "dataset": DATASET,
+                "validation_fraction": len(data.X_val) / (len(data.X_train) + len(data.X_val)),
+                "random_state": RANDOM_STATE,
+                "candidates": len(CANDIDATES),
+                "ranking": ", ".join(RANKING),
+            }
+        )
+        _log_datasets(sweep, data)
+        trained = _train_all(console, data)
+        ranked = keel.search_runs(
+            experiment=EXPERIMENT,
+            filter=f"attributes.parent_run_id = '{sweep.run_id}'",
+            order_by=list(RANKING),
+            max_results=len(CANDIDATES),
+        )
+        best = ranked[0]
+        sweep.log_metrics({f"best_{k}": v for k, v in best.metrics.items() if k != "val_log_loss"})
+        sweep.set_tags({"best_run_id": best.run_id, "best_run_name": best.name})
+    report.print_ranking(
+        console, ranked, {t.candidate.name: t.candidate for t in trained}, experiment=EXPERIMENT
+    )
+
+    report.print_step(console, f"Registering the best run, {best.name}, as '{MODEL_NAME}'")
+    version = keel.register_model(
+        f"runs:/{best.run_id}/model",
+        MODEL_NAME,
+        description=f"Best of {len(CANDIDATES)} candidates by validation ROC AUC ({best.name}).",
+        tags={"demo": DEMO_TAG},
+    )
+    keel.set_model_card(MODEL_NAME, version.version, intended_use=INTENDED_USE)
+    change = keel.set_alias(MODEL_NAME, ALIAS, version.version)
+    moved = (
+        f" (was version {change.previous_version})"
+        if change.previous_version not in (None, version.version)
+        else ""
+    )
+    console.print(
+        f"  {version.uri} from runs:/{best.run_id}/model; alias '{ALIAS}' → version "
+        f"{version.version}{moved}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+    # Prove it: load the champion the way a service would, and compare with the original.
+    uri = f"models:/{MODEL_NAME}@{ALIAS}"
+    rows = data.X_val.head(5)
+    loaded = keel.load_model(uri)
+    served = np.asarray(loaded.predict(rows))
+    original = np.asarray(next(t for t in trained if t.run_id == best.run_id).model.predict(rows))
+    if not np.array_equal(served, original):
+        raise IntegrityError(
+            f"{uri} predicts {served.tolist()} on 5 validation rows, but the trained model "
+            f"predicts {original.tolist()}"
+        )
+    labels = [data.class_names[int(i)] for i in served]
+    console.print(
+        f"  [green]✓[/] keel.load_model('{uri}') — digests verified — predicts the same as the "
+        f"trained model on 5 validation rows: {', '.join(labels)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+    card = keel.get_model_card(MODEL_NAME, version.version)
+    console.print()
+    report.print_card(
+        console, card, title=f"Model card of {MODEL_NAME} version {version.version} (beginning)"
+    )
+
+    runner_up = ranked[1] if len(ranked) > 1 else best
+    steps = report.next_steps(
+        home,
+        experiment=EXPERIMENT,
+        model_name=MODEL_NAME,
+        version=version.version,
+        compare=[best.run_id, runner_up.run_id],
+    )
+    report.print_next_steps(console, home, steps, fresh=fresh)
+
+    elapsed = time.perf_counter() - started
+    console.print()
+    console.print(
+        f"[bold green]Done[/] in {elapsed:.1f} s: {len(trained)} runs tracked, best "
+        f"{best.name} (roc_auc {best.metrics['roc_auc']:.4f}) is {MODEL_NAME} version "
+        f"{version.version} @{ALIAS}.",
+        highlight=False,
+    )
+    return DemoResult(
+        home=home,
+        tracking_uri=tracking_uri,
+        experiment=EXPERIMENT,
+        sweep_run_id=sweep.run_id,
+        run_ids=tuple(t.run_id for t in trained),
+        best_run_id=best.run_id,
+        best_run_name=best.name,
+        model_name=MODEL_NAME,
+        version=version.version,
+        alias=ALIAS,
+        champion_metrics=dict(best.metrics),
+        elapsed_seconds=elapsed,
+    )
+
+
+def _log_datasets(run: keel.ActiveRun, data: DemoData) -> None:
+    run.log_dataset(data.X_train, name=TRAIN_DATASET, context="training", source=DATASET)
+    run.log_dataset(data.X_val, name=VALIDATION_DATASET, context="validation", source=DATASET)
+
+
+def _train_all(console: Console, data: DemoData) -> list[_Trained]:
+    """Train every candidate in a nested run, with a progress bar on terminals."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    trained: list[_Trained] = []
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("training", total=len(CANDIDATES))
+        for index, candidate in enumerate(CANDIDATES, start=1):
+            progress.update(task, description=f"training {candidate.name}")
+            began = time.perf_counter()
+            result = _train_one(candidate, data)
+            trained.append(result)
+            report.print_candidate_done(
+                progress.console,
+                index,
+                len(CANDIDATES),
+                candidate.name,
+                result.metrics,
+                time.perf_counter() - began,
+            )
+            progress.advance(task)
+    return trained
+
+
+def _train_one(candidate: Candidate, data: DemoData) -> _Trained:
+    """Fit one candidate in its own nested run and log everything about it."""
+    from keel.demo.candidates import evaluate, loss_curve
+
+    with keel.start_run(
+        experiment=EXPERIMENT,
+        run_name=candidate.name,
+        nested=True,
+        tags={"family": candidate.family, "demo": DEMO_TAG},
+    ) as run:
+        # Keel refuses None as a param value (it would hide a missing one): say it in words.
+        run.log_params({k: "None" if v is None else v for k, v in candidate.params.items()})
+        _log_datasets(run, data)
+        model = candidate.build().fit(data.X_train, data.y_train)
+        # A curve per ensemble member (boosting stage, number of trees) for the charts.
+        for step, loss in loss_curve(model, data.X_val, data.y_val):
+            run.log_metric("val_log_loss", loss, step=step)
+        evaluation = evaluate(model, data.X_val, data.y_val)
+        run.log_metrics(evaluation.metrics)
+        run.log_text(evaluation.confusion_json(data.class_names), "confusion_matrix.json")
+        run.log_model(model, "model", input_example=data.X_val.head(5))
+    return _Trained(candidate, run.run_id, model, evaluation.metrics)

@@ -1,0 +1,180 @@
+"""What the demo prints: its steps, the comparison table, the model card, what to try next.
+
+Plain functions over a Rich console; nothing here touches the stores. Text that comes from
+data (names, paths, commands) is printed without markup parsing, and commands are never
+wrapped, so they can be copied as they are.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from keel.demo.candidates import Candidate, DemoData
+    from keel.tracking.entities import Run
+
+__all__ = [
+    "CARD_STOP_HEADING",
+    "METRIC_COLUMNS",
+    "card_excerpt",
+    "next_steps",
+    "print_candidate_done",
+    "print_card",
+    "print_data",
+    "print_header",
+    "print_next_steps",
+    "print_ranking",
+    "print_step",
+]
+
+# The comparison table's metric columns, in order; the first is what ranks the runs.
+METRIC_COLUMNS = ("roc_auc", "accuracy", "f1", "log_loss")
+# The card is shown up to (not including) this section.
+CARD_STOP_HEADING = "## Signature"
+
+
+def print_header(console: Console, home: Path, *, fresh: bool, tracking_uri: str) -> None:
+    """Print the title and where this demo writes."""
+    console.rule("[bold]Keel demo[/]: train, track, compare, register")
+    kept = "a fresh folder, kept after the demo" if fresh else "given with --home"
+    console.print(f"Keel home  {home}  ({kept})", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"Metadata   {tracking_uri}", markup=False, highlight=False, soft_wrap=True)
+
+
+def print_step(console: Console, text: str) -> None:
+    """Print a step heading."""
+    console.print()
+    console.print(f"[bold cyan]▸[/] [bold]{text}[/]")
+
+
+def print_data(console: Console, data: DemoData, dataset: str, random_state: int) -> None:
+    """Print what the data is and how it was split."""
+    rows = len(data.X_train) + len(data.X_val)
+    lines = [
+        f"  {dataset}(): {rows} tumours, {data.n_features} features,",
+        f"  classes {' / '.join(data.class_names)}; split stratified (random_state={random_state})",
+        f"  into {len(data.X_train)} training and {len(data.X_val)} validation rows, "
+        "both logged with every run",
+    ]
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
+
+
+def print_candidate_done(
+    console: Console, index: int, total: int, name: str, metrics: dict[str, float], seconds: float
+) -> None:
+    """Print one line for a finished candidate run."""
+    console.print(
+        f"  [green]✓[/] [{index}/{total}] [bold]{name:<15}[/] "
+        f"roc_auc {metrics['roc_auc']:.4f}  accuracy {metrics['accuracy']:.4f}  "
+        f"[dim]{seconds:.1f} s[/]",
+        highlight=False,
+    )
+
+
+def print_ranking(
+    console: Console,
+    runs: Sequence[Run],
+    candidates: dict[str, Candidate],
+    *,
+    experiment: str,
+) -> None:
+    """Print the candidates as a table, best first, the best highlighted."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(
+        title=f"Candidates in experiment '{experiment}', best validation ROC AUC first",
+        title_justify="left",
+        caption="Ties on roc_auc are broken by the lower log_loss.",
+        caption_justify="left",
+        header_style="bold",
+    )
+    table.add_column("#", justify="right")
+    table.add_column("run")
+    table.add_column("family")
+    table.add_column("hyperparameters")
+    for key in METRIC_COLUMNS:
+        table.add_column(key, justify="right")
+    for rank, run in enumerate(runs, start=1):
+        candidate = candidates.get(run.name)
+        varied = candidate.varied if candidate is not None else ()
+        params = ", ".join(f"{k}={run.params.get(k, '—')}" for k in varied)
+        cells = [
+            Text(f"{rank}"),
+            Text(run.name + (" ★" if rank == 1 else "")),
+            Text(run.tags.get("family", "—")),
+            Text(params),
+            *(Text(_metric(run.metrics.get(key))) for key in METRIC_COLUMNS),
+        ]
+        table.add_row(*cells, style="bold green" if rank == 1 else None)
+    console.print()
+    console.print(table)
+
+
+def _metric(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def card_excerpt(card: str, stop_heading: str = CARD_STOP_HEADING) -> str:
+    """Return the card's markdown up to ``stop_heading`` (the whole card if absent)."""
+    lines = card.splitlines()
+    end = next((i for i, line in enumerate(lines) if line.strip() == stop_heading), len(lines))
+    return "\n".join(lines[:end]).rstrip() + "\n"
+
+
+def print_card(console: Console, card: str, *, title: str) -> None:
+    """Print the beginning of a model card, as the markdown it is stored as."""
+    from rich.panel import Panel
+    from rich.text import Text
+
+    excerpt = card_excerpt(card)
+    rest = len(card.splitlines()) - len(excerpt.splitlines())
+    subtitle = f"… {rest} more lines (signature, lineage)" if rest > 0 else None
+    console.print(
+        Panel(
+            Text(excerpt.rstrip()),
+            title=title,
+            title_align="left",
+            subtitle=subtitle,
+            subtitle_align="left",
+            border_style="dim",
+        )
+    )
+
+
+def next_steps(
+    home: Path, *, experiment: str, model_name: str, version: int, compare: Sequence[str]
+) -> list[tuple[str, str]]:
+    """Return ``(command, what it shows)`` pairs for looking at what the demo made."""
+    return [
+        (f"export KEEL_HOME={shlex.quote(str(home))}", "point the CLI at the demo's home"),
+        (f"keel runs list --experiment {shlex.quote(experiment)}", "every run of the demo"),
+        (f"keel runs compare {' '.join(compare)}", "the two best runs side by side"),
+        (f"keel models show {shlex.quote(model_name)}", "versions and the champion alias"),
+        (f"keel models card {shlex.quote(model_name)} {version}", "the whole model card"),
+    ]
+
+
+def print_next_steps(
+    console: Console, home: Path, steps: Sequence[tuple[str, str]], *, fresh: bool
+) -> None:
+    """Print where the demo's data lives and the commands to look at it."""
+    print_step(console, "Where to look next")
+    console.print(f"  Everything above is stored in {home}", markup=False, highlight=False)
+    if fresh:
+        console.print("  (a temporary folder: delete it when you are done)", style="dim")
+    console.print()
+    width = max(len(command) for command, _ in steps)
+    for command, meaning in steps:
+        if width <= 72:  # comments aligned to the right of the commands
+            lines = [f"    {command:<{width}}   # {meaning}"]
+        else:  # a long home path: each comment above its command
+            lines = [f"    # {meaning}", f"    {command}"]
+        for line in lines:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,398 @@
+"""The registry store on SQLite or PostgreSQL (one implementation, SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy import exc as sa_exc
+
+from keel.errors import AlreadyExists, NotFound
+from keel.registry.entities import AliasChange, ModelVersion, RegisteredModel
+from keel.registry.store import RegistryStore
+from keel.store import schema as t
+from keel.store.database import Database
+
+__all__ = ["SqlRegistryStore"]
+
+_VERSION_FIELDS = (
+    "run_id",
+    "source",
+    "artifact_digest",
+    "flavor",
+    "signature",
+    "input_example",
+    "description",
+    "metrics",
+    "model_card",
+    "created_by",
+)
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class SqlRegistryStore(RegistryStore):
+    """The model registry on a SQL metadata database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- registered models ---------------------------------------------------------------
+    def create_registered_model(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> RegisteredModel:
+        try:
+            with self.db.write() as conn:
+                self._insert_model(conn, name, description)
+                if tags:
+                    conn.execute(
+                        t.registered_model_tags.insert(),
+                        [{"name": name, "key": k, "value": v} for k, v in tags.items()],
+                    )
+        except sa_exc.IntegrityError:
+            raise AlreadyExists(f"a registered model named {name!r} already exists") from None
+        return self.get_registered_model(name)
+
+    @staticmethod
+    def _insert_model(conn: Connection, name: str, description: str | None) -> None:
+        now = _now()
+        conn.execute(
+            t.registered_models.insert().values(
+                name=name,
+                description=description,
+                created_at=now,
+                updated_at=now,
+                last_version=0,
+            )
+        )
+
+    def _model_from(self, conn: Connection, row: Any) -> RegisteredModel:
+        aliases = conn.execute(
+            select(t.model_aliases.c.alias, t.model_aliases.c.version)
+            .where(t.model_aliases.c.name == row.name)
+            .order_by(t.model_aliases.c.alias)
+        ).all()
+        tags = conn.execute(
+            select(t.registered_model_tags.c.key, t.registered_model_tags.c.value).where(
+                t.registered_model_tags.c.name == row.name
+            )
+        ).all()
+        return RegisteredModel(
+            name=row.name,
+            description=row.description,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            latest_version=row.last_version,
+            aliases={alias: version for alias, version in aliases},
+            tags={key: value for key, value in tags},
+        )
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(t.registered_models).where(t.registered_models.c.name == name)
+            ).first()
+            if row is None:
+                raise NotFound(f"no registered model named {name!r}")
+            return self._model_from(conn, row)
+
+    def list_registered_models(self) -> list[RegisteredModel]:
+        with self.db.read() as conn:
+            rows = conn.execute(select(t.registered_models).order_by(t.registered_models.c.name))
+            return [self._model_from(conn, row) for row in rows.all()]
+
+    def update_registered_model(self, name: str, *, description: str | None) -> RegisteredModel:
+        with self.db.write() as conn:
+            done = conn.execute(
+                update(t.registered_models)
+                .where(t.registered_models.c.name == name)
+                .values(description=description, updated_at=_now())
+            )
+            if done.rowcount == 0:
+                raise NotFound(f"no registered model named {name!r}")
+        return self.get_registered_model(name)
+
+    def delete_registered_model(self, name: str) -> None:
+        with self.db.write() as conn:
+            self._require_model(conn, name)
+            conn.execute(t.model_aliases.delete().where(t.model_aliases.c.name == name))
+            conn.execute(t.model_version_tags.delete().where(t.model_version_tags.c.name == name))
+            conn.execute(t.model_versions.delete().where(t.model_versions.c.name == name))
+            conn.execute(
+                t.registered_model_tags.delete().where(t.registered_model_tags.c.name == name)
+            )
+            conn.execute(t.registered_models.delete().where(t.registered_models.c.name == name))
+
+    @staticmethod
+    def _require_model(conn: Connection, name: str) -> None:
+        found = conn.execute(
+            select(t.registered_models.c.name).where(t.registered_models.c.name == name)
+        ).first()
+        if found is None:
+            raise NotFound(f"no registered model named {name!r}")
+
+    # -- versions ------------------------------------------------------------------------
+    def create_model_version(
+        self, name: str, fields: Mapping[str, Any], *, create_model: bool = True
+    ) -> ModelVersion:
+        now = _now()
+        values = {key: fields.get(key) for key in _VERSION_FIELDS}
+        for key in ("signature", "input_example", "metrics"):
+            if values[key] is not None:
+                values[key] = json.dumps(values[key], allow_nan=True)
+        with self.db.write() as conn:
+            exists = conn.execute(
+                select(t.registered_models.c.name).where(t.registered_models.c.name == name)
+            ).first()
+            if exists is None:
+                if not create_model:
+                    raise NotFound(f"no registered model named {name!r}")
+                self._insert_model(conn, name, None)
+            # The counter row serialises concurrent registrations of one model.
+            version = conn.execute(
+                update(t.registered_models)
+                .where(t.registered_models.c.name == name)
+                .values(last_version=t.registered_models.c.last_version + 1, updated_at=now)
+                .returning(t.registered_models.c.last_version)
+            ).scalar_one()
+            conn.execute(
+                t.model_versions.insert().values(
+                    name=name,
+                    version=version,
+                    status="ready",
+                    created_at=now,
+                    updated_at=now,
+                    **values,
+                )
+            )
+        return self.get_model_version(name, version)
+
+    def _versions_from(self, conn: Connection, rows: list[Any]) -> list[ModelVersion]:
+        if not rows:
+            return []
+        name = rows[0].name
+        aliases: dict[int, list[str]] = {}
+        for alias, version in conn.execute(
+            select(t.model_aliases.c.alias, t.model_aliases.c.version)
+            .where(t.model_aliases.c.name == name)
+            .order_by(t.model_aliases.c.alias)
+        ):
+            aliases.setdefault(version, []).append(alias)
+        tags: dict[int, dict[str, str]] = {}
+        for version, key, value in conn.execute(
+            select(
+                t.model_version_tags.c.version,
+                t.model_version_tags.c.key,
+                t.model_version_tags.c.value,
+            ).where(t.model_version_tags.c.name == name)
+        ):
+            tags.setdefault(version, {})[key] = value
+        return [
+            ModelVersion(
+                name=r.name,
+                version=r.version,
+                source=r.source,
+                run_id=r.run_id,
+                artifact_digest=r.artifact_digest,
+                flavor=r.flavor,
+                signature=_loads(r.signature),
+                input_example=_loads(r.input_example),
+                description=r.description,
+                metrics=_loads(r.metrics) or {},
+                status=r.status,
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+                created_by=r.created_by,
+                aliases=tuple(aliases.get(r.version, ())),
+                tags=tags.get(r.version, {}),
+            )
+            for r in rows
+        ]
+
+    def get_model_version(self, name: str, version: int) -> ModelVersion:
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(t.model_versions).where(
+                    t.model_versions.c.name == name, t.model_versions.c.version == version
+                )
+            ).first()
+            if row is None:
+                self._require_model(conn, name)
+                raise NotFound(f"model {name!r} has no version {version}")
+            return self._versions_from(conn, [row])[0]
+
+    def list_model_versions(self, name: str) -> list[ModelVersion]:
+        with self.db.read() as conn:
+            self._require_model(conn, name)
+            rows = conn.execute(
+                select(t.model_versions)
+                .where(t.model_versions.c.name == name)
+                .order_by(t.model_versions.c.version.desc())
+            ).all()
+            return self._versions_from(conn, rows)
+
+    def update_model_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        description: str | None = None,
+        model_card: str | None = None,
+    ) -> ModelVersion:
+        values: dict[str, Any] = {"updated_at": _now()}
+        if description is not None:
+            values["description"] = description
+        if model_card is not None:
+            values["model_card"] = model_card
+        with self.db.write() as conn:
+            done = conn.execute(
+                update(t.model_versions)
+                .where(t.model_versions.c.name == name, t.model_versions.c.version == version)
+                .values(**values)
+            )
+            if done.rowcount == 0:
+                raise NotFound(f"model {name!r} has no version {version}")
+        return self.get_model_version(name, version)
+
+    def get_model_card(self, name: str, version: int) -> str:
+        with self.db.read() as conn:
+            card = conn.execute(
+                select(t.model_versions.c.model_card).where(
+                    t.model_versions.c.name == name, t.model_versions.c.version == version
+                )
+            ).first()
+        if card is None:
+            raise NotFound(f"model {name!r} has no version {version}")
+        return card[0] or ""
+
+    # -- tags ----------------------------------------------------------------------------
+    def set_model_tag(self, name: str, key: str, value: str) -> None:
+        with self.db.write() as conn:
+            self._require_model(conn, name)
+            self.db.upsert(
+                conn,
+                t.registered_model_tags,
+                [{"name": name, "key": key, "value": value}],
+                keys=["name", "key"],
+                update=["value"],
+            )
+
+    def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
+        with self.db.write() as conn:
+            self._require_version(conn, name, version)
+            self.db.upsert(
+                conn,
+                t.model_version_tags,
+                [{"name": name, "version": version, "key": key, "value": value}],
+                keys=["name", "version", "key"],
+                update=["value"],
+            )
+
+    def _require_version(self, conn: Connection, name: str, version: int) -> None:
+        found = conn.execute(
+            select(t.model_versions.c.version).where(
+                t.model_versions.c.name == name, t.model_versions.c.version == version
+            )
+        ).first()
+        if found is None:
+            self._require_model(conn, name)
+            raise NotFound(f"model {name!r} has no version {version}")
+
+    # -- aliases -------------------------------------------------------------------------
+    def set_alias(self, name: str, alias: str, version: int, *, actor: str) -> AliasChange:
+        now = _now()
+        with self.db.write() as conn:
+            self._require_version(conn, name, version)
+            previous = conn.execute(
+                select(t.model_aliases.c.version).where(
+                    t.model_aliases.c.name == name, t.model_aliases.c.alias == alias
+                )
+            ).scalar()
+            self.db.upsert(
+                conn,
+                t.model_aliases,
+                [{"name": name, "alias": alias, "version": version}],
+                keys=["name", "alias"],
+                update=["version"],
+            )
+            return self._record(conn, name, alias, version, previous, now, actor)
+
+    def delete_alias(self, name: str, alias: str, *, actor: str) -> AliasChange:
+        now = _now()
+        with self.db.write() as conn:
+            previous = conn.execute(
+                select(t.model_aliases.c.version).where(
+                    t.model_aliases.c.name == name, t.model_aliases.c.alias == alias
+                )
+            ).scalar()
+            if previous is None:
+                self._require_model(conn, name)
+                raise NotFound(f"model {name!r} has no alias {alias!r}")
+            conn.execute(
+                t.model_aliases.delete().where(
+                    t.model_aliases.c.name == name, t.model_aliases.c.alias == alias
+                )
+            )
+            return self._record(conn, name, alias, None, previous, now, actor)
+
+    @staticmethod
+    def _record(
+        conn: Connection,
+        name: str,
+        alias: str,
+        version: int | None,
+        previous: int | None,
+        now: int,
+        actor: str,
+    ) -> AliasChange:
+        conn.execute(
+            t.model_alias_history.insert().values(
+                name=name,
+                alias=alias,
+                version=version,
+                previous_version=previous,
+                changed_at=now,
+                changed_by=actor,
+            )
+        )
+        conn.execute(
+            update(t.registered_models)
+            .where(t.registered_models.c.name == name)
+            .values(updated_at=now)
+        )
+        return AliasChange(name, alias, version, previous, now, actor)
+
+    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        with self.db.read() as conn:
+            version = conn.execute(
+                select(t.model_aliases.c.version).where(
+                    t.model_aliases.c.name == name, t.model_aliases.c.alias == alias
+                )
+            ).scalar()
+            if version is None:
+                self._require_model(conn, name)
+                raise NotFound(f"model {name!r} has no alias {alias!r}")
+        return self.get_model_version(name, version)
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
+        h = t.model_alias_history
+        query = select(h).where(h.c.name == name).order_by(h.c.id)
+        if alias is not None:
+            query = query.where(h.c.alias == alias)
+        with self.db.read() as conn:
+            self._require_model(conn, name)
+            return [
+                AliasChange(
+                    r.name, r.alias, r.version, r.previous_version, r.changed_at, r.changed_by
+                )
+                for r in conn.execute(query)
+            ]

@@ -1,0 +1,90 @@
+"""Opens the stores a tracking URI and an artifact URI name, by scheme.
+
+``sqlite:`` and ``postgresql[+psycopg]:`` open the SQL implementations; each scheme maps to
+a factory imported lazily, so a backend's libraries load only when it is used.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from keel.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from keel.config import KeelSettings
+    from keel.registry.store import RegistryStore
+    from keel.store.artifacts import ArtifactStore
+    from keel.tracking.store import TrackingStore
+
+__all__ = ["Stores", "current_stores", "open_stores", "supported_schemes"]
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The tracking, registry and artifact stores one configuration points at."""
+
+    tracking_uri: str
+    artifact_uri: str
+    tracking: TrackingStore
+    registry: RegistryStore
+    artifacts: ArtifactStore
+
+
+def _open_sql(uri: str, settings: KeelSettings) -> tuple[TrackingStore, RegistryStore]:
+    from keel.registry.sql_store import SqlRegistryStore
+    from keel.store.database import get_database
+    from keel.tracking.sql_store import SqlTrackingStore
+
+    db = get_database(uri, busy_timeout=settings.sqlite_busy_timeout)
+    return SqlTrackingStore(db), SqlRegistryStore(db)
+
+
+# scheme -> factory returning (tracking store, registry store)
+_BACKENDS: dict[str, Callable[[str, KeelSettings], tuple[TrackingStore, RegistryStore]]] = {
+    "sqlite": _open_sql,
+    "postgresql": _open_sql,
+    "postgresql+psycopg": _open_sql,
+}
+
+
+def supported_schemes() -> list[str]:
+    """Return the tracking URI schemes this Keel can open."""
+    return sorted(_BACKENDS)
+
+
+def open_stores(settings: KeelSettings) -> Stores:
+    """Return the stores ``settings`` name (database created or checked on first use)."""
+    from keel.store.artifacts import open_artifact_store
+
+    uri = settings.resolved_tracking_uri()
+    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
+    factory = _BACKENDS.get(scheme)
+    if factory is None:
+        raise InvalidInput(
+            f"unsupported tracking URI {uri!r}: scheme {scheme or '(none)'!r} is not one of "
+            f"{', '.join(supported_schemes())}"
+        )
+    tracking, registry = factory(uri, settings)
+    artifact_uri = settings.resolved_artifact_uri()
+    return Stores(uri, artifact_uri, tracking, registry, open_artifact_store(artifact_uri))
+
+
+_lock = threading.Lock()
+_current: tuple[KeelSettings, Stores] | None = None
+
+
+def current_stores() -> Stores:
+    """Return the stores of the current settings, opened once per settings object."""
+    global _current
+    from keel.config import get_settings
+
+    settings = get_settings()
+    with _lock:
+        if _current is None or _current[0] is not settings:
+            _current = (settings, open_stores(settings))
+        return _current[1]
+
+

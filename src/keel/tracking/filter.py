@@ -1,0 +1,472 @@
+"""The run search language: filters like ``metrics.acc > 0.9 and params.model = 'rf'``.
+
+Grammar (keywords are case-insensitive; ``and`` binds tighter than ``or``)::
+
+    filter     := or_expr
+    or_expr    := and_expr ("or" and_expr)*
+    and_expr   := primary ("and" primary)*
+    primary    := "(" or_expr ")" | comparison
+    comparison := key ("=" | "!=" | "<>" | "<" | "<=" | ">" | ">=") value
+                | key ["not"] "in" "(" value ("," value)* ")"
+                | key ["not"] ("like" | "ilike") string
+                | key "is" ["not"] "null"
+    key        := prefix "." (name | `back ticked` | "quoted") | attribute
+    prefix     := metrics | metric | params | param | tags | tag
+                | attributes | attribute | attr | run
+    value      := 'string' | "string" | number | true | false
+
+Parsing needs no SQLAlchemy; ``compile_filter`` and ``compile_order_by`` (in
+``keel.tracking.filter_sql``) turn the result into SQL on ``keel.store.schema.runs``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Literal
+
+from keel.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement
+
+__all__ = [
+    "ATTRIBUTES",
+    "MAX_FILTER_LENGTH",
+    "MAX_NESTING",
+    "And",
+    "Comparison",
+    "FilterExpr",
+    "Key",
+    "Or",
+    "OrderKey",
+    "compile_filter",
+    "compile_order_by",
+    "parse_filter",
+    "parse_order_by",
+]
+
+MAX_FILTER_LENGTH = 10_000
+MAX_NESTING = 50
+
+KeyKind = Literal["attribute", "metric", "param", "tag"]
+Value = str | Decimal | bool
+
+# Run attributes by canonical name (a column of ``runs``) and value type.
+ATTRIBUTES: dict[str, str] = {
+    "run_id": "string",
+    "name": "string",
+    "status": "status",
+    "start_time": "number",
+    "end_time": "number",
+    "user": "string",
+    "source": "string",
+    "git_commit": "string",
+    "git_dirty": "bool",
+    "parent_run_id": "string",
+    "experiment_id": "string",
+}
+_ATTRIBUTE_ALIASES = {"run_name": "name"}
+_PREFIXES: dict[str, KeyKind] = {
+    "metrics": "metric", "metric": "metric", "params": "param", "param": "param",
+    "tags": "tag", "tag": "tag", "attributes": "attribute", "attribute": "attribute",
+    "attr": "attribute", "run": "attribute",
+}  # fmt: skip
+_PLURAL = {"metric": "metrics", "param": "params", "tag": "tags", "attribute": "attributes"}
+_COMPARE = ("=", "!=", "<", "<=", ">", ">=")
+_ORDERING = ("<", "<=", ">", ">=")
+
+# Which operators each kind of key takes (is null / is not null work everywhere).
+_OPS: dict[str, tuple[str, ...]] = {
+    "metric": (*_COMPARE, "in", "not in"),
+    "param": (*_COMPARE, "in", "not in", "like", "not like", "ilike", "not ilike"),
+    "string": ("=", "!=", "in", "not in", "like", "not like", "ilike", "not ilike"),
+    "number": (*_COMPARE, "in", "not in"),
+    "bool": ("=", "!="),
+}
+_OPS["tag"] = _OPS["param"]
+_OPS["status"] = _OPS["string"]
+
+
+@dataclass(frozen=True)
+class Key:
+    """What a condition or an order key looks at: an attribute, metric, param or tag."""
+
+    kind: KeyKind
+    name: str
+
+    def __str__(self) -> str:
+        name = self.name
+        if not _IDENT.fullmatch(name):
+            name = "`" + name.replace("`", "``") + "`"
+        return f"{_PLURAL[self.kind]}.{name}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One condition: ``key op value`` (``value`` is a tuple for in, None for is null)."""
+
+    key: Key
+    op: str
+    value: Value | tuple[Value, ...] | None = None
+    position: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class And:
+    """All of ``items`` hold."""
+
+    items: tuple[FilterExpr, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    """At least one of ``items`` holds."""
+
+    items: tuple[FilterExpr, ...]
+
+
+FilterExpr = Comparison | And | Or
+
+
+@dataclass(frozen=True)
+class OrderKey:
+    """One ``order_by`` entry: a key and its direction."""
+
+    key: Key
+    ascending: bool = True
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # ident, quoted, string, number, op, "(", ")", ",", end
+    text: str
+    pos: int  # 1-based
+    value: Any = None
+
+
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_IDENT = re.compile(r"[^\W\d][\w.\-/]*")
+_OP = re.compile(r"<=|>=|!=|<>|=|<|>")
+_KEYWORDS = {"and", "or", "not", "in", "like", "ilike", "is", "null", "true", "false"}
+
+
+class _Parser:
+    def __init__(self, text: str, what: str) -> None:
+        self.text, self.what = text, what
+        if len(text) > MAX_FILTER_LENGTH:
+            raise InvalidInput(f"{what} is {len(text)} characters; at most {MAX_FILTER_LENGTH}")
+        self.tokens = self._lex()
+        self.i = 0
+        self.depth = 0
+
+    # -- errors and tokens ----------------------------------------------------------------
+    def error(self, pos: int, detail: str) -> InvalidInput:
+        shown, start = self.text, 0
+        if len(shown) > 120:
+            start = max(0, min(pos - 60, len(shown) - 120))
+            shown = shown[start : start + 120]
+        shown = "".join(c if c.isprintable() else " " for c in shown)
+        caret = " " * (pos - 1 - start) + "^"
+        return InvalidInput(
+            f"invalid {self.what} at position {pos}: {detail}\n  {shown}\n  {caret}"
+        )
+
+    def _lex(self) -> list[_Token]:
+        text, i, out = self.text, 0, []
+        while i < len(text):
+            c = text[i]
+            if c.isspace():
+                i += 1
+            elif c in "(),":
+                out.append(_Token(c, c, i + 1))
+                i += 1
+            elif c in "'\"`":
+                j, chars = i + 1, []
+                while True:
+                    if j >= len(text):
+                        kind = "back-ticked name" if c == "`" else "string"
+                        raise self.error(i + 1, f"unterminated {kind} starting here")
+                    if text[j] == c:
+                        if text[j + 1 : j + 2] != c:
+                            break
+                        j += 1  # a doubled quote stands for itself
+                    chars.append(text[j])
+                    j += 1
+                kind = "quoted" if c == "`" else "string"
+                out.append(_Token(kind, text[i : j + 1], i + 1, "".join(chars)))
+                i = j + 1
+            elif m := _NUMBER.match(text, i):
+                end = m.end()
+                if end < len(text) and (text[end].isalnum() or text[end] in "_."):
+                    word = re.match(r"[\w.+\-]*", text[i:]).group()  # type: ignore[union-attr]
+                    raise self.error(i + 1, f"expected a number, found {word!r}")
+                out.append(_Token("number", m.group(), i + 1, self._number(m.group(), i + 1)))
+                i = end
+            elif m := _IDENT.match(text, i):
+                out.append(_Token("ident", m.group(), i + 1))
+                i = m.end()
+            elif m := _OP.match(text, i):
+                op = "!=" if m.group() == "<>" else m.group()
+                out.append(_Token("op", op, i + 1))
+                i = m.end()
+            else:
+                raise self.error(i + 1, f"unexpected character {c!r}")
+        out.append(_Token("end", "", len(text) + 1))
+        return out
+
+    def _number(self, text: str, pos: int) -> Decimal:
+        try:
+            value = Decimal(text)
+        except InvalidOperation:  # pragma: no cover - the regex only admits valid numbers
+            raise self.error(pos, f"invalid number {text!r}") from None
+        if value and abs(value.adjusted()) > 999:
+            raise self.error(pos, f"number {text!r} is out of range (|exponent| ≤ 999)")
+        return value
+
+    @property
+    def tok(self) -> _Token:
+        return self.tokens[self.i]
+
+    def advance(self) -> _Token:
+        tok = self.tokens[self.i]
+        self.i += 1
+        return tok
+
+    def is_word(self, *words: str) -> bool:
+        return self.tok.kind == "ident" and self.tok.text.lower() in words
+
+    def found(self) -> str:
+        tok = self.tok
+        if tok.kind == "end":
+            return "end of input"
+        if tok.kind == "string":
+            return f"string {tok.text}"
+        if tok.kind == "number":
+            return f"number {tok.text}"
+        if tok.kind == "ident" and tok.text.lower() in _KEYWORDS:
+            return f"keyword '{tok.text}'"
+        return f"{'name' if tok.kind in ('ident', 'quoted') else ''} {tok.text!r}".strip()
+
+    def expected(self, what: str) -> InvalidInput:
+        return self.error(self.tok.pos, f"expected {what}, found {self.found()}")
+
+    # -- grammar --------------------------------------------------------------------------
+    def parse_or(self) -> FilterExpr:
+        items = [self.parse_and()]
+        while self.is_word("or"):
+            self.advance()
+            items.append(self.parse_and())
+        return items[0] if len(items) == 1 else Or(tuple(items))
+
+    def parse_and(self) -> FilterExpr:
+        items = [self.parse_primary()]
+        while self.is_word("and"):
+            self.advance()
+            items.append(self.parse_primary())
+        return items[0] if len(items) == 1 else And(tuple(items))
+
+    def parse_primary(self) -> FilterExpr:
+        if self.tok.kind != "(":
+            return self.parse_comparison()
+        opening = self.advance()
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(opening.pos, f"parentheses nest deeper than {MAX_NESTING} levels")
+        inner = self.parse_or()
+        if self.tok.kind != ")":
+            raise self.expected(f"')' to close the '(' at position {opening.pos}, or 'and'/'or'")
+        self.advance()
+        self.depth -= 1
+        return inner
+
+    def parse_key(self) -> Key:
+        tok = self.tok
+        if tok.kind == "quoted":
+            self.advance()
+            return self._attribute(tok.value, tok.pos)
+        if tok.kind != "ident" or tok.text.lower() in _KEYWORDS:
+            raise self.expected("a key such as metrics.x, params.x, tags.x or an attribute")
+        self.advance()
+        prefix, dot, rest = tok.text.partition(".")
+        if not dot:
+            return self._attribute(prefix, tok.pos)
+        kind = _PREFIXES.get(prefix.lower())
+        if kind is None:
+            raise self.error(
+                tok.pos,
+                f"unknown key prefix {prefix!r}; expected one of attributes, metrics, "
+                "params, tags (or an attribute name)",
+            )
+        name = rest
+        if not rest and self.tok.kind in ("quoted", "string"):
+            name = self.advance().value
+        if not name:
+            raise self.error(
+                tok.pos, f"empty key after '{prefix}.'; write {prefix}.name or {prefix}.`a name`"
+            )
+        return self._attribute(name, tok.pos) if kind == "attribute" else Key(kind, name)
+
+    def _attribute(self, name: str, pos: int) -> Key:
+        canonical = _ATTRIBUTE_ALIASES.get(name.lower(), name.lower())
+        if canonical not in ATTRIBUTES:
+            valid = ", ".join(sorted([*ATTRIBUTES, *_ATTRIBUTE_ALIASES]))
+            raise self.error(
+                pos,
+                f"unknown attribute {name!r}; valid attributes: {valid} "
+                "(metrics, params and tags take a prefix: metrics.x, params.x, tags.x)",
+            )
+        return Key("attribute", canonical)
+
+    def take_word(self, *words: str) -> str | None:
+        """Consume and return the current keyword (lowercased) if it is one of ``words``."""
+        if not self.is_word(*words):
+            return None
+        return self.advance().text.lower()
+
+    def parse_comparison(self) -> Comparison:
+        pos = self.tok.pos
+        key = self.parse_key()
+        self.value_tokens: list[_Token] = []
+        tok = self.tok
+        if tok.kind == "op":
+            self.advance()
+            return self._check(Comparison(key, tok.text, self.parse_value(f"'{tok.text}'"), pos))
+        if self.take_word("is"):
+            negate = self.take_word("not")
+            if not self.take_word("null"):
+                raise self.expected("'null' after 'is'" + (" not" if negate else ""))
+            return Comparison(key, "is not null" if negate else "is null", None, pos)
+        negate = self.take_word("not")
+        word = self.take_word("in", "like", "ilike")
+        if word is None:
+            if negate:
+                raise self.expected("'in', 'like' or 'ilike' after 'not'")
+            raise self.expected(
+                f"an operator (=, !=, <, <=, >, >=, in, not in, like, ilike, is null) after {key}"
+            )
+        op = f"not {word}" if negate else word
+        if word != "in":
+            return self._check(Comparison(key, op, self.parse_value(f"'{op}'"), pos))
+        if self.tok.kind != "(":
+            raise self.expected(f"'(' after '{op}'")
+        self.advance()
+        values = [self.parse_value(f"'{op} ('")]
+        while self.tok.kind == ",":
+            self.advance()
+            values.append(self.parse_value("','"))
+        if self.tok.kind != ")":
+            raise self.expected("',' or ')' in the value list")
+        self.advance()
+        return self._check(Comparison(key, op, tuple(values), pos))
+
+    def parse_value(self, after: str) -> Value:
+        tok = self.tok
+        if self.is_word("null"):
+            raise self.error(tok.pos, "compare with null using 'is null' or 'is not null'")
+        if tok.kind in ("string", "number"):
+            value: Value = tok.value
+        elif self.is_word("true", "false"):
+            value = tok.text.lower() == "true"
+        else:
+            raise self.expected(f"a value after {after}")
+        self.value_tokens.append(self.advance())
+        return value
+
+    def _check(self, cond: Comparison) -> Comparison:
+        """Return ``cond`` once its operator and value types suit its key."""
+        key, op = cond.key, cond.op
+        vtype = ATTRIBUTES[key.name] if key.kind == "attribute" else key.kind
+        if op not in _OPS[vtype]:
+            allowed = ", ".join((*_OPS[vtype], "is null", "is not null"))
+            raise self.error(cond.position, f"{key} does not support '{op}'; use one of {allowed}")
+        values = cond.value if isinstance(cond.value, tuple) else (cond.value,)
+        want = {"metric": "a number", "number": "a number", "bool": "true or false"}.get(vtype)
+        if vtype in ("param", "tag"):
+            want = "a string" if "like" in op else "a number" if op in _ORDERING else None
+        elif vtype in ("string", "status"):
+            want = "a string"
+        for value, tok in zip(values, self.value_tokens, strict=True):
+            ok = {
+                "a number": isinstance(value, Decimal),
+                "a string": isinstance(value, str),
+                "true or false": isinstance(value, bool)
+                or (isinstance(value, str) and value.lower() in ("true", "false")),
+                None: not isinstance(value, bool),
+            }[want]
+            if not ok:
+                needs = want or "a string or a number"
+                raise self.error(tok.pos, f"'{op}' on {key} needs {needs}, found {tok.text}")
+        if vtype == "bool" and isinstance(cond.value, str):
+            return Comparison(key, op, cond.value.lower() == "true", cond.position)
+        if vtype == "status":
+            low = tuple(str(v).lower() for v in values)
+            return Comparison(key, op, low if op.endswith("in") else low[0], cond.position)
+        return cond
+
+
+def parse_filter(text: str | None) -> FilterExpr | None:
+    """Return the parsed filter, or None (match every run) for None or blank text.
+
+    Raises ``InvalidInput`` naming the 1-based position of any syntax error.
+    """
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise InvalidInput(f"filter must be a string, got {type(text).__name__}")
+    parser = _Parser(text, "filter")
+    if parser.tok.kind == "end":
+        return None
+    expr = parser.parse_or()
+    if parser.tok.kind != "end":
+        raise parser.expected("'and', 'or' or end of input")
+    return expr
+
+
+def parse_order_by(items: str | Sequence[str] | None) -> list[OrderKey]:
+    """Return the order keys in ``items`` (``"metrics.acc DESC"``, default ascending).
+
+    Takes one comma-separated string or a sequence of them; raises ``InvalidInput``.
+    """
+    if items is None:
+        return []
+    if isinstance(items, str):
+        items = [items]
+    keys: list[OrderKey] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidInput(f"order_by entries must be strings, got {type(item).__name__}")
+        parser = _Parser(item, "order_by")
+        while parser.tok.kind != "end":
+            key = parser.parse_key()
+            ascending = True
+            if parser.is_word("asc", "desc"):
+                ascending = parser.advance().text.lower() == "asc"
+            keys.append(OrderKey(key, ascending))
+            if parser.tok.kind == "end":
+                break
+            if parser.tok.kind != ",":
+                raise parser.expected("'asc', 'desc', ',' or end of input")
+            parser.advance()
+            if parser.tok.kind == "end":
+                raise parser.expected("a key after ','")
+    return keys
+
+
+def compile_filter(expr: FilterExpr | None, dialect: str) -> ColumnElement[bool] | None:
+    """Return a WHERE clause on ``runs`` for ``expr`` (None when ``expr`` is None).
+
+    ``dialect`` is ``"sqlite"`` or ``"postgresql"``; every literal is a bound parameter.
+    """
+    from keel.tracking import filter_sql
+
+    return filter_sql.compile_filter(expr, dialect)
+
+
+def compile_order_by(keys: Sequence[OrderKey], dialect: str) -> list[ColumnElement[Any]]:
+    """Return ORDER BY clauses for ``keys``, ending with start_time DESC, run_id ASC."""
+    from keel.tracking import filter_sql
+
+    return filter_sql.compile_order_by(keys, dialect)

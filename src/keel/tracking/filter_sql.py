@@ -1,0 +1,250 @@
+"""Compiles parsed run filters and order keys to SQL on ``keel.store.schema.runs``.
+
+One implementation for SQLite and PostgreSQL; the per-dialect pieces are LIKE (SQLite's
+LIKE ignores case, so a case-sensitive ``like`` becomes GLOB there), the guard that a
+param or tag value is a number before it is cast, and string collation when ordering.
+
+Metrics, params and tags are matched through correlated subqueries keyed on
+``runs.run_id``, so the clause works in any SELECT whose FROM holds ``runs``. Every value
+from the filter is a bound parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Float,
+    Numeric,
+    Table,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+)
+
+from keel.errors import InvalidInput
+from keel.store.schema import latest_metrics, params, runs, tags
+from keel.tracking.filter import ATTRIBUTES, And, Comparison, FilterExpr, Key, Or, OrderKey
+
+__all__ = ["DIALECTS", "compile_filter", "compile_order_by", "numeric_guard"]
+
+DIALECTS = ("postgresql", "sqlite")
+
+# A param or tag value counts as a number when it matches this (and is ≤ 100 characters);
+# the short exponent keeps PostgreSQL's NUMERIC cast from overflowing.
+NUMBER_PATTERN = r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,3})?$"
+MAX_NUMBER_CHARS = 100
+
+_NEGATED = {"!=": "=", "not in": "in", "not like": "like", "not ilike": "ilike"}
+_CMP: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+_ENTITY_TABLES: dict[str, Table] = {"param": params, "tag": tags, "metric": latest_metrics}
+
+
+def _check_dialect(dialect: str) -> None:
+    if dialect not in DIALECTS:
+        raise InvalidInput(f"unknown dialect {dialect!r}; supported: {', '.join(DIALECTS)}")
+
+
+def compile_filter(expr: FilterExpr | None, dialect: str) -> ColumnElement[bool] | None:
+    """Return a WHERE clause on ``runs`` for ``expr`` (None when ``expr`` is None)."""
+    _check_dialect(dialect)
+    if expr is None:
+        return None
+    return _compile(expr, dialect)
+
+
+def _compile(expr: FilterExpr, dialect: str) -> ColumnElement[bool]:
+    if isinstance(expr, And):
+        return and_(*(_compile(item, dialect) for item in expr.items))
+    if isinstance(expr, Or):
+        return or_(*(_compile(item, dialect) for item in expr.items))
+    if not isinstance(expr, Comparison):
+        raise InvalidInput(f"not a filter expression: {expr!r}")
+    if expr.key.kind == "attribute":
+        return _attribute(expr, dialect)
+    if expr.key.kind not in _ENTITY_TABLES:
+        raise InvalidInput(f"unknown key kind {expr.key.kind!r}")
+    table = _ENTITY_TABLES[expr.key.kind]
+    where = [table.c.run_id == runs.c.run_id, table.c.key == expr.key.name]
+    if expr.op in ("is null", "is not null"):
+        found = select(literal(1)).where(*where).exists()
+        return ~found if expr.op == "is null" else found
+    if table is latest_metrics:
+        where.append(latest_metrics.c.is_nan == false())  # NaN never matches
+    positive = _NEGATED.get(expr.op, expr.op)
+    metric = table is latest_metrics
+    cond = _entity_condition(table.c.value, positive, expr.value, dialect, metric=metric)
+    # A negated operator means "has the key, and the positive condition does not hold".
+    where.append(not_(cond) if positive != expr.op else cond)
+    return select(literal(1)).where(*where).exists()
+
+
+def _entity_condition(
+    value: ColumnElement[Any], op: str, literal_value: Any, dialect: str, *, metric: bool
+) -> ColumnElement[bool]:
+    """Return the (two-valued) condition on a metric, param or tag value column."""
+    if op in ("like", "ilike"):
+        return _like(value, literal_value, dialect, ignore_case=op == "ilike")
+    items = literal_value if op == "in" else (literal_value,)
+    strings = [v for v in items if isinstance(v, str)]
+    numbers = [v for v in items if isinstance(v, Decimal)]
+    if metric:
+        if strings:
+            raise InvalidInput(f"metrics compare with numbers, got {strings[0]!r}")
+        bound = [literal(float(n), Float(53)) for n in numbers]
+        return value.in_(bound) if op == "in" else _CMP[op](value, bound[0])
+    if op not in ("=", "in") and strings:
+        raise InvalidInput(f"'{op}' on params and tags needs a number, got {strings[0]!r}")
+    conds = [value.in_(strings) if op == "in" else value == strings[0]] if strings else []
+    if numbers:
+        guard = numeric_guard(value, dialect)
+        if dialect == "postgresql":
+            as_number: ColumnElement[Any] = cast(value, Numeric)
+            bound = [literal(n, Numeric) for n in numbers]
+        else:
+            as_number = cast(value, Float(53))
+            bound = [literal(float(n), Float(53)) for n in numbers]
+        # CASE keeps PostgreSQL from casting a value the guard rejected.
+        guarded = case((guard, as_number), else_=None)
+        test = guarded.in_(bound) if op == "in" else _CMP[op](guarded, bound[0])
+        conds.append(and_(guard, test))
+    return or_(*conds)
+
+
+def _attribute(expr: Comparison, dialect: str) -> ColumnElement[bool]:
+    column = runs.c[expr.key.name]
+    op, value = expr.op, expr.value
+    if op == "is null":
+        return column.is_(None)
+    if op == "is not null":
+        return column.isnot(None)
+    positive = _NEGATED.get(op, op)
+    if positive in ("like", "ilike"):
+        if not isinstance(value, str):
+            raise InvalidInput(f"'{op}' needs a string, got {value!r}")
+        cond = _like(column, value, dialect, ignore_case=positive == "ilike")
+    elif positive == "in":
+        items = value if isinstance(value, tuple) else (value,)
+        cond = column.in_([_bind(v) for v in items])
+    else:
+        cond = _CMP[positive](column, _bind(value))
+    # SQL's NULL rules apply: a run with no end_time matches neither end_time = x nor != x.
+    return not_(cond) if positive != op else cond
+
+
+def _bind(value: Any) -> Any:
+    """Return ``value`` as a typed bound literal for an attribute column."""
+    if isinstance(value, Decimal):
+        if value == value.to_integral_value() and abs(value) < 2**62:
+            return literal(int(value), BigInteger)
+        return literal(float(value), Float(53))
+    return literal(value)
+
+
+def _like(
+    column: ColumnElement[Any], pattern: str, dialect: str, *, ignore_case: bool
+) -> ColumnElement[bool]:
+    r"""Return ``column LIKE pattern`` with the same meaning on every dialect.
+
+    ``%`` matches any run of characters, ``_`` one character, and a backslash makes the
+    next character literal. ``like`` is case-sensitive and ``ilike`` is not.
+    """
+    parts: list[str] = []  # "%" / "_" wildcards, or "=c" for a literal character
+    chars = iter(pattern)
+    for c in chars:
+        if c == "\\":
+            parts.append("=" + next(chars, "\\"))
+        else:
+            parts.append(c if c in "%_" else "=" + c)
+    if dialect == "sqlite" and not ignore_case:
+        glob_map = {"%": "*", "_": "?", "=*": "[*]", "=?": "[?]", "=[": "[[]"}
+        glob = "".join(glob_map.get(p, p[-1]) for p in parts)
+        return column.op("GLOB", is_comparison=True)(glob)
+    like = "".join(
+        p if p in ("%", "_") else ("\\" + p[1] if p[1] in "%_\\" else p[1]) for p in parts
+    )
+    if ignore_case:
+        return column.ilike(like, escape="\\")
+    return column.like(like, escape="\\")
+
+
+def numeric_guard(value: ColumnElement[Any], dialect: str) -> ColumnElement[bool]:
+    """Return a condition true exactly when the text ``value`` matches ``NUMBER_PATTERN``."""
+    short = func.length(value) <= MAX_NUMBER_CHARS
+    if dialect == "postgresql":
+        return and_(short, value.regexp_match(NUMBER_PATTERN))
+
+    # SQLite has no regular expressions: split at the first e/E and check each part.
+    def strip_sign(text: ColumnElement[Any]) -> ColumnElement[Any]:
+        return case((func.substr(text, 1, 1).in_(["+", "-"]), func.substr(text, 2)), else_=text)
+
+    def glob(text: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
+        return text.op("GLOB", is_comparison=True)(pattern)
+
+    e_at = func.instr(func.lower(value), "e")
+    mantissa = strip_sign(case((e_at == 0, value), else_=func.substr(value, 1, e_at - 1)))
+    exponent = strip_sign(func.substr(value, e_at + 1))
+    return and_(
+        short,
+        mantissa.not_in(["", "."]),
+        not_(glob(mantissa, "*[^0-9.]*")),
+        not_(glob(mantissa, "*.*.*")),
+        or_(
+            e_at == 0,
+            and_(
+                func.length(exponent).between(1, 3),
+                not_(glob(exponent, "*[^0-9]*")),
+            ),
+        ),
+    )
+
+
+def compile_order_by(keys: Sequence[OrderKey], dialect: str) -> list[ColumnElement[Any]]:
+    """Return ORDER BY clauses for ``keys``, ending with start_time DESC, run_id ASC.
+
+    Missing values (and NaN metrics) sort last in both directions; strings sort by code
+    point on both dialects.
+    """
+    _check_dialect(dialect)
+    clauses: list[ColumnElement[Any]] = []
+    for order in keys:
+        expr = _order_expression(order.key, dialect)
+        clauses.append((expr.asc() if order.ascending else expr.desc()).nulls_last())
+    clauses += [runs.c.start_time.desc(), runs.c.run_id.asc()]
+    return clauses
+
+
+def _order_expression(key: Key, dialect: str) -> ColumnElement[Any]:
+    if key.kind == "attribute":
+        if key.name not in runs.c:
+            raise InvalidInput(f"unknown attribute {key.name!r}")
+        expr: ColumnElement[Any] = runs.c[key.name]
+    elif key.kind in _ENTITY_TABLES:
+        table = _ENTITY_TABLES[key.kind]
+        where = [table.c.run_id == runs.c.run_id, table.c.key == key.name]
+        if table is latest_metrics:
+            where.append(latest_metrics.c.is_nan == false())
+        expr = select(table.c.value).where(*where).scalar_subquery()
+    else:
+        raise InvalidInput(f"unknown key kind {key.kind!r}")
+    text = key.kind in ("param", "tag") or ATTRIBUTES.get(key.name) in ("string", "status")
+    if dialect == "postgresql" and text:
+        expr = expr.collate("C")  # code-point order, as SQLite sorts
+    return expr

@@ -1,0 +1,64 @@
+"""Turns a search request (filter, order, page) into one SQL query on the runs table."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+
+import orjson
+from sqlalchemy import Select, select
+
+from keel.errors import InvalidInput
+from keel.store import schema as t
+
+__all__ = ["MAX_RESULTS_LIMIT", "build_search", "decode_page_token", "encode_page_token"]
+
+MAX_RESULTS_LIMIT = 50_000
+
+
+def encode_page_token(offset: int) -> str:
+    """Return an opaque token that resumes a search at ``offset``."""
+    return base64.urlsafe_b64encode(orjson.dumps({"offset": offset})).decode()
+
+
+def decode_page_token(token: str | None) -> int:
+    """Return the offset inside a page token (0 for None); ``InvalidInput`` if malformed."""
+    if not token:
+        return 0
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+        offset = data["offset"]
+    except (binascii.Error, ValueError, TypeError, KeyError, orjson.JSONDecodeError):
+        raise InvalidInput(f"invalid page token {token[:40]!r}; pass back one Keel gave") from None
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise InvalidInput(f"invalid page token {token[:40]!r}; pass back one Keel gave")
+    return offset
+
+
+def build_search(
+    dialect: str,
+    experiment_ids: Sequence[str],
+    filter_text: str | None,
+    order_by: Sequence[str] | str | None,
+    max_results: int,
+    page_token: str | None,
+) -> tuple[Select, int]:
+    """Return (query selecting one page plus one row, the page's offset)."""
+    from keel.tracking.filter import compile_filter, compile_order_by, parse_filter, parse_order_by
+
+    if isinstance(max_results, bool) or not isinstance(max_results, int):
+        raise InvalidInput(f"max_results must be an integer, got {max_results!r}")
+    if not 1 <= max_results <= MAX_RESULTS_LIMIT:
+        raise InvalidInput(f"max_results must be between 1 and {MAX_RESULTS_LIMIT}")
+    if filter_text is not None and not isinstance(filter_text, str):
+        raise InvalidInput(f"filter must be a string, got {type(filter_text).__name__}")
+    offset = decode_page_token(page_token)
+    clause = compile_filter(parse_filter(filter_text), dialect)
+    order = compile_order_by(parse_order_by(order_by), dialect)
+    query = select(t.runs).where(
+        t.runs.c.experiment_id.in_(list(experiment_ids)), t.runs.c.lifecycle_stage == "active"
+    )
+    if clause is not None:
+        query = query.where(clause)
+    return query.order_by(*order).limit(max_results + 1).offset(offset), offset

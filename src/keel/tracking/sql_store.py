@@ -1,0 +1,567 @@
+"""The tracking store on SQLite or PostgreSQL (one implementation, SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import exc as sa_exc
+
+from keel.errors import AlreadyExists, Conflict, NotFound
+from keel.store import schema as t
+from keel.store.database import Database
+from keel.tracking.entities import (
+    ArtifactEntry,
+    DatasetInput,
+    Experiment,
+    Metric,
+    PagedList,
+    Run,
+    RunStatus,
+)
+from keel.tracking.store import MetricRow, TrackingStore
+
+__all__ = ["SqlTrackingStore"]
+
+_ACTIVE = "active"
+_DELETED = "deleted"
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _latest_wins(table: Any, excluded: Any) -> Any:
+    # A point replaces the latest value when its step is higher, or equal and not older.
+    return or_(
+        excluded.step > table.c.step,
+        and_(excluded.step == table.c.step, excluded.timestamp >= table.c.timestamp),
+    )
+
+
+class SqlTrackingStore(TrackingStore):
+    """Tracking on a SQL metadata database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        if db.dialect == "sqlite":
+            self._insert_metrics_sql = (
+                "INSERT OR IGNORE INTO metrics (run_id, key, value, timestamp, step, is_nan) "
+                "VALUES (?, ?, ?, ?, ?, ?)"
+            )
+        else:
+            self._insert_metrics_sql = (
+                "INSERT INTO metrics (run_id, key, value, timestamp, step, is_nan) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+            )
+
+    # -- experiments ---------------------------------------------------------------------
+    def create_experiment(
+        self,
+        name: str,
+        *,
+        artifact_location: str | None = None,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> Experiment:
+        now = _now()
+        experiment_id = uuid.uuid4().hex
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    t.experiments.insert().values(
+                        experiment_id=experiment_id,
+                        name=name,
+                        description=description,
+                        artifact_location=artifact_location,
+                        lifecycle_stage=_ACTIVE,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                if tags:
+                    conn.execute(
+                        t.experiment_tags.insert(),
+                        [
+                            {"experiment_id": experiment_id, "key": k, "value": v}
+                            for k, v in tags.items()
+                        ],
+                    )
+        except sa_exc.IntegrityError:
+            raise AlreadyExists(f"an experiment named {name!r} already exists") from None
+        return self.get_experiment(experiment_id)
+
+    def _experiment_from(self, conn: Connection, row: Any) -> Experiment:
+        tag_rows = conn.execute(
+            select(t.experiment_tags.c.key, t.experiment_tags.c.value).where(
+                t.experiment_tags.c.experiment_id == row.experiment_id
+            )
+        )
+        return Experiment(
+            experiment_id=row.experiment_id,
+            name=row.name,
+            description=row.description,
+            artifact_location=row.artifact_location,
+            lifecycle_stage=row.lifecycle_stage,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            tags={key: value for key, value in tag_rows},
+        )
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(t.experiments).where(t.experiments.c.experiment_id == experiment_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"no experiment with id {experiment_id!r}")
+            return self._experiment_from(conn, row)
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(t.experiments).where(t.experiments.c.name == name)
+            ).first()
+            return None if row is None else self._experiment_from(conn, row)
+
+    def list_experiments(self, *, include_deleted: bool = False) -> list[Experiment]:
+        query = select(t.experiments).order_by(t.experiments.c.created_at)
+        if not include_deleted:
+            query = query.where(t.experiments.c.lifecycle_stage == _ACTIVE)
+        with self.db.read() as conn:
+            return [self._experiment_from(conn, row) for row in conn.execute(query)]
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        with self.db.write() as conn:
+            done = conn.execute(
+                update(t.experiments)
+                .where(t.experiments.c.experiment_id == experiment_id)
+                .values(lifecycle_stage=_DELETED, updated_at=_now())
+            )
+            if done.rowcount == 0:
+                raise NotFound(f"no experiment with id {experiment_id!r}")
+            conn.execute(
+                update(t.runs)
+                .where(t.runs.c.experiment_id == experiment_id)
+                .values(lifecycle_stage=_DELETED)
+            )
+
+    # -- runs ----------------------------------------------------------------------------
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        name: str,
+        user: str,
+        start_time: int,
+        source: str | None = None,
+        git_commit: str | None = None,
+        git_dirty: bool | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        writer: str | None = None,
+    ) -> Run:
+        run_id = uuid.uuid4().hex
+        with self.db.write() as conn:
+            experiment = conn.execute(
+                select(t.experiments.c.lifecycle_stage).where(
+                    t.experiments.c.experiment_id == experiment_id
+                )
+            ).scalar()
+            if experiment is None:
+                raise NotFound(f"no experiment with id {experiment_id!r}")
+            if experiment != _ACTIVE:
+                raise Conflict(f"experiment {experiment_id!r} is deleted; restore it first")
+            if parent_run_id is not None and not self._run_exists(conn, parent_run_id):
+                raise NotFound(f"parent run {parent_run_id!r} does not exist")
+            conn.execute(
+                t.runs.insert().values(
+                    run_id=run_id,
+                    experiment_id=experiment_id,
+                    name=name,
+                    status=RunStatus.RUNNING.value,
+                    start_time=start_time,
+                    end_time=None,
+                    user=user,
+                    source=source,
+                    git_commit=git_commit,
+                    git_dirty=git_dirty,
+                    parent_run_id=parent_run_id,
+                    lifecycle_stage=_ACTIVE,
+                    heartbeat_at=start_time,
+                    writer=writer,
+                )
+            )
+            if tags:
+                conn.execute(
+                    t.tags.insert(),
+                    [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
+                )
+        return self.get_run(run_id)
+
+    @staticmethod
+    def _run_exists(conn: Connection, run_id: str) -> bool:
+        found = conn.execute(select(t.runs.c.run_id).where(t.runs.c.run_id == run_id)).first()
+        return found is not None
+
+    def _require_run(self, conn: Connection, run_id: str) -> Any:
+        row = conn.execute(
+            select(t.runs.c.status, t.runs.c.lifecycle_stage, t.runs.c.writer).where(
+                t.runs.c.run_id == run_id
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"no run with id {run_id!r}")
+        return row
+
+    def get_run(self, run_id: str) -> Run:
+        with self.db.read() as conn:
+            row = conn.execute(select(t.runs).where(t.runs.c.run_id == run_id)).first()
+            if row is None:
+                raise NotFound(f"no run with id {run_id!r}")
+            return self._hydrate(conn, [row])[0]
+
+    def end_run(self, run_id: str, status: RunStatus, end_time: int) -> Run:
+        with self.db.write() as conn:
+            self._require_run(conn, run_id)
+            conn.execute(
+                update(t.runs)
+                .where(t.runs.c.run_id == run_id)
+                .values(status=status.value, end_time=end_time, writer=None)
+            )
+        return self.get_run(run_id)
+
+    def claim_run(self, run_id: str, writer: str, now: int, timeout_ms: int) -> Run:
+        with self.db.write() as conn:
+            row = conn.execute(
+                select(t.runs.c.status, t.runs.c.writer, t.runs.c.heartbeat_at).where(
+                    t.runs.c.run_id == run_id
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"no run with id {run_id!r}")
+            alive = (
+                row.status == RunStatus.RUNNING.value
+                and row.writer not in (None, writer)
+                and row.heartbeat_at is not None
+                and now - row.heartbeat_at < timeout_ms
+            )
+            if alive:
+                raise Conflict(
+                    f"run {run_id} is being written by another process ({row.writer}, "
+                    f"last heartbeat {(now - row.heartbeat_at) / 1000:.1f}s ago); end it there "
+                    "first, or wait for its heartbeat to time out"
+                )
+            conn.execute(
+                update(t.runs)
+                .where(t.runs.c.run_id == run_id)
+                .values(
+                    status=RunStatus.RUNNING.value, end_time=None, writer=writer, heartbeat_at=now
+                )
+            )
+        return self.get_run(run_id)
+
+    def heartbeat(self, run_id: str, writer: str, now: int) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                update(t.runs)
+                .where(t.runs.c.run_id == run_id, t.runs.c.writer == writer)
+                .values(heartbeat_at=now)
+            )
+
+    def fail_stale_runs(self, now: int, timeout_ms: int) -> list[str]:
+        stale = and_(
+            t.runs.c.status == RunStatus.RUNNING.value,
+            t.runs.c.heartbeat_at < now - timeout_ms,
+        )
+        with self.db.write() as conn:
+            ids = list(conn.execute(select(t.runs.c.run_id).where(stale)).scalars())
+            if ids:
+                conn.execute(
+                    update(t.runs)
+                    .where(t.runs.c.run_id.in_(ids))
+                    .values(status=RunStatus.FAILED.value, end_time=now, writer=None)
+                )
+                conn.execute(
+                    t.tags.insert(),
+                    [
+                        {"run_id": i, "key": "keel.failure", "value": "heartbeat timed out"}
+                        for i in ids
+                    ],
+                )
+        return ids
+
+    def delete_run(self, run_id: str) -> None:
+        with self.db.write() as conn:
+            self._require_run(conn, run_id)
+            conn.execute(
+                update(t.runs).where(t.runs.c.run_id == run_id).values(lifecycle_stage=_DELETED)
+            )
+
+    # -- params, metrics, tags -----------------------------------------------------------
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: Sequence[MetricRow] = (),
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        if not metrics and not params and not tags:
+            return
+        with self.db.write() as conn:
+            self._require_run(conn, run_id)
+            if params:
+                self._insert_params(conn, run_id, params)
+            if tags:
+                self.db.upsert(
+                    conn,
+                    t.tags,
+                    [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
+                    keys=["run_id", "key"],
+                    update=["value"],
+                )
+            if metrics:
+                self._insert_metrics(conn, run_id, metrics)
+
+    def _insert_params(self, conn: Connection, run_id: str, params: Mapping[str, str]) -> None:
+        existing = dict(
+            conn.execute(
+                select(t.params.c.key, t.params.c.value).where(
+                    t.params.c.run_id == run_id, t.params.c.key.in_(list(params))
+                )
+            ).all()
+        )
+        for key, value in params.items():
+            if key in existing and existing[key] != value:
+                raise Conflict(
+                    f"param {key!r} of run {run_id} is already {existing[key]!r}; params are "
+                    f"immutable, so it cannot become {value!r} (log it under a new key)"
+                )
+        new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing]
+        if new:
+            conn.execute(t.params.insert(), new)
+
+    def _insert_metrics(self, conn: Connection, run_id: str, rows: Sequence[MetricRow]) -> None:
+        isnan = math.isnan
+        conn.exec_driver_sql(
+            self._insert_metrics_sql,
+            [
+                (run_id, key, 0.0, ts, step, True) if isnan(value)
+                else (run_id, key, value, ts, step, False)
+                for key, value, ts, step in rows
+            ],
+        )
+        latest: dict[str, MetricRow] = {}
+        for row in rows:
+            best = latest.get(row[0])
+            if best is None or (row[3], row[2]) >= (best[3], best[2]):
+                latest[row[0]] = row
+        self.db.upsert(
+            conn,
+            t.latest_metrics,
+            [
+                {
+                    "run_id": run_id,
+                    "key": key,
+                    "value": 0.0 if math.isnan(value) else value,
+                    "timestamp": ts,
+                    "step": step,
+                    "is_nan": math.isnan(value),
+                }
+                for key, value, ts, step in latest.values()
+            ],
+            keys=["run_id", "key"],
+            update=["value", "timestamp", "step", "is_nan"],
+            where=_latest_wins,
+        )
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        m = t.metrics
+        with self.db.read() as conn:
+            self._require_run(conn, run_id)
+            rows = conn.execute(
+                select(m.c.value, m.c.step, m.c.timestamp, m.c.is_nan)
+                .where(m.c.run_id == run_id, m.c.key == key)
+                .order_by(m.c.step, m.c.timestamp)
+            )
+            return [
+                Metric(key, math.nan if is_nan else value, step, ts)
+                for value, step, ts, is_nan in rows
+            ]
+
+    # -- inputs and artifacts ------------------------------------------------------------
+    def log_inputs(self, run_id: str, inputs: Iterable[DatasetInput]) -> None:
+        inputs = list(inputs)
+        if not inputs:
+            return
+        with self.db.write() as conn:
+            self._require_run(conn, run_id)
+            for item in inputs:
+                self.db.upsert(
+                    conn,
+                    t.datasets,
+                    [
+                        {
+                            "dataset_id": uuid.uuid4().hex,
+                            "name": item.name,
+                            "digest": item.digest,
+                            "source": item.source,
+                            "schema": json.dumps(item.schema) if item.schema else None,
+                            "profile": json.dumps(item.profile) if item.profile else None,
+                            "created_at": _now(),
+                        }
+                    ],
+                    keys=["name", "digest"],
+                    update=[],
+                )
+                dataset_id = conn.execute(
+                    select(t.datasets.c.dataset_id).where(
+                        t.datasets.c.name == item.name, t.datasets.c.digest == item.digest
+                    )
+                ).scalar_one()
+                self.db.upsert(
+                    conn,
+                    t.run_inputs,
+                    [{"run_id": run_id, "dataset_id": dataset_id, "context": item.context}],
+                    keys=["run_id", "dataset_id", "context"],
+                    update=[],
+                )
+
+    def get_inputs(self, run_id: str) -> list[DatasetInput]:
+        d, ri = t.datasets, t.run_inputs
+        with self.db.read() as conn:
+            self._require_run(conn, run_id)
+            rows = conn.execute(
+                select(d.c.name, d.c.digest, d.c.source, d.c.schema, d.c.profile, ri.c.context)
+                .join(ri, ri.c.dataset_id == d.c.dataset_id)
+                .where(ri.c.run_id == run_id)
+                .order_by(ri.c.context, d.c.name)
+            )
+            return [
+                DatasetInput(
+                    name=r.name,
+                    digest=r.digest,
+                    source=r.source,
+                    context=r.context,
+                    schema=json.loads(r.schema) if r.schema else None,
+                    profile=json.loads(r.profile) if r.profile else None,
+                )
+                for r in rows
+            ]
+
+    def add_artifacts(self, run_id: str, entries: Iterable[ArtifactEntry]) -> None:
+        rows = [
+            {"run_id": run_id, "path": e.path, "digest": e.digest, "size": e.size,
+             "created_at": _now()}
+            for e in entries
+        ]
+        if not rows:
+            return
+        with self.db.write() as conn:
+            self._require_run(conn, run_id)
+            self.db.upsert(
+                conn,
+                t.run_artifacts,
+                rows,
+                keys=["run_id", "path"],
+                update=["digest", "size", "created_at"],
+            )
+
+    def list_artifacts(self, run_id: str, prefix: str | None = None) -> list[ArtifactEntry]:
+        a = t.run_artifacts
+        query = select(a.c.path, a.c.digest, a.c.size).where(a.c.run_id == run_id)
+        if prefix:
+            prefix = prefix.strip("/")
+            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(
+                or_(a.c.path == prefix, a.c.path.like(f"{escaped}/%", escape="\\"))
+            )
+        with self.db.read() as conn:
+            self._require_run(conn, run_id)
+            return [
+                ArtifactEntry(r.path, r.digest, r.size)
+                for r in conn.execute(query.order_by(a.c.path))
+            ]
+
+    # -- search --------------------------------------------------------------------------
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        *,
+        filter: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        max_results: int = 1000,
+        page_token: str | None = None,
+    ) -> PagedList[Run]:
+        from keel.tracking.search import build_search
+
+        query, offset = build_search(
+            self.db.dialect, experiment_ids, filter, order_by, max_results, page_token
+        )
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+            more = len(rows) > max_results
+            runs = self._hydrate(conn, rows[:max_results])
+        from keel.tracking.search import encode_page_token
+
+        token = encode_page_token(offset + max_results) if more else None
+        return PagedList(runs, token)
+
+    def _hydrate(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
+        """Return Run objects for ``rows`` of the runs table, with params, tags, metrics."""
+        if not rows:
+            return []
+        ids = [r.run_id for r in rows]
+        params: dict[str, dict[str, str]] = {i: {} for i in ids}
+        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+        metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+        for chunk_start in range(0, len(ids), 900):
+            chunk = ids[chunk_start : chunk_start + 900]
+            for run_id, key, value in conn.execute(
+                select(t.params.c.run_id, t.params.c.key, t.params.c.value).where(
+                    t.params.c.run_id.in_(chunk)
+                )
+            ):
+                params[run_id][key] = value
+            for run_id, key, value in conn.execute(
+                select(t.tags.c.run_id, t.tags.c.key, t.tags.c.value).where(
+                    t.tags.c.run_id.in_(chunk)
+                )
+            ):
+                tags[run_id][key] = value
+            lm = t.latest_metrics
+            for run_id, key, value, is_nan in conn.execute(
+                select(lm.c.run_id, lm.c.key, lm.c.value, lm.c.is_nan).where(
+                    lm.c.run_id.in_(chunk)
+                )
+            ):
+                metrics[run_id][key] = math.nan if is_nan else value
+        return [
+            Run(
+                run_id=r.run_id,
+                experiment_id=r.experiment_id,
+                name=r.name,
+                status=RunStatus(r.status),
+                start_time=r.start_time,
+                end_time=r.end_time,
+                user=r.user,
+                source=r.source,
+                git_commit=r.git_commit,
+                git_dirty=r.git_dirty,
+                parent_run_id=r.parent_run_id,
+                lifecycle_stage=r.lifecycle_stage,
+                heartbeat_at=r.heartbeat_at,
+                params=params[r.run_id],
+                metrics=metrics[r.run_id],
+                tags=tags[r.run_id],
+            )
+            for r in rows
+        ]
+
+
