@@ -230,7 +230,7 @@ def machine() -> dict[str, Any]:
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "load_average_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
@@ -319,6 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     logs = RESULTS / "logs"
     logs.mkdir(parents=True, exist_ok=True)
 
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load_start > (os.cpu_count() or 1) / 2:
+        console.print(
+            f"[yellow]load average {load_start:.1f} on {os.cpu_count()} CPUs: other work is "
+            "running, so figures will be slower and noisier than on a quiet machine[/]"
+        )
     mlflow_version = ensure_mlflow(args.reinstall) if "mlflow" in args.systems else None
     jobs = plan(args)
     results: list[dict[str, Any]] = []
@@ -375,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "sizes": sizes(args.quick, args),
         },
-        "machine": machine(),
+        "machine": {**machine(), "load_average_at_start": load_start},
         "interpreters": {
             "keel": probe(Path(sys.executable), ("keel-mlops", "sqlalchemy", "scikit-learn")),
             "mlflow": probe(MLFLOW_PYTHON, ("mlflow", "sqlalchemy", "scikit-learn"))

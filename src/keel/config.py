@@ -105,8 +105,8 @@ def init_home(directory: Path | None = None) -> Path:
     if not config.exists():
         config.write_text(
             "# Keel settings for this project. Every key can also be set as KEEL_<KEY>.\n"
-            "# tracking_uri = \"postgresql+psycopg://user@host/db\"\n"
-            "# artifact_uri = \"s3://bucket/keel\"\n",
+            '# tracking_uri = "postgresql+psycopg://user@host/db"\n'
+            '# artifact_uri = "s3://bucket/keel"\n',
             encoding="utf-8",
         )
     gitignore = home / ".gitignore"

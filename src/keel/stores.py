@@ -86,5 +86,3 @@ def current_stores() -> Stores:
         if _current is None or _current[0] is not settings:
             _current = (settings, open_stores(settings))
         return _current[1]
-
-

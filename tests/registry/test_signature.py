@@ -90,9 +90,7 @@ def test_infer_series_records_and_column_dicts() -> None:
     assert infer_schema(pd.Series([1.5, 2.0])).kind == "tensor"
     records = [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
     assert infer_schema(records) == frame_schema(a="int64", b="string")
-    assert infer_schema({"a": [1.0, 2.0], "b": ["x", "y"]}) == frame_schema(
-        a="float64", b="string"
-    )
+    assert infer_schema({"a": [1.0, 2.0], "b": ["x", "y"]}) == frame_schema(a="float64", b="string")
 
 
 @pytest.mark.parametrize("data", [42, "text", object(), np.float64(1.0), []])
@@ -196,7 +194,9 @@ def test_nulls_in_non_optional_int_column_fail() -> None:
 
 
 def test_optional_column_may_be_absent() -> None:
-    schema = Schema((ColumnSpec("a", "float64"), ColumnSpec("b", "int32", optional=True)), "dataframe")
+    schema = Schema(
+        (ColumnSpec("a", "float64"), ColumnSpec("b", "int32", optional=True)), "dataframe"
+    )
     out = enforce_schema({"a": [1.0, 2.0]}, schema)
     assert list(out.columns) == ["a", "b"]
     assert out["b"].isna().all()

@@ -20,7 +20,8 @@ def test_a_run_records_who_where_and_when() -> None:
     stored = keel.get_run(run.run_id)
     assert stored.name == "baseline"
     assert stored.status is RunStatus.FINISHED
-    assert stored.end_time is not None and stored.end_time >= stored.start_time
+    assert stored.end_time is not None
+    assert stored.end_time >= stored.start_time
     assert stored.user
     assert stored.source
     assert keel.get_experiment("churn").experiment_id == stored.experiment_id
@@ -58,7 +59,7 @@ def test_params_are_immutable_but_relogging_the_same_value_is_fine() -> None:
     with keel.start_run(experiment="e") as run:
         run.log_params({"lr": 0.1, "depth": 3})
         run.log_param("lr", 0.1)
-        with pytest.raises(Conflict, match="'lr'.*immutable"):
+        with pytest.raises(Conflict, match=r"'lr'.*immutable"):
             run.log_params({"lr": 0.2, "extra": "x"})
     stored = keel.get_run(run.run_id)
     # The conflicting batch was written in full or not at all: not at all.
@@ -75,8 +76,11 @@ def test_metrics_keep_nan_and_infinities_and_their_history() -> None:
     history = keel.get_metric_history(run.run_id, "loss")
     values = [m.value for m in history]
     assert [m.step for m in history] == [0, 1, 2, 3, 4]
-    assert values[0] == 1.0 and math.isnan(values[1])
-    assert values[2] == math.inf and values[3] == -math.inf and values[4] == 0.5
+    assert values[0] == 1.0
+    assert math.isnan(values[1])
+    assert values[2] == math.inf
+    assert values[3] == -math.inf
+    assert values[4] == 0.5
     latest = keel.get_run(run.run_id).metrics
     assert latest["loss"] == 0.5
     assert math.isnan(latest["only_nan"])

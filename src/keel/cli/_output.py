@@ -50,9 +50,7 @@ def err_console() -> Console:
 
 def print_json(document: Any) -> None:
     """Write ``document`` as one indented JSON document on stdout, and nothing else."""
-    data = orjson.dumps(
-        document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str
-    )
+    data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str)
     sys.stdout.write(data.decode() + "\n")
     sys.stdout.flush()
 

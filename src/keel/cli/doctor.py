@@ -70,7 +70,9 @@ def _tables_and_indexes(db: Database) -> str:
                 missing.append(f"table {table.name}")
                 continue
             columns = {c["name"] for c in inspector.get_columns(table.name)}
-            missing += [f"column {table.name}.{c.name}" for c in table.columns if c.name not in columns]
+            missing += [
+                f"column {table.name}.{c.name}" for c in table.columns if c.name not in columns
+            ]
             indexes = {i["name"] for i in inspector.get_indexes(table.name)}
             missing += [f"index {i.name}" for i in table.indexes if i.name not in indexes]
     if missing:
@@ -129,7 +131,10 @@ def doctor(as_json: JsonOption = False) -> None:
     failed = [c for c in checks if not c.ok]
     if as_json:
         print_json(
-            {"ok": not failed, "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]}
+            {
+                "ok": not failed,
+                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
+            }
         )
     else:
         table = Table(show_header=False, box=None)

@@ -62,15 +62,14 @@ def _key_columns(runs: Sequence[Run], kind: str, hints: str) -> list[str]:
 
 @app.command("list")
 def list_(
+    *,
     experiment: Annotated[
         list[str] | None,
         typer.Option("--experiment", "-e", help="Experiment name (repeatable; default: all)."),
     ] = None,
     filter_text: Annotated[
         str | None,
-        typer.Option(
-            "--filter", "-f", help="e.g. \"metrics.auc > 0.9 and params.model = 'rf'\"."
-        ),
+        typer.Option("--filter", "-f", help="e.g. \"metrics.auc > 0.9 and params.model = 'rf'\"."),
     ] = None,
     order_by: Annotated[
         list[str] | None,
@@ -216,9 +215,7 @@ def show(
 
 @app.command()
 def compare(
-    run_ids: Annotated[
-        list[str], typer.Argument(help="Two or more run ids (or unique prefixes).")
-    ],
+    run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids (or unique prefixes).")],
     as_json: JsonOption = False,
 ) -> None:
     """Compare runs side by side: differing rows highlighted, best metric values marked ★."""

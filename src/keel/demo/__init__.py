@@ -1,8 +1,8 @@
 """The end-to-end demo behind ``keel demo``.
 
-    from keel.demo import run_demo
-    result = run_demo()          # a fresh temporary Keel home, kept afterwards
-    print(result.home, result.champion_uri)
+from keel.demo import run_demo
+result = run_demo()          # a fresh temporary Keel home, kept afterwards
+print(result.home, result.champion_uri)
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from keel.errors import IntegrityError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from keel.tracking.entities import Run
+    from keel.tracking.fluent import ActiveRun
 
 __all__ = [
     "ALIAS",
@@ -162,13 +162,13 @@ def _run(home: Path, console: Console, *, fresh: bool, started: float) -> DemoRe
     report.print_data(console, data, DATASET, RANDOM_STATE)
 
     report.print_step(
-        console, f"Training {len(CANDIDATES)} candidates, each its own run in '{EXPERIMENT}'"
+        console, f"Training {len(CANDIDATES)} candidates, a run each, in experiment '{EXPERIMENT}'"
     )
     with keel.start_run(
         experiment=EXPERIMENT, run_name="sweep", tags={"demo": DEMO_TAG, "role": "sweep"}
     ) as sweep:
         console.print(
-            f"  parent run 'sweep' {sweep.run_id}, a nested run per candidate",
+            f"  nested in the parent run 'sweep' ({sweep.run_id})",
             markup=False,
             highlight=False,
         )
@@ -205,17 +205,12 @@ def _run(home: Path, console: Console, *, fresh: bool, started: float) -> DemoRe
     )
     keel.set_model_card(MODEL_NAME, version.version, intended_use=INTENDED_USE)
     change = keel.set_alias(MODEL_NAME, ALIAS, version.version)
-    moved = (
-        f" (was version {change.previous_version})"
-        if change.previous_version not in (None, version.version)
-        else ""
-    )
-    console.print(
-        f"  {version.uri} from runs:/{best.run_id}/model; alias '{ALIAS}' → version "
-        f"{version.version}{moved}",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
+    was = change.previous_version
+    moved = f" (was version {was})" if was not in (None, version.version) else ""
+    _facts(
+        console,
+        ("registered", f"{version.uri}  from run {best.name}"),
+        ("alias", f"{ALIAS} → version {version.version}{moved}"),
     )
 
     # Prove it: load the champion the way a service would, and compare with the original.
@@ -229,12 +224,12 @@ def _run(home: Path, console: Console, *, fresh: bool, started: float) -> DemoRe
             f"{uri} predicts {served.tolist()} on 5 validation rows, but the trained model "
             f"predicts {original.tolist()}"
         )
-    labels = [data.class_names[int(i)] for i in served]
-    console.print(
-        f"  [green]✓[/] keel.load_model('{uri}') — digests verified — predicts the same as the "
-        f"trained model on 5 validation rows: {', '.join(labels)}",
-        highlight=False,
-        soft_wrap=True,
+    labels = ", ".join(data.class_names[int(i)] for i in served)
+    _facts(
+        console,
+        ("loaded", f"{uri}, digests verified"),
+        ("predicts", "what the trained model predicts, on 5 validation rows:"),
+        ("", labels),
     )
 
     card = keel.get_model_card(MODEL_NAME, version.version)
@@ -256,9 +251,8 @@ def _run(home: Path, console: Console, *, fresh: bool, started: float) -> DemoRe
     elapsed = time.perf_counter() - started
     console.print()
     console.print(
-        f"[bold green]Done[/] in {elapsed:.1f} s: {len(trained)} runs tracked, best "
-        f"{best.name} (roc_auc {best.metrics['roc_auc']:.4f}) is {MODEL_NAME} version "
-        f"{version.version} @{ALIAS}.",
+        f"[bold green]Done[/] in {elapsed:.1f} s. The {ALIAS} is {best.name}, version "
+        f"{version.version} (roc_auc {best.metrics['roc_auc']:.4f}).",
         highlight=False,
     )
     return DemoResult(
@@ -277,7 +271,13 @@ def _run(home: Path, console: Console, *, fresh: bool, started: float) -> DemoRe
     )
 
 
-def _log_datasets(run: keel.ActiveRun, data: DemoData) -> None:
+def _facts(console: Console, *facts: tuple[str, str]) -> None:
+    """Print ``label  value`` lines, labels aligned."""
+    for label, value in facts:
+        console.print(f"  {label:<11}{value}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _log_datasets(run: ActiveRun, data: DemoData) -> None:
     run.log_dataset(data.X_train, name=TRAIN_DATASET, context="training", source=DATASET)
     run.log_dataset(data.X_val, name=VALIDATION_DATASET, context="validation", source=DATASET)
 
@@ -330,7 +330,7 @@ def _train_one(candidate: Candidate, data: DemoData) -> _Trained:
         experiment=EXPERIMENT,
         run_name=candidate.name,
         nested=True,
-        tags={"family": candidate.family, "demo": DEMO_TAG},
+        tags={"family": candidate.family, "role": "candidate", "demo": DEMO_TAG},
     ) as run:
         # Keel refuses None as a param value (it would hide a missing one): say it in words.
         run.log_params({k: "None" if v is None else v for k, v in candidate.params.items()})

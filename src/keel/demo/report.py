@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CARD_STOP_HEADING",
     "METRIC_COLUMNS",
+    "WIDE_TABLE",
     "card_excerpt",
     "next_steps",
     "print_candidate_done",
@@ -34,6 +35,8 @@ __all__ = [
 
 # The comparison table's metric columns, in order; the first is what ranks the runs.
 METRIC_COLUMNS = ("roc_auc", "accuracy", "f1", "log_loss")
+# Consoles at least this wide also get the table's family column.
+WIDE_TABLE = 110
 # The card is shown up to (not including) this section.
 CARD_STOP_HEADING = "## Signature"
 
@@ -84,34 +87,43 @@ def print_ranking(
     *,
     experiment: str,
 ) -> None:
-    """Print the candidates as a table, best first, the best highlighted."""
+    """Print the candidates as a table, best first, the best highlighted.
+
+    The family column is shown when the console is wide enough (it is also in the run names).
+    """
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
+    wide = console.width >= WIDE_TABLE
     table = Table(
-        title=f"Candidates in experiment '{experiment}', best validation ROC AUC first",
+        title=f"Candidates in '{experiment}', best validation ROC AUC first",
         title_justify="left",
-        caption="Ties on roc_auc are broken by the lower log_loss.",
+        title_style="bold",
+        caption="★ the best run; ties on roc_auc go to the lower log_loss",
         caption_justify="left",
         header_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
     )
-    table.add_column("#", justify="right")
-    table.add_column("run")
-    table.add_column("family")
-    table.add_column("hyperparameters")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("run", no_wrap=True)
+    if wide:
+        table.add_column("family", no_wrap=True)
+    table.add_column("hyperparameters", no_wrap=True)
     for key in METRIC_COLUMNS:
-        table.add_column(key, justify="right")
+        table.add_column(key, justify="right", no_wrap=True)
     for rank, run in enumerate(runs, start=1):
         candidate = candidates.get(run.name)
         varied = candidate.varied if candidate is not None else ()
-        params = ", ".join(f"{k}={run.params.get(k, '—')}" for k in varied)
-        cells = [
-            Text(f"{rank}"),
-            Text(run.name + (" ★" if rank == 1 else "")),
-            Text(run.tags.get("family", "—")),
-            Text(params),
-            *(Text(_metric(run.metrics.get(key))) for key in METRIC_COLUMNS),
-        ]
+        # One per line on narrow consoles, so no value is cut.
+        params = (", " if wide else "\n").join(f"{k}={run.params.get(k, '—')}" for k in varied)
+        cells = [Text(f"{rank}"), Text(run.name + (" ★" if rank == 1 else ""))]
+        if wide:
+            cells.append(Text(run.tags.get("family", "—")))
+        cells.append(Text(params))
+        cells += [Text(_metric(run.metrics.get(key))) for key in METRIC_COLUMNS]
         table.add_row(*cells, style="bold green" if rank == 1 else None)
     console.print()
     console.print(table)
@@ -130,15 +142,21 @@ def card_excerpt(card: str, stop_heading: str = CARD_STOP_HEADING) -> str:
 
 def print_card(console: Console, card: str, *, title: str) -> None:
     """Print the beginning of a model card, as the markdown it is stored as."""
+    from rich.console import Group
     from rich.panel import Panel
     from rich.text import Text
 
     excerpt = card_excerpt(card)
     rest = len(card.splitlines()) - len(excerpt.splitlines())
     subtitle = f"… {rest} more lines (signature, lineage)" if rest > 0 else None
+    # Prose wraps; table rows and list items (digests, URIs) are cut rather than broken.
+    lines = [
+        Text(line, no_wrap=line.startswith(("|", "- ")), overflow="ellipsis")
+        for line in excerpt.rstrip().splitlines()
+    ]
     console.print(
         Panel(
-            Text(excerpt.rstrip()),
+            Group(*lines),
             title=title,
             title_align="left",
             subtitle=subtitle,
@@ -170,11 +188,6 @@ def print_next_steps(
     if fresh:
         console.print("  (a temporary folder: delete it when you are done)", style="dim")
     console.print()
-    width = max(len(command) for command, _ in steps)
     for command, meaning in steps:
-        if width <= 72:  # comments aligned to the right of the commands
-            lines = [f"    {command:<{width}}   # {meaning}"]
-        else:  # a long home path: each comment above its command
-            lines = [f"    # {meaning}", f"    {command}"]
-        for line in lines:
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        console.print(f"    # {meaning}", style="dim", markup=False, highlight=False)
+        console.print(f"    {command}", markup=False, highlight=False, soft_wrap=True)

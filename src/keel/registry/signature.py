@@ -104,7 +104,7 @@ class ColumnSpec:
     def __str__(self) -> str:
         text = self.dtype if self.name is None else f"{self.name}: {self.dtype}"
         if self.shape is not None:
-            text += f" {_shape_text(self.shape)}"
+            text += f" {self.shape}"
         return text + ("?" if self.optional else "")
 
 
@@ -214,7 +214,9 @@ def infer_schema(data: Any) -> Schema:
         return _frame_schema(data.to_frame())
     if isinstance(data, np.ndarray):
         return _array_schema(data)
-    if isinstance(data, Mapping) or (isinstance(data, list) and data and _is_record(data[0])):
+    if isinstance(data, Mapping) or (
+        isinstance(data, list) and data and isinstance(data[0], Mapping)
+    ):
         try:
             return _frame_schema(pd.DataFrame(data))
         except (TypeError, ValueError) as exc:
@@ -302,22 +304,14 @@ def _dtype_name(values: Any) -> str:
     return "object"
 
 
-def _is_record(value: Any) -> bool:
-    return isinstance(value, Mapping)
-
-
 def _is_dim(value: Any) -> bool:
     return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
-
-
-def _shape_text(shape: tuple[int | None, ...]) -> str:
-    return str(tuple(shape))
 
 
 def _expects(schema: Schema) -> str:
     if schema.kind == "tensor":
         spec = schema.columns[0]
-        shape = "" if spec.shape is None else f" of shape {_shape_text(spec.shape)}"
+        shape = "" if spec.shape is None else f" of shape {spec.shape}"
         return f"a {spec.dtype} array{shape}"
     return f"columns {list(schema.names)}"
 
@@ -346,7 +340,7 @@ def _as_frame(data: Any, schema: Schema) -> pd.DataFrame:
             frame = pd.DataFrame([dict(data)] if scalars and data else dict(data))
         except (TypeError, ValueError) as exc:
             raise SchemaError(f"cannot read the dict as columns: {exc}") from None
-    elif isinstance(data, list | tuple) and data and _is_record(data[0]):
+    elif isinstance(data, list | tuple) and data and isinstance(data[0], Mapping):
         frame = pd.DataFrame(list(data))
     elif isinstance(data, np.ndarray | list | tuple):
         frame = _rows_frame(data, names)
@@ -387,35 +381,46 @@ def _rows_frame(data: Any, names: list[str]) -> pd.DataFrame:
 
 
 def _enforce_frame(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    import numpy as np
     import pandas as pd
 
     names = list(schema.names)
     if len(frame) == 0:
-        return pd.DataFrame({c.name: pd.Series([], dtype=_pandas_dtype(c)) for c in schema.columns})
+        return pd.DataFrame(
+            {
+                c.name: pd.Series([], dtype=_PANDAS_DTYPES.get(c.dtype, c.dtype))
+                for c in schema.columns
+            }
+        )
     present = set(frame.columns)
     missing = [c.name for c in schema.columns if c.name not in present and not c.optional]
     if missing:
         raise SchemaError(f"the input is missing column(s) {missing}; the model expects {names}")
-    out: dict[str, pd.Series] = {}
+    out: dict[str, pd.Series | None] = {}  # None: the input column as it is
     problems: list[str] = []
-    changed = False
+    dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))
     for spec in schema.columns:
         name = str(spec.name)
         if name not in present:
-            out[name], changed = _null_series(spec, frame.index), True
+            out[name] = _null_series(spec, frame.index)
+            continue
+        dtype = dtypes[name]
+        if isinstance(dtype, np.dtype) and dtype.name == spec.dtype and dtype.kind in "biuf":
+            out[name] = None  # the common case: a numpy column of the right dtype
             continue
         column = frame[name]
         try:
-            out[name] = _coerce_column(column, spec)
+            coerced = _coerce_column(column, spec)
         except _Mismatch as exc:
             problems.append(f"column {name!r}: {exc}")
             continue
-        changed = changed or out[name] is not column
+        out[name] = None if coerced is column else coerced
     if problems:
         raise SchemaError("the input does not match the model's signature: " + "; ".join(problems))
-    if not changed:
+    if all(column is None for column in out.values()):
         return frame if list(frame.columns) == names else frame[names]
-    return pd.DataFrame(out, index=frame.index)
+    columns = {n: frame[n] if column is None else column for n, column in out.items()}
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def _coerce_column(column: pd.Series, spec: ColumnSpec) -> pd.Series:
@@ -483,10 +488,7 @@ def _coerce_number(column: pd.Series, found: str, spec: ColumnSpec) -> pd.Series
     problem = _int_problem(values[~nulls.to_numpy()] if n_null else values, target)
     if problem:
         raise _Mismatch(f"expected {target}, found {found} with {problem}")
-    if n_null:
-        nullable = ("U" + target[1:].capitalize()) if target[0] == "u" else target.capitalize()
-        return column.astype(nullable)
-    return column.astype(target)
+    return column.astype(_nullable_int(target) if n_null else target)
 
 
 def _int_problem(values: np.ndarray, target: str) -> str | None:
@@ -528,19 +530,20 @@ def _example(column: pd.Series, good: pd.Series) -> str:
     return f" (e.g. {bad.iloc[0]!r})" if len(bad) else ""
 
 
-def _pandas_dtype(spec: ColumnSpec) -> str:
-    return _PANDAS_DTYPES.get(spec.dtype, spec.dtype)
-
-
 def _null_series(spec: ColumnSpec, index: pd.Index) -> pd.Series:
     import pandas as pd
 
-    dtype = _pandas_dtype(spec)
+    dtype = _PANDAS_DTYPES.get(spec.dtype, spec.dtype)
     if spec.dtype in _INTS:
-        dtype = ("U" + dtype[1:].capitalize()) if dtype[0] == "u" else dtype.capitalize()
+        dtype = _nullable_int(dtype)
     elif spec.dtype == "bool":
         dtype = "boolean"
     return pd.Series(None, index=index, dtype=dtype)
+
+
+def _nullable_int(dtype: str) -> str:
+    """Return pandas' nullable integer dtype for a numpy one: int64 → Int64, uint8 → UInt8."""
+    return ("U" + dtype[1:].capitalize()) if dtype[0] == "u" else dtype.capitalize()
 
 
 def _enforce_tensor(data: Any, spec: ColumnSpec) -> np.ndarray:
@@ -566,13 +569,13 @@ def _enforce_tensor(data: Any, spec: ColumnSpec) -> np.ndarray:
         fixed = all(d is None or d == n for d, n in zip(shape, array.shape, strict=False))
         if array.ndim != len(shape) or not fixed:
             hint = " (reshape a single row with .reshape(1, -1))" if array.ndim == 1 else ""
-            raise SchemaError(
-                f"the input has shape {array.shape}; the model expects {_shape_text(shape)}{hint}"
-            )
+            raise SchemaError(f"the input has shape {array.shape}; the model expects {shape}{hint}")
     return _coerce_array(array, spec)
 
 
 def _coerce_array(array: np.ndarray, spec: ColumnSpec) -> np.ndarray:
+    import pandas as pd
+
     target = spec.dtype
     if target == "object":
         return array
@@ -592,7 +595,12 @@ def _coerce_array(array: np.ndarray, spec: ColumnSpec) -> np.ndarray:
     elif found == target == "string":
         return array
     elif found == target and target in ("bool", "datetime", "timedelta"):
-        return array.astype({"bool": "bool", "datetime": "M8[ns]", "timedelta": "m8[ns]"}[target])
+        if target == "bool" and array.dtype.kind == "O" and pd.isna(array).any():
+            problem = "nulls"
+        else:
+            return array.astype(
+                {"bool": "bool", "datetime": "M8[ns]", "timedelta": "m8[ns]"}[target]
+            )
     elif target == "datetime" and found == "string":
         try:
             return array.astype("datetime64[ns]")

@@ -1,4 +1,4 @@
-"""Model URIs: ``models:/name/3``, ``models:/name@alias``, ``models:/name/latest``, ``runs:/id/path``."""
+"""Model URIs: ``models:/name/3``, ``models:/name@alias``, ``models:/name/latest``, ``runs:/…``."""
 
 from __future__ import annotations
 
@@ -52,7 +52,10 @@ def check_alias(alias: object) -> str:
 
 def parse_model_uri(uri: object) -> ModelRef | RunModelRef:
     """Return what a model URI names; ``InvalidInput`` with the accepted forms otherwise."""
-    forms = "models:/<name>/<version>, models:/<name>@<alias>, models:/<name>/latest or runs:/<run-id>/<path>"
+    forms = (
+        "models:/<name>/<version>, models:/<name>@<alias>, models:/<name>/latest "
+        "or runs:/<run-id>/<path>"
+    )
     if not isinstance(uri, str) or not uri:
         raise InvalidInput(f"model URI must be a non-empty string such as {forms}")
     if uri.startswith("runs:/"):

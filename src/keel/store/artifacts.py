@@ -20,7 +20,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -194,7 +194,8 @@ class ArtifactStore:
             else:
                 backend.publish(target, final)
         except BaseException:
-            backend.remove(target)
+            with suppress(Exception):  # best effort; the original error matters more
+                backend.remove(target)
             raise
         return Blob(digest, size)
 

@@ -280,10 +280,23 @@ model_alias_history = Table(
 )
 
 TRACKING_TABLES = (
-    keel_meta, experiments, experiment_tags, runs, params, tags, metrics, latest_metrics,
-    datasets, run_inputs, run_artifacts,
+    keel_meta,
+    experiments,
+    experiment_tags,
+    runs,
+    params,
+    tags,
+    metrics,
+    latest_metrics,
+    datasets,
+    run_inputs,
+    run_artifacts,
 )
 REGISTRY_TABLES = (
-    registered_models, registered_model_tags, model_versions, model_version_tags,
-    model_aliases, model_alias_history,
+    registered_models,
+    registered_model_tags,
+    model_versions,
+    model_version_tags,
+    model_aliases,
+    model_alias_history,
 )

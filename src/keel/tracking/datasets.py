@@ -28,7 +28,8 @@ def digest_path(path: Path) -> str:
     if path.is_dir():
         hasher = blake3.blake3()
         for child in sorted(p for p in path.rglob("*") if p.is_file()):
-            hasher.update(f"{child.relative_to(path).as_posix()}\0{digest_path(child)}\n".encode())
+            rel = child.relative_to(path).as_posix()
+            hasher.update(f"{rel}\0{digest_path(child)}\n".encode())
         return hasher.hexdigest()
     raise InvalidInput(f"dataset path {str(path)!r} does not exist")
 
@@ -39,7 +40,11 @@ def _frame_facts(frame: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
 
     hasher = blake3.blake3()
     columns = [str(c) for c in frame.columns]
-    schema = {"columns": {c: str(frame[col].dtype) for c, col in zip(columns, frame.columns)}}
+    schema = {
+        "columns": {
+            c: str(frame[col].dtype) for c, col in zip(columns, frame.columns, strict=False)
+        }
+    }
     hasher.update(repr(sorted(schema["columns"].items())).encode())
     # Vectorised per-row hashes (index included), then one BLAKE3 over them.
     hasher.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from keel.errors import InvalidInput
@@ -56,18 +56,10 @@ Value = str | Decimal | bool
 
 # Run attributes by canonical name (a column of ``runs``) and value type.
 ATTRIBUTES: dict[str, str] = {
-    "run_id": "string",
-    "name": "string",
-    "status": "status",
-    "start_time": "number",
-    "end_time": "number",
-    "user": "string",
-    "source": "string",
-    "git_commit": "string",
-    "git_dirty": "bool",
-    "parent_run_id": "string",
-    "experiment_id": "string",
-}
+    "run_id": "string", "name": "string", "status": "status", "start_time": "number",
+    "end_time": "number", "user": "string", "source": "string", "git_commit": "string",
+    "git_dirty": "bool", "parent_run_id": "string", "experiment_id": "string",
+}  # fmt: skip
 _ATTRIBUTE_ALIASES = {"run_name": "name"}
 _PREFIXES: dict[str, KeyKind] = {
     "metrics": "metric", "metric": "metric", "params": "param", "param": "param",
@@ -147,7 +139,7 @@ class _Token:
     value: Any = None
 
 
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _IDENT = re.compile(r"[^\W\d][\w.\-/]*")
 _OP = re.compile(r"<=|>=|!=|<>|=|<|>")
 _KEYWORDS = {"and", "or", "not", "in", "like", "ilike", "is", "null", "true", "false"}
@@ -158,6 +150,8 @@ class _Parser:
         self.text, self.what = text, what
         if len(text) > MAX_FILTER_LENGTH:
             raise InvalidInput(f"{what} is {len(text)} characters; at most {MAX_FILTER_LENGTH}")
+        if "\x00" in text:  # no database stores NUL in text
+            raise self.error(text.index("\x00") + 1, "unexpected NUL character")
         self.tokens = self._lex()
         self.i = 0
         self.depth = 0
@@ -203,7 +197,10 @@ class _Parser:
                 if end < len(text) and (text[end].isalnum() or text[end] in "_."):
                     word = re.match(r"[\w.+\-]*", text[i:]).group()  # type: ignore[union-attr]
                     raise self.error(i + 1, f"expected a number, found {word!r}")
-                out.append(_Token("number", m.group(), i + 1, self._number(m.group(), i + 1)))
+                value = Decimal(m.group())  # the pattern admits only valid numbers
+                if value and abs(value.adjusted()) > 999:
+                    raise self.error(i + 1, f"number {m.group()!r} is out of range (1e±999)")
+                out.append(_Token("number", m.group(), i + 1, value))
                 i = end
             elif m := _IDENT.match(text, i):
                 out.append(_Token("ident", m.group(), i + 1))
@@ -216,15 +213,6 @@ class _Parser:
                 raise self.error(i + 1, f"unexpected character {c!r}")
         out.append(_Token("end", "", len(text) + 1))
         return out
-
-    def _number(self, text: str, pos: int) -> Decimal:
-        try:
-            value = Decimal(text)
-        except InvalidOperation:  # pragma: no cover - the regex only admits valid numbers
-            raise self.error(pos, f"invalid number {text!r}") from None
-        if value and abs(value.adjusted()) > 999:
-            raise self.error(pos, f"number {text!r} is out of range (|exponent| ≤ 999)")
-        return value
 
     @property
     def tok(self) -> _Token:
@@ -240,15 +228,11 @@ class _Parser:
 
     def found(self) -> str:
         tok = self.tok
-        if tok.kind == "end":
-            return "end of input"
-        if tok.kind == "string":
-            return f"string {tok.text}"
-        if tok.kind == "number":
-            return f"number {tok.text}"
+        if tok.kind in ("end", "string", "number"):
+            return f"{tok.kind} {tok.text}" if tok.text else "end of input"
         if tok.kind == "ident" and tok.text.lower() in _KEYWORDS:
             return f"keyword '{tok.text}'"
-        return f"{'name' if tok.kind in ('ident', 'quoted') else ''} {tok.text!r}".strip()
+        return f"{'name ' if tok.kind in ('ident', 'quoted') else ''}{tok.text!r}"
 
     def expected(self, what: str) -> InvalidInput:
         return self.error(self.tok.pos, f"expected {what}, found {self.found()}")
@@ -434,6 +418,8 @@ def parse_order_by(items: str | Sequence[str] | None) -> list[OrderKey]:
         return []
     if isinstance(items, str):
         items = [items]
+    if not isinstance(items, Sequence):
+        raise InvalidInput(f"order_by must be a string or a list, got {type(items).__name__}")
     keys: list[OrderKey] = []
     for item in items:
         if not isinstance(item, str):

@@ -27,6 +27,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     not_,
     or_,
     select,
@@ -54,6 +55,7 @@ _CMP: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
     ">": lambda a, b: a > b,
     ">=": lambda a, b: a >= b,
 }
+_OPERATORS = frozenset([*_CMP, *_NEGATED, "in", "like", "ilike", "is null", "is not null"])
 _ENTITY_TABLES: dict[str, Table] = {"param": params, "tag": tags, "metric": latest_metrics}
 
 
@@ -77,6 +79,8 @@ def _compile(expr: FilterExpr, dialect: str) -> ColumnElement[bool]:
         return or_(*(_compile(item, dialect) for item in expr.items))
     if not isinstance(expr, Comparison):
         raise InvalidInput(f"not a filter expression: {expr!r}")
+    if expr.op not in _OPERATORS:
+        raise InvalidInput(f"unknown operator {expr.op!r}")
     if expr.key.kind == "attribute":
         return _attribute(expr, dialect)
     if expr.key.kind not in _ENTITY_TABLES:
@@ -121,14 +125,15 @@ def _entity_condition(
         else:
             as_number = cast(value, Float(53))
             bound = [literal(float(n), Float(53)) for n in numbers]
-        # CASE keeps PostgreSQL from casting a value the guard rejected.
-        guarded = case((guard, as_number), else_=None)
-        test = guarded.in_(bound) if op == "in" else _CMP[op](guarded, bound[0])
-        conds.append(and_(guard, test))
+        test = as_number.in_(bound) if op == "in" else _CMP[op](as_number, bound[0])
+        # CASE keeps PostgreSQL from casting a value the guard rejected (AND would not).
+        conds.append(case((guard, test), else_=false()))
     return or_(*conds)
 
 
 def _attribute(expr: Comparison, dialect: str) -> ColumnElement[bool]:
+    if expr.key.name not in ATTRIBUTES:
+        raise InvalidInput(f"unknown attribute {expr.key.name!r}")
     column = runs.c[expr.key.name]
     op, value = expr.op, expr.value
     if op == "is null":
@@ -187,32 +192,33 @@ def _like(
 
 def numeric_guard(value: ColumnElement[Any], dialect: str) -> ColumnElement[bool]:
     """Return a condition true exactly when the text ``value`` matches ``NUMBER_PATTERN``."""
-    short = func.length(value) <= MAX_NUMBER_CHARS
+    short = func.length(value).between(literal_column("1"), literal_column(str(MAX_NUMBER_CHARS)))
     if dialect == "postgresql":
         return and_(short, value.regexp_match(NUMBER_PATTERN))
 
-    # SQLite has no regular expressions: split at the first e/E and check each part.
-    def strip_sign(text: ColumnElement[Any]) -> ColumnElement[Any]:
-        return case((func.substr(text, 1, 1).in_(["+", "-"]), func.substr(text, 2)), else_=text)
+    # SQLite has no regular expressions. Once the characters are known to be digits, dots,
+    # signs and e/E, mark each exponent (e, e+, e-) as "x" and drop one leading sign; the
+    # rest is a few GLOBs. Constants are inlined: they are ours, and this stays compact.
+    def const(text: str) -> ColumnElement[Any]:
+        return literal_column("'" + text + "'")
 
     def glob(text: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
-        return text.op("GLOB", is_comparison=True)(pattern)
+        return text.op("GLOB", is_comparison=True)(const(pattern))
 
-    e_at = func.instr(func.lower(value), "e")
-    mantissa = strip_sign(case((e_at == 0, value), else_=func.substr(value, 1, e_at - 1)))
-    exponent = strip_sign(func.substr(value, e_at + 1))
+    marked = func.lower(value)
+    for exp in ("e+", "e-", "e"):
+        marked = func.replace(marked, const(exp), const("x"))
+    body = func.ltrim(marked, const("+-"))
     return and_(
         short,
-        mantissa.not_in(["", "."]),
-        not_(glob(mantissa, "*[^0-9.]*")),
-        not_(glob(mantissa, "*.*.*")),
-        or_(
-            e_at == 0,
-            and_(
-                func.length(exponent).between(1, 3),
-                not_(glob(exponent, "*[^0-9]*")),
-            ),
-        ),
+        not_(glob(value, "*[^0-9.eE+-]*")),
+        not_(glob(marked, "[+-][+-]*")),  # at most one leading sign
+        not_(glob(body, "*[+-]*")),  # no other sign, except right after e
+        not_(glob(body, "*x*x*")),  # at most one exponent
+        not_(glob(body, "*[.x]*.*")),  # at most one dot, and none in the exponent
+        or_(glob(body, "[0-9]*"), glob(body, ".[0-9]*")),  # the mantissa has a digit
+        not_(glob(body, "*x")),
+        not_(glob(body, "*x????*")),  # 1 to 3 exponent digits
     )
 
 
@@ -233,7 +239,7 @@ def compile_order_by(keys: Sequence[OrderKey], dialect: str) -> list[ColumnEleme
 
 def _order_expression(key: Key, dialect: str) -> ColumnElement[Any]:
     if key.kind == "attribute":
-        if key.name not in runs.c:
+        if key.name not in ATTRIBUTES:
             raise InvalidInput(f"unknown attribute {key.name!r}")
         expr: ColumnElement[Any] = runs.c[key.name]
     elif key.kind in _ENTITY_TABLES:

@@ -124,9 +124,7 @@ class SqlTrackingStore(TrackingStore):
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         with self.db.read() as conn:
-            row = conn.execute(
-                select(t.experiments).where(t.experiments.c.name == name)
-            ).first()
+            row = conn.execute(select(t.experiments).where(t.experiments.c.name == name)).first()
             return None if row is None else self._experiment_from(conn, row)
 
     def list_experiments(self, *, include_deleted: bool = False) -> list[Experiment]:
@@ -343,7 +341,9 @@ class SqlTrackingStore(TrackingStore):
                     f"param {key!r} of run {run_id} is already {existing[key]!r}; params are "
                     f"immutable, so it cannot become {value!r} (log it under a new key)"
                 )
-        new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing]
+        new = [
+            {"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing
+        ]
         if new:
             conn.execute(t.params.insert(), new)
 
@@ -352,7 +352,8 @@ class SqlTrackingStore(TrackingStore):
         conn.exec_driver_sql(
             self._insert_metrics_sql,
             [
-                (run_id, key, 0.0, ts, step, True) if isnan(value)
+                (run_id, key, 0.0, ts, step, True)
+                if isnan(value)
                 else (run_id, key, value, ts, step, False)
                 for key, value, ts, step in rows
             ],
@@ -457,8 +458,13 @@ class SqlTrackingStore(TrackingStore):
 
     def add_artifacts(self, run_id: str, entries: Iterable[ArtifactEntry]) -> None:
         rows = [
-            {"run_id": run_id, "path": e.path, "digest": e.digest, "size": e.size,
-             "created_at": _now()}
+            {
+                "run_id": run_id,
+                "path": e.path,
+                "digest": e.digest,
+                "size": e.size,
+                "created_at": _now(),
+            }
             for e in entries
         ]
         if not rows:
@@ -479,9 +485,7 @@ class SqlTrackingStore(TrackingStore):
         if prefix:
             prefix = prefix.strip("/")
             escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(
-                or_(a.c.path == prefix, a.c.path.like(f"{escaped}/%", escape="\\"))
-            )
+            query = query.where(or_(a.c.path == prefix, a.c.path.like(f"{escaped}/%", escape="\\")))
         with self.db.read() as conn:
             self._require_run(conn, run_id)
             return [
@@ -537,9 +541,7 @@ class SqlTrackingStore(TrackingStore):
                 tags[run_id][key] = value
             lm = t.latest_metrics
             for run_id, key, value, is_nan in conn.execute(
-                select(lm.c.run_id, lm.c.key, lm.c.value, lm.c.is_nan).where(
-                    lm.c.run_id.in_(chunk)
-                )
+                select(lm.c.run_id, lm.c.key, lm.c.value, lm.c.is_nan).where(lm.c.run_id.in_(chunk))
             ):
                 metrics[run_id][key] = math.nan if is_nan else value
         return [
@@ -563,5 +565,3 @@ class SqlTrackingStore(TrackingStore):
             )
             for r in rows
         ]
-
-

@@ -116,9 +116,7 @@ def _stringify(kind: str, key: str, value: Any, limit: int) -> str:
         raise InvalidInput(f"{kind} {key!r} has no value (None)")
     text = value if isinstance(value, str) else str(value)
     if len(text) > limit:
-        raise InvalidInput(
-            f"{kind} {key!r} is {len(text)} characters long; the limit is {limit}"
-        )
+        raise InvalidInput(f"{kind} {key!r} is {len(text)} characters long; the limit is {limit}")
     return text
 
 

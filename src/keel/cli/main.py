@@ -1,0 +1,70 @@
+"""The ``keel`` command: the root options and every command group, composed.
+
+keel [--debug] [--version] COMMAND
+keel init | info | doctor | demo
+keel db status | upgrade
+keel experiments list
+keel runs list | show | compare | gc
+keel models list | show | versions | alias | card
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from keel.cli import db, demo, doctor, experiments, home, models, runs
+from keel.cli._group import KeelGroup
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="keel",
+    cls=KeelGroup,
+    help="Keel: the machine-learning lifecycle in one package.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from keel import __version__
+
+        typer.echo(f"keel {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", envvar="KEEL_DEBUG", help="Show the full traceback when a command fails."
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print Keel's version."
+        ),
+    ] = False,
+) -> None:
+    """Keel: track, register, deploy and monitor models. Errors are one line; --json for scripts."""
+
+
+app.command("init")(home.init)
+app.command("info")(home.info)
+app.command("doctor")(doctor.doctor)
+app.command("demo")(demo.demo)
+app.add_typer(db.app, name="db")
+app.add_typer(experiments.app, name="experiments")
+app.add_typer(runs.app, name="runs")
+app.add_typer(models.app, name="models")
+
+
+def main() -> None:
+    """Run the ``keel`` console script."""
+    app()
