@@ -30,10 +30,12 @@ class KeelEnv:
 
 def _reset() -> None:
     from keel.config import reset_settings
+    from keel.store.artifacts import forget_artifact_stores
     from keel.store.database import forget_databases
 
     reset_settings()
     forget_databases()
+    forget_artifact_stores()
     import keel.stores
 
     keel.stores._current = None

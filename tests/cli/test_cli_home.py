@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -119,5 +120,5 @@ def test_doctor_is_red_when_an_index_is_missing(cli: Cli, home: Path) -> None:
 
     report = cli("doctor", "--json")
     assert report.exit_code == 1
-    failed = [c for c in __import__("json").loads(report.stdout)["checks"] if not c["ok"]]
+    failed = [c for c in json.loads(report.stdout)["checks"] if not c["ok"]]
     assert [c["name"] for c in failed] == ["tables and indexes present"]

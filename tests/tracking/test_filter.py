@@ -561,11 +561,28 @@ def test_bad_inputs_to_compile() -> None:
         parse_filter(3)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="must be a string or a list"):
         parse_order_by(3)  # type: ignore[arg-type]
-    with pytest.raises(InvalidInput, match="unknown operator"):
+    with pytest.raises(InvalidInput, match="does not support '~'"):
         compile_filter(Comparison(Key("tag", "t"), "~", "x"), "sqlite")
     with pytest.raises(InvalidInput, match="unknown attribute"):
         compile_filter(Comparison(Key("attribute", "colour"), "=", "x"), "sqlite")
     assert compile_filter(None, "sqlite") is None
+
+
+_VALUES = st.none() | st.booleans() | st.text(max_size=3) | st.decimals(places=2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(["attribute", "metric", "param", "tag", "other"]),
+    name=st.sampled_from(["status", "start_time", "git_dirty", "x", ""]),
+    op=st.sampled_from(["=", "!=", "<", "in", "not in", "like", "not ilike", "is null", "~"]),
+    value=_VALUES | st.tuples(_VALUES) | st.tuples(_VALUES, _VALUES),
+)
+def test_hand_built_trees_compile_or_raise_invalid_input(
+    kind: Any, name: str, op: str, value: Any
+) -> None:
+    with contextlib.suppress(InvalidInput):
+        compile_filter(And((Comparison(Key(kind, name), op, value),)), "postgresql")
 
 
 _TOKENS = ["metrics.a", "params.b", "tags.`c d`", "status", "name", "metrics.", "and", "or",

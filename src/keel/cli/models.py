@@ -117,7 +117,7 @@ def show(name: Name, as_json: JsonOption = False) -> None:
         head.add_row(plain(f"tag {key}"), plain(value))
     console.print(head)
     if latest:
-        console.print(_versions_table(latest, f"latest {len(latest)} versions"))
+        console.print(_versions_table(latest, "latest versions"))
 
 
 @app.command()

@@ -34,6 +34,7 @@ app = typer.Typer(help="Runs: list, inspect, compare and clean up.", no_args_is_
 _PREFIX = re.compile(r"[0-9a-f]{4,31}")
 _MENTIONED = re.compile(r"\b(metrics?|params?)\.([\w\-./:]+)")
 _KEY_COLUMNS = {"metrics": 4, "params": 3}
+_FIXED_WIDTH = 72  # run, name, status, start and duration columns with their borders
 
 
 def resolve_run_id(value: str) -> str:
@@ -58,6 +59,17 @@ def _key_columns(runs: Sequence[Run], kind: str, hints: str) -> list[str]:
     common = sorted(counts, key=lambda k: (-counts[k], k))
     keys = list(dict.fromkeys([k for k in mentioned if k in counts] + common))
     return keys[: _KEY_COLUMNS[kind]]
+
+
+def _fit(keys: list[str], budget: int) -> tuple[list[str], int]:
+    """Keep the keys whose columns fit in ``budget`` characters; return them and what is left."""
+    kept = []
+    for key in keys:
+        need = max(len(key), 8) + 3
+        if need <= budget:
+            kept.append(key)
+            budget -= need
+    return kept, budget
 
 
 @app.command("list")
@@ -98,23 +110,25 @@ def list_(
     if not page:
         console.print("no runs match" if filter_text or page_token else "no runs yet")
         return
-    hints = " ".join([filter_text or "", *(order_by or [])])
-    metric_keys = _key_columns(page, "metrics", hints)
-    param_keys = _key_columns(page, "params", hints)
     names = {e.experiment_id: e.name for e in keel.list_experiments()}
     several = len({r.experiment_id for r in page}) > 1
+    hints = " ".join([filter_text or "", *(order_by or [])])
+    budget = console.width - _FIXED_WIDTH - (16 if several else 0)
+    metric_keys, budget = _fit(_key_columns(page, "metrics", hints), budget)
+    param_keys, _ = _fit(_key_columns(page, "params", hints), budget)
     table = Table()
     table.add_column("run", no_wrap=True)
-    table.add_column("name")
+    table.add_column("name", min_width=10, overflow="fold")
     if several:
         table.add_column("experiment")
     table.add_column("status", no_wrap=True)
     table.add_column("start", no_wrap=True)
     table.add_column("duration", justify="right", no_wrap=True)
-    for key in metric_keys:
-        table.add_column(f"metrics.{key}", justify="right")
-    for key in param_keys:
-        table.add_column(f"params.{key}")
+    for kind, keys in (("metrics", metric_keys), ("params", param_keys)):
+        for key in keys:  # a two-line header keeps the column as narrow as its key
+            header = Text.assemble((f"{kind}.\n", "dim"), key)
+            right = "right" if kind == "metrics" else "left"
+            table.add_column(header, justify=right, min_width=len(key), overflow="fold")
     for r in page:
         cells: list[Text | str] = [short_id(r.run_id), plain(r.name)]
         if several:

@@ -19,6 +19,7 @@ __all__ = [
     "CANDIDATES",
     "DATASET",
     "RANDOM_STATE",
+    "VALIDATION_FRACTION",
     "Candidate",
     "DemoData",
     "Evaluation",

@@ -19,12 +19,20 @@ from typing import TYPE_CHECKING, Any
 import keel
 from keel import config
 from keel.demo import report
-from keel.demo.candidates import CANDIDATES, DATASET, RANDOM_STATE, Candidate, DemoData
+from keel.demo.candidates import (
+    CANDIDATES,
+    DATASET,
+    RANDOM_STATE,
+    VALIDATION_FRACTION,
+    Candidate,
+    DemoData,
+)
 from keel.errors import IntegrityError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from keel.tracking.entities import Run
     from keel.tracking.fluent import ActiveRun
 
 __all__ = [
@@ -150,8 +158,6 @@ class _Trained:
 
 
 def _run(home: Path, console: Console, *, fresh: bool, started: float) -> DemoResult:
-    import numpy as np
-
     from keel.demo.candidates import load_data
 
     tracking_uri = config.get_settings().resolved_tracking_uri()
@@ -164,18 +170,70 @@ def _run(home: Path, console: Console, *, fresh: bool, started: float) -> DemoRe
     report.print_step(
         console, f"Training {len(CANDIDATES)} candidates, a run each, in experiment '{EXPERIMENT}'"
     )
+    sweep_run_id, trained, ranked = _sweep(console, data)
+    report.print_ranking(
+        console, ranked, {t.candidate.name: t.candidate for t in trained}, experiment=EXPERIMENT
+    )
+
+    best = ranked[0]
+    report.print_step(console, f"Registering the best run, {best.name}, as '{MODEL_NAME}'")
+    version = _crown(console, best, next(t for t in trained if t.run_id == best.run_id), data)
+
+    card = keel.get_model_card(MODEL_NAME, version)
+    console.print()
+    report.print_card(
+        console, card, title=f"Model card of {MODEL_NAME} version {version} (beginning)"
+    )
+
+    runner_up = ranked[1] if len(ranked) > 1 else best
+    steps = report.next_steps(
+        home,
+        experiment=EXPERIMENT,
+        model_name=MODEL_NAME,
+        version=version,
+        compare=[best.run_id, runner_up.run_id],
+    )
+    report.print_next_steps(console, home, steps, fresh=fresh)
+
+    elapsed = time.perf_counter() - started
+    console.print()
+    console.print(
+        f"[bold green]Done[/] in {elapsed:.1f} s. The {ALIAS} is {best.name}, version "
+        f"{version} (roc_auc {best.metrics['roc_auc']:.4f}).",
+        highlight=False,
+    )
+    return DemoResult(
+        home=home,
+        tracking_uri=tracking_uri,
+        experiment=EXPERIMENT,
+        sweep_run_id=sweep_run_id,
+        run_ids=tuple(t.run_id for t in trained),
+        best_run_id=best.run_id,
+        best_run_name=best.name,
+        model_name=MODEL_NAME,
+        version=version,
+        alias=ALIAS,
+        champion_metrics=dict(best.metrics),
+        elapsed_seconds=elapsed,
+    )
+
+
+def _sweep(console: Console, data: DemoData) -> tuple[str, list[_Trained], list[Run]]:
+    """Train the candidates as nested runs of one 'sweep' run; return them, ranked too.
+
+    The ranking is a search restricted to this sweep's children, so earlier demos in the
+    same home do not compete.
+    """
     with keel.start_run(
         experiment=EXPERIMENT, run_name="sweep", tags={"demo": DEMO_TAG, "role": "sweep"}
     ) as sweep:
         console.print(
-            f"  nested in the parent run 'sweep' ({sweep.run_id})",
-            markup=False,
-            highlight=False,
+            f"  nested in the parent run 'sweep' ({sweep.run_id})", markup=False, highlight=False
         )
         sweep.log_params(
             {
                 "dataset": DATASET,
-                "validation_fraction": len(data.X_val) / (len(data.X_train) + len(data.X_val)),
+                "validation_fraction": VALIDATION_FRACTION,
                 "random_state": RANDOM_STATE,
                 "candidates": len(CANDIDATES),
                 "ranking": ", ".join(RANKING),
@@ -183,20 +241,28 @@ def _run(home: Path, console: Console, *, fresh: bool, started: float) -> DemoRe
         )
         _log_datasets(sweep, data)
         trained = _train_all(console, data)
-        ranked = keel.search_runs(
-            experiment=EXPERIMENT,
-            filter=f"attributes.parent_run_id = '{sweep.run_id}'",
-            order_by=list(RANKING),
-            max_results=len(CANDIDATES),
+        ranked = list(
+            keel.search_runs(
+                experiment=EXPERIMENT,
+                filter=f"attributes.parent_run_id = '{sweep.run_id}'",
+                order_by=list(RANKING),
+                max_results=len(CANDIDATES),
+            )
         )
         best = ranked[0]
         sweep.log_metrics({f"best_{k}": v for k, v in best.metrics.items() if k != "val_log_loss"})
         sweep.set_tags({"best_run_id": best.run_id, "best_run_name": best.name})
-    report.print_ranking(
-        console, ranked, {t.candidate.name: t.candidate for t in trained}, experiment=EXPERIMENT
-    )
+    return sweep.run_id, trained, ranked
 
-    report.print_step(console, f"Registering the best run, {best.name}, as '{MODEL_NAME}'")
+
+def _crown(console: Console, best: Run, trained: _Trained, data: DemoData) -> int:
+    """Register ``best``, give it the champion alias, and prove the alias loads it.
+
+    Returns the new version number. The proof loads ``models:/…@champion`` as a service
+    would (digests verified) and compares its predictions with the in-process model's.
+    """
+    import numpy as np
+
     version = keel.register_model(
         f"runs:/{best.run_id}/model",
         MODEL_NAME,
@@ -213,62 +279,22 @@ def _run(home: Path, console: Console, *, fresh: bool, started: float) -> DemoRe
         ("alias", f"{ALIAS} → version {version.version}{moved}"),
     )
 
-    # Prove it: load the champion the way a service would, and compare with the original.
     uri = f"models:/{MODEL_NAME}@{ALIAS}"
     rows = data.X_val.head(5)
-    loaded = keel.load_model(uri)
-    served = np.asarray(loaded.predict(rows))
-    original = np.asarray(next(t for t in trained if t.run_id == best.run_id).model.predict(rows))
+    served = np.asarray(keel.load_model(uri).predict(rows))
+    original = np.asarray(trained.model.predict(rows))
     if not np.array_equal(served, original):
         raise IntegrityError(
             f"{uri} predicts {served.tolist()} on 5 validation rows, but the trained model "
             f"predicts {original.tolist()}"
         )
-    labels = ", ".join(data.class_names[int(i)] for i in served)
     _facts(
         console,
         ("loaded", f"{uri}, digests verified"),
         ("predicts", "what the trained model predicts, on 5 validation rows:"),
-        ("", labels),
+        ("", ", ".join(data.class_names[int(i)] for i in served)),
     )
-
-    card = keel.get_model_card(MODEL_NAME, version.version)
-    console.print()
-    report.print_card(
-        console, card, title=f"Model card of {MODEL_NAME} version {version.version} (beginning)"
-    )
-
-    runner_up = ranked[1] if len(ranked) > 1 else best
-    steps = report.next_steps(
-        home,
-        experiment=EXPERIMENT,
-        model_name=MODEL_NAME,
-        version=version.version,
-        compare=[best.run_id, runner_up.run_id],
-    )
-    report.print_next_steps(console, home, steps, fresh=fresh)
-
-    elapsed = time.perf_counter() - started
-    console.print()
-    console.print(
-        f"[bold green]Done[/] in {elapsed:.1f} s. The {ALIAS} is {best.name}, version "
-        f"{version.version} (roc_auc {best.metrics['roc_auc']:.4f}).",
-        highlight=False,
-    )
-    return DemoResult(
-        home=home,
-        tracking_uri=tracking_uri,
-        experiment=EXPERIMENT,
-        sweep_run_id=sweep.run_id,
-        run_ids=tuple(t.run_id for t in trained),
-        best_run_id=best.run_id,
-        best_run_name=best.name,
-        model_name=MODEL_NAME,
-        version=version.version,
-        alias=ALIAS,
-        champion_metrics=dict(best.metrics),
-        elapsed_seconds=elapsed,
-    )
+    return version.version
 
 
 def _facts(console: Console, *facts: tuple[str, str]) -> None:

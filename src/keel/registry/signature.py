@@ -20,6 +20,7 @@ numpy and pandas are imported only when data is touched, so reading a signature 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -45,6 +46,7 @@ _FLOATS = ("float16", "float32", "float64")
 _OTHERS = ("bool", "string", "binary", "datetime", "timedelta", "category", "object")
 DTYPES: frozenset[str] = frozenset((*_INTS, *_FLOATS, *_OTHERS))
 _NULLS_ALWAYS_OK = frozenset((*_FLOATS, "object"))
+_NUMPY_NAMES = frozenset((*_INTS, *_FLOATS, "bool"))
 _KINDS = ("dataframe", "tensor")
 # pandas.api.types.infer_dtype results for object columns → Keel dtype names.
 _OBJECT_KINDS = {
@@ -349,9 +351,10 @@ def _as_frame(data: Any, schema: Schema) -> pd.DataFrame:
             f"cannot read {type(data).__name__} as a table; pass a DataFrame, a dict of "
             "columns, a list of records or a 2-D array with one value per column"
         )
-    if not frame.columns.is_unique:
-        raise SchemaError(f"the input has duplicate columns: {list(frame.columns)}")
-    if not all(isinstance(c, str) for c in frame.columns):
+    labels = frame.columns.tolist()  # iterating an Index directly is slow (pandas 3 strings)
+    if len(set(labels)) != len(labels):
+        raise SchemaError(f"the input has duplicate columns: {labels}")
+    if not all(isinstance(c, str) for c in labels):
         frame = frame.rename(columns=str)
     return frame
 
@@ -381,7 +384,6 @@ def _rows_frame(data: Any, names: list[str]) -> pd.DataFrame:
 
 
 def _enforce_frame(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    import numpy as np
     import pandas as pd
 
     names = list(schema.names)
@@ -392,20 +394,21 @@ def _enforce_frame(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
                 for c in schema.columns
             }
         )
-    present = set(frame.columns)
+    labels = frame.columns.tolist()
+    present = set(labels)
     missing = [c.name for c in schema.columns if c.name not in present and not c.optional]
     if missing:
         raise SchemaError(f"the input is missing column(s) {missing}; the model expects {names}")
     out: dict[str, pd.Series | None] = {}  # None: the input column as it is
     problems: list[str] = []
-    dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))
+    dtypes = dict(zip(labels, frame.dtypes.tolist(), strict=True))
     for spec in schema.columns:
         name = str(spec.name)
         if name not in present:
             out[name] = _null_series(spec, frame.index)
             continue
         dtype = dtypes[name]
-        if isinstance(dtype, np.dtype) and dtype.name == spec.dtype and dtype.kind in "biuf":
+        if spec.dtype in _NUMPY_NAMES and dtype == _numpy_dtype(spec.dtype):
             out[name] = None  # the common case: a numpy column of the right dtype
             continue
         column = frame[name]
@@ -418,7 +421,7 @@ def _enforce_frame(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     if problems:
         raise SchemaError("the input does not match the model's signature: " + "; ".join(problems))
     if all(column is None for column in out.values()):
-        return frame if list(frame.columns) == names else frame[names]
+        return frame if labels == names else frame[names]
     columns = {n: frame[n] if column is None else column for n, column in out.items()}
     return pd.DataFrame(columns, index=frame.index)
 
@@ -539,6 +542,13 @@ def _null_series(spec: ColumnSpec, index: pd.Index) -> pd.Series:
     elif spec.dtype == "bool":
         dtype = "boolean"
     return pd.Series(None, index=index, dtype=dtype)
+
+
+@functools.cache
+def _numpy_dtype(name: str) -> np.dtype:
+    import numpy as np
+
+    return np.dtype(name)
 
 
 def _nullable_int(dtype: str) -> str:

@@ -33,20 +33,10 @@ if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
 
 __all__ = [
-    "ATTRIBUTES",
-    "MAX_FILTER_LENGTH",
-    "MAX_NESTING",
-    "And",
-    "Comparison",
-    "FilterExpr",
-    "Key",
-    "Or",
-    "OrderKey",
-    "compile_filter",
-    "compile_order_by",
-    "parse_filter",
+    "ATTRIBUTES", "MAX_FILTER_LENGTH", "MAX_NESTING", "And", "Comparison", "FilterExpr", "Key",
+    "Or", "OrderKey", "check_comparison", "compile_filter", "compile_order_by", "parse_filter",
     "parse_order_by",
-]
+]  # fmt: skip
 
 MAX_FILTER_LENGTH = 10_000
 MAX_NESTING = 50
@@ -360,35 +350,62 @@ class _Parser:
         return value
 
     def _check(self, cond: Comparison) -> Comparison:
-        """Return ``cond`` once its operator and value types suit its key."""
-        key, op = cond.key, cond.op
-        vtype = ATTRIBUTES[key.name] if key.kind == "attribute" else key.kind
-        if op not in _OPS[vtype]:
-            allowed = ", ".join((*_OPS[vtype], "is null", "is not null"))
-            raise self.error(cond.position, f"{key} does not support '{op}'; use one of {allowed}")
-        values = cond.value if isinstance(cond.value, tuple) else (cond.value,)
-        want = {"metric": "a number", "number": "a number", "bool": "true or false"}.get(vtype)
-        if vtype in ("param", "tag"):
-            want = "a string" if "like" in op else "a number" if op in _ORDERING else None
-        elif vtype in ("string", "status"):
-            want = "a string"
-        for value, tok in zip(values, self.value_tokens, strict=True):
-            ok = {
-                "a number": isinstance(value, Decimal),
-                "a string": isinstance(value, str),
-                "true or false": isinstance(value, bool)
-                or (isinstance(value, str) and value.lower() in ("true", "false")),
-                None: not isinstance(value, bool),
-            }[want]
-            if not ok:
-                needs = want or "a string or a number"
-                raise self.error(tok.pos, f"'{op}' on {key} needs {needs}, found {tok.text}")
-        if vtype == "bool" and isinstance(cond.value, str):
-            return Comparison(key, op, cond.value.lower() == "true", cond.position)
-        if vtype == "status":
-            low = tuple(str(v).lower() for v in values)
-            return Comparison(key, op, low if op.endswith("in") else low[0], cond.position)
+        try:
+            return check_comparison(cond)
+        except _Mismatch as exc:
+            pos = cond.position if exc.index is None else self.value_tokens[exc.index].pos
+            raise self.error(pos, exc.detail) from None
+
+
+class _Mismatch(InvalidInput):
+    def __init__(self, detail: str, index: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail, self.index = detail, index
+
+
+def check_comparison(cond: Comparison) -> Comparison:
+    """Return ``cond`` with its value normalised, or raise ``InvalidInput`` if it is unsound.
+
+    The parser calls this for every condition; ``compile_filter`` calls it again, so a
+    hand-built tree gets the same checks.
+    """
+    key, op, value = cond.key, cond.op, cond.value
+    if key.kind not in _PLURAL or (key.kind != "attribute" and not key.name):
+        raise _Mismatch(f"invalid key {key!r}")
+    if key.kind == "attribute" and key.name not in ATTRIBUTES:
+        raise _Mismatch(f"unknown attribute {key.name!r}")
+    vtype = ATTRIBUTES[key.name] if key.kind == "attribute" else key.kind
+    if op in ("is null", "is not null"):
         return cond
+    if op not in _OPS[vtype]:
+        allowed = ", ".join((*_OPS[vtype], "is null", "is not null"))
+        raise _Mismatch(f"{key} does not support {op!r}; use one of {allowed}")
+    values = value if isinstance(value, tuple) else (value,)
+    if isinstance(value, tuple) != op.endswith("in") or not values:
+        raise _Mismatch(f"{op!r} needs {'a list of values' if op.endswith('in') else 'a value'}")
+    want = {"metric": "a number", "number": "a number", "bool": "true or false"}.get(vtype)
+    if vtype in ("param", "tag"):
+        want = "a string" if "like" in op else "a number" if op in _ORDERING else None
+    elif vtype in ("string", "status"):
+        want = "a string"
+    for index, item in enumerate(values):
+        ok = {
+            "a number": isinstance(item, Decimal) and item.is_finite(),
+            "a string": isinstance(item, str),
+            "true or false": isinstance(item, bool)
+            or (isinstance(item, str) and item.lower() in ("true", "false")),
+            None: isinstance(item, str) or (isinstance(item, Decimal) and item.is_finite()),
+        }[want]
+        if not ok:
+            found = repr(item) if isinstance(item, str) else str(item)
+            needs = want or "a string or a number"
+            raise _Mismatch(f"{op!r} on {key} needs {needs}, found {found}", index)
+    if vtype == "bool" and isinstance(value, str):
+        return Comparison(key, op, value.lower() == "true", cond.position)
+    if vtype == "status":
+        low = tuple(str(v).lower() for v in values)
+        return Comparison(key, op, low if op.endswith("in") else low[0], cond.position)
+    return cond
 
 
 def parse_filter(text: str | None) -> FilterExpr | None:

@@ -35,7 +35,16 @@ from sqlalchemy import (
 
 from keel.errors import InvalidInput
 from keel.store.schema import latest_metrics, params, runs, tags
-from keel.tracking.filter import ATTRIBUTES, And, Comparison, FilterExpr, Key, Or, OrderKey
+from keel.tracking.filter import (
+    ATTRIBUTES,
+    And,
+    Comparison,
+    FilterExpr,
+    Key,
+    Or,
+    OrderKey,
+    check_comparison,
+)
 
 __all__ = ["DIALECTS", "compile_filter", "compile_order_by", "numeric_guard"]
 
@@ -55,7 +64,6 @@ _CMP: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
     ">": lambda a, b: a > b,
     ">=": lambda a, b: a >= b,
 }
-_OPERATORS = frozenset([*_CMP, *_NEGATED, "in", "like", "ilike", "is null", "is not null"])
 _ENTITY_TABLES: dict[str, Table] = {"param": params, "tag": tags, "metric": latest_metrics}
 
 
@@ -79,21 +87,18 @@ def _compile(expr: FilterExpr, dialect: str) -> ColumnElement[bool]:
         return or_(*(_compile(item, dialect) for item in expr.items))
     if not isinstance(expr, Comparison):
         raise InvalidInput(f"not a filter expression: {expr!r}")
-    if expr.op not in _OPERATORS:
-        raise InvalidInput(f"unknown operator {expr.op!r}")
+    expr = check_comparison(expr)
     if expr.key.kind == "attribute":
         return _attribute(expr, dialect)
-    if expr.key.kind not in _ENTITY_TABLES:
-        raise InvalidInput(f"unknown key kind {expr.key.kind!r}")
     table = _ENTITY_TABLES[expr.key.kind]
     where = [table.c.run_id == runs.c.run_id, table.c.key == expr.key.name]
     if expr.op in ("is null", "is not null"):
         found = select(literal(1)).where(*where).exists()
         return ~found if expr.op == "is null" else found
-    if table is latest_metrics:
+    metric = table is latest_metrics
+    if metric:
         where.append(latest_metrics.c.is_nan == false())  # NaN never matches
     positive = _NEGATED.get(expr.op, expr.op)
-    metric = table is latest_metrics
     cond = _entity_condition(table.c.value, positive, expr.value, dialect, metric=metric)
     # A negated operator means "has the key, and the positive condition does not hold".
     where.append(not_(cond) if positive != expr.op else cond)
@@ -104,11 +109,15 @@ def _entity_condition(
     value: ColumnElement[Any], op: str, literal_value: Any, dialect: str, *, metric: bool
 ) -> ColumnElement[bool]:
     """Return the (two-valued) condition on a metric, param or tag value column."""
-    if op in ("like", "ilike"):
+    if op in ("like", "ilike") and isinstance(literal_value, str) and not metric:
         return _like(value, literal_value, dialect, ignore_case=op == "ilike")
     items = literal_value if op == "in" else (literal_value,)
+    if op in ("like", "ilike") or not items or not isinstance(items, tuple):
+        raise InvalidInput(f"cannot compare with {op!r} {literal_value!r}")
     strings = [v for v in items if isinstance(v, str)]
     numbers = [v for v in items if isinstance(v, Decimal)]
+    if len(strings) + len(numbers) != len(items):
+        raise InvalidInput(f"cannot compare with {op!r} {literal_value!r}")
     if metric:
         if strings:
             raise InvalidInput(f"metrics compare with numbers, got {strings[0]!r}")
@@ -132,8 +141,6 @@ def _entity_condition(
 
 
 def _attribute(expr: Comparison, dialect: str) -> ColumnElement[bool]:
-    if expr.key.name not in ATTRIBUTES:
-        raise InvalidInput(f"unknown attribute {expr.key.name!r}")
     column = runs.c[expr.key.name]
     op, value = expr.op, expr.value
     if op == "is null":

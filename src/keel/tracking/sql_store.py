@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select, update
@@ -16,14 +15,14 @@ from keel.errors import AlreadyExists, Conflict, NotFound
 from keel.store import schema as t
 from keel.store.database import Database
 from keel.tracking.entities import (
-    ArtifactEntry,
-    DatasetInput,
     Experiment,
     Metric,
     PagedList,
     Run,
     RunStatus,
 )
+from keel.tracking.sql_assets import SqlRunAssets
+from keel.tracking.sql_rows import hydrate_runs
 from keel.tracking.store import MetricRow, TrackingStore
 
 __all__ = ["SqlTrackingStore"]
@@ -44,7 +43,7 @@ def _latest_wins(table: Any, excluded: Any) -> Any:
     )
 
 
-class SqlTrackingStore(TrackingStore):
+class SqlTrackingStore(SqlRunAssets, TrackingStore):
     """Tracking on a SQL metadata database."""
 
     def __init__(self, db: Database) -> None:
@@ -222,7 +221,7 @@ class SqlTrackingStore(TrackingStore):
             row = conn.execute(select(t.runs).where(t.runs.c.run_id == run_id)).first()
             if row is None:
                 raise NotFound(f"no run with id {run_id!r}")
-            return self._hydrate(conn, [row])[0]
+            return hydrate_runs(conn, [row])[0]
 
     def end_run(self, run_id: str, status: RunStatus, end_time: int) -> Run:
         with self.db.write() as conn:
@@ -396,103 +395,6 @@ class SqlTrackingStore(TrackingStore):
                 for value, step, ts, is_nan in rows
             ]
 
-    # -- inputs and artifacts ------------------------------------------------------------
-    def log_inputs(self, run_id: str, inputs: Iterable[DatasetInput]) -> None:
-        inputs = list(inputs)
-        if not inputs:
-            return
-        with self.db.write() as conn:
-            self._require_run(conn, run_id)
-            for item in inputs:
-                self.db.upsert(
-                    conn,
-                    t.datasets,
-                    [
-                        {
-                            "dataset_id": uuid.uuid4().hex,
-                            "name": item.name,
-                            "digest": item.digest,
-                            "source": item.source,
-                            "schema": json.dumps(item.schema) if item.schema else None,
-                            "profile": json.dumps(item.profile) if item.profile else None,
-                            "created_at": _now(),
-                        }
-                    ],
-                    keys=["name", "digest"],
-                    update=[],
-                )
-                dataset_id = conn.execute(
-                    select(t.datasets.c.dataset_id).where(
-                        t.datasets.c.name == item.name, t.datasets.c.digest == item.digest
-                    )
-                ).scalar_one()
-                self.db.upsert(
-                    conn,
-                    t.run_inputs,
-                    [{"run_id": run_id, "dataset_id": dataset_id, "context": item.context}],
-                    keys=["run_id", "dataset_id", "context"],
-                    update=[],
-                )
-
-    def get_inputs(self, run_id: str) -> list[DatasetInput]:
-        d, ri = t.datasets, t.run_inputs
-        with self.db.read() as conn:
-            self._require_run(conn, run_id)
-            rows = conn.execute(
-                select(d.c.name, d.c.digest, d.c.source, d.c.schema, d.c.profile, ri.c.context)
-                .join(ri, ri.c.dataset_id == d.c.dataset_id)
-                .where(ri.c.run_id == run_id)
-                .order_by(ri.c.context, d.c.name)
-            )
-            return [
-                DatasetInput(
-                    name=r.name,
-                    digest=r.digest,
-                    source=r.source,
-                    context=r.context,
-                    schema=json.loads(r.schema) if r.schema else None,
-                    profile=json.loads(r.profile) if r.profile else None,
-                )
-                for r in rows
-            ]
-
-    def add_artifacts(self, run_id: str, entries: Iterable[ArtifactEntry]) -> None:
-        rows = [
-            {
-                "run_id": run_id,
-                "path": e.path,
-                "digest": e.digest,
-                "size": e.size,
-                "created_at": _now(),
-            }
-            for e in entries
-        ]
-        if not rows:
-            return
-        with self.db.write() as conn:
-            self._require_run(conn, run_id)
-            self.db.upsert(
-                conn,
-                t.run_artifacts,
-                rows,
-                keys=["run_id", "path"],
-                update=["digest", "size", "created_at"],
-            )
-
-    def list_artifacts(self, run_id: str, prefix: str | None = None) -> list[ArtifactEntry]:
-        a = t.run_artifacts
-        query = select(a.c.path, a.c.digest, a.c.size).where(a.c.run_id == run_id)
-        if prefix:
-            prefix = prefix.strip("/")
-            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(or_(a.c.path == prefix, a.c.path.like(f"{escaped}/%", escape="\\")))
-        with self.db.read() as conn:
-            self._require_run(conn, run_id)
-            return [
-                ArtifactEntry(r.path, r.digest, r.size)
-                for r in conn.execute(query.order_by(a.c.path))
-            ]
-
     # -- search --------------------------------------------------------------------------
     def search_runs(
         self,
@@ -511,57 +413,8 @@ class SqlTrackingStore(TrackingStore):
         with self.db.read() as conn:
             rows = conn.execute(query).all()
             more = len(rows) > max_results
-            runs = self._hydrate(conn, rows[:max_results])
+            runs = hydrate_runs(conn, rows[:max_results])
         from keel.tracking.search import encode_page_token
 
         token = encode_page_token(offset + max_results) if more else None
         return PagedList(runs, token)
-
-    def _hydrate(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
-        """Return Run objects for ``rows`` of the runs table, with params, tags, metrics."""
-        if not rows:
-            return []
-        ids = [r.run_id for r in rows]
-        params: dict[str, dict[str, str]] = {i: {} for i in ids}
-        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
-        metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
-        for chunk_start in range(0, len(ids), 900):
-            chunk = ids[chunk_start : chunk_start + 900]
-            for run_id, key, value in conn.execute(
-                select(t.params.c.run_id, t.params.c.key, t.params.c.value).where(
-                    t.params.c.run_id.in_(chunk)
-                )
-            ):
-                params[run_id][key] = value
-            for run_id, key, value in conn.execute(
-                select(t.tags.c.run_id, t.tags.c.key, t.tags.c.value).where(
-                    t.tags.c.run_id.in_(chunk)
-                )
-            ):
-                tags[run_id][key] = value
-            lm = t.latest_metrics
-            for run_id, key, value, is_nan in conn.execute(
-                select(lm.c.run_id, lm.c.key, lm.c.value, lm.c.is_nan).where(lm.c.run_id.in_(chunk))
-            ):
-                metrics[run_id][key] = math.nan if is_nan else value
-        return [
-            Run(
-                run_id=r.run_id,
-                experiment_id=r.experiment_id,
-                name=r.name,
-                status=RunStatus(r.status),
-                start_time=r.start_time,
-                end_time=r.end_time,
-                user=r.user,
-                source=r.source,
-                git_commit=r.git_commit,
-                git_dirty=r.git_dirty,
-                parent_run_id=r.parent_run_id,
-                lifecycle_stage=r.lifecycle_stage,
-                heartbeat_at=r.heartbeat_at,
-                params=params[r.run_id],
-                metrics=metrics[r.run_id],
-                tags=tags[r.run_id],
-            )
-            for r in rows
-        ]

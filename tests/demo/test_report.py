@@ -1,0 +1,38 @@
+"""The demo's printing helpers, and that importing ``keel.demo`` stays light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from keel.demo.report import card_excerpt, next_steps
+
+
+def test_card_excerpt_stops_before_the_signature() -> None:
+    card = "# m — version 1\n\n## Metrics\n\n| a | 1 |\n\n## Signature\n\nInputs:\n"
+    assert card_excerpt(card) == "# m — version 1\n\n## Metrics\n\n| a | 1 |\n"
+    assert card_excerpt("# no sections\n") == "# no sections\n"
+
+
+def test_next_steps_quote_a_home_with_spaces() -> None:
+    steps = next_steps(
+        Path("/tmp/my demo"), experiment="breast-cancer", model_name="m", version=3, compare=["a"]
+    )
+    commands = [command for command, _ in steps]
+    assert commands[0] == "export KEEL_HOME='/tmp/my demo'"
+    assert "keel models card m 3" in commands
+
+
+def test_importing_the_demo_loads_no_heavy_dependency() -> None:
+    # The CLI imports keel.demo to register `keel demo`; sklearn and friends load on use.
+    heavy = ["sklearn", "pandas", "numpy", "sqlalchemy", "rich.progress"]
+    code = (
+        "import sys, json, keel.demo; "
+        f"print(json.dumps([m for m in {heavy!r} if m in sys.modules]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(out) == []
