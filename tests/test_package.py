@@ -31,10 +31,7 @@ HEAVY = ["sqlalchemy", "pandas", "numpy", "sklearn", "fastapi", "pyarrow", "duck
 
 
 def test_import_keel_loads_no_heavy_dependency() -> None:
-    code = (
-        "import sys, json, keel; "
-        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
-    )
+    code = f"import sys, json, keel; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
