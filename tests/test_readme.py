@@ -10,7 +10,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_the_readme_opens_with_the_two_commands() -> None:
     first_block = README.read_text().split("```")[1]
-    assert "make demo" in first_block and "make test" in first_block
+    assert "make demo" in first_block
+    assert "make test" in first_block
 
 
 def test_the_sdk_tour_runs(keel_env, capsys) -> None:
