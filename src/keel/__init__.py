@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     )
     from keel.registry.api import (
         delete_alias,
+        get_alias_history,
         get_model_card,
         get_model_version,
         get_registered_model,
@@ -99,6 +100,7 @@ _EXPORTS: dict[str, str] = {
     "set_tag": "keel.tracking.api",
     # registry
     "delete_alias": "keel.registry.api",
+    "get_alias_history": "keel.registry.api",
     "get_model_card": "keel.registry.api",
     "get_model_version": "keel.registry.api",
     "get_registered_model": "keel.registry.api",
@@ -130,6 +132,7 @@ __all__ = [
     "download_artifacts",
     "end_run",
     "gc_runs",
+    "get_alias_history",
     "get_experiment",
     "get_metric_history",
     "get_model_card",

@@ -122,3 +122,22 @@ def test_doctor_is_red_when_an_index_is_missing(cli: Cli, home: Path) -> None:
     assert report.exit_code == 1
     failed = [c for c in json.loads(report.stdout)["checks"] if not c["ok"]]
     assert [c["name"] for c in failed] == ["tables and indexes present"]
+
+
+def test_demo_runs_the_lifecycle_demo_in_the_given_home(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keel.demo
+
+    calls: list[Path | None] = []
+    monkeypatch.setattr(keel.demo, "run_demo", calls.append)
+    assert cli("demo", "--home", str(tmp_path / "demo")).exit_code == 0
+    assert cli("demo").exit_code == 0
+    assert calls == [tmp_path / "demo", None]
+
+
+def test_db_status_in_words(cli: Cli, home: Path) -> None:
+    cli("runs", "list")
+    out = cli("db", "status").stdout
+    assert f"metadata store: sqlite:///{home / 'keel.db'}" in out
+    assert "schema: current (revision 0002, this Keel: 0002)" in out

@@ -72,19 +72,14 @@ def test_versions_count_up_and_aliases_move_with_history(fitted, cancer) -> None
     assert model.latest_version == 3
     assert model.aliases == {"champion": 3}
     assert keel.get_model_version("churn", 3).aliases == ("champion",)
-    history = [(h.alias, h.previous_version, h.version) for h in _history("churn")]
+    history = [(h.alias, h.previous_version, h.version) for h in keel.get_alias_history("churn")]
     assert history == [
         ("champion", None, 1),
         ("champion", 1, 3),
         ("challenger", None, 2),
         ("challenger", 2, None),
     ]
-
-
-def _history(name: str):
-    from keel.stores import current_stores
-
-    return current_stores().registry.alias_history(name)
+    assert [h.version for h in keel.get_alias_history("churn", "champion")] == [1, 3]
 
 
 def test_each_version_gets_a_model_card(fitted, cancer) -> None:

@@ -54,9 +54,10 @@ def init(
             f"[yellow]![/] KEEL_HOME is set to {escape(str(env_home))}; unset it to use this home."
         )
     console.print("\nNext steps:")
-    console.print("  keel info            show the home, stores and versions in use")
-    console.print('  python -c "import keel; ..."   log runs with keel.start_run(...)')
-    console.print("  keel runs list       see what you logged")
+    console.print("  keel info                  show the home, stores and versions in use")
+    console.print("  keel.start_run(...)        log params, metrics and models from Python")
+    console.print("  keel runs list             see what you logged")
+    console.print("  keel doctor                check the stores are healthy")
 
 
 def describe_home() -> tuple[Path, str]:

@@ -143,13 +143,8 @@ def _change(change: AliasChange) -> str:
 
 def _history(name: str, alias: str | None, as_json: bool) -> None:
     import keel
-    from keel.registry.uris import check_alias
-    from keel.stores import current_stores
 
-    model = keel.get_registered_model(name)  # NotFound for an unknown model
-    history = current_stores().registry.alias_history(
-        model.name, check_alias(alias) if alias is not None else None
-    )
+    history = keel.get_alias_history(name, alias)
     if as_json:
         print_json({"history": [c.to_dict() for c in history]})
         return

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "delete_alias",
+    "get_alias_history",
     "get_model_card",
     "get_model_version",
     "get_registered_model",
@@ -149,6 +150,12 @@ def delete_alias(name: str, alias: str) -> AliasChange:
     return _stores().registry.delete_alias(
         check_model_name(name), check_alias(alias), actor=current_user()
     )
+
+
+def get_alias_history(name: str, alias: str | None = None) -> list[AliasChange]:
+    """Return every move of ``name``'s aliases (or of one alias), oldest first."""
+    clean = check_alias(alias) if alias is not None else None
+    return _stores().registry.alias_history(check_model_name(name), clean)
 
 
 def get_model_card(name: str, version: int | str) -> str:

@@ -61,7 +61,7 @@ def render_model_card(
     ]
     if version.description:
         out.append(f"- Description: {version.description}")
-    out += ["", "## Training data", ""]
+    out += ["", "## Training and evaluation data", ""]
     if inputs:
         out += ["| dataset | context | digest | rows | source |", "|---|---|---|---|---|"]
         for item in inputs:

@@ -19,11 +19,25 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
-from keel.errors import InvalidInput, MissingDependency, StoreUnavailable
+from keel.errors import InvalidInput, KeelError, MissingDependency, StoreUnavailable
 
 __all__ = ["Database", "get_database", "mask_url"]
 
 SUPPORTED_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
+
+# Words in driver messages that mean the database cannot be reached (retryable).
+_UNREACHABLE = (
+    "could not connect",
+    "connection refused",
+    "connection failed",
+    "unable to open",
+    "server closed",
+    "terminating connection",
+    "timeout expired",
+    "no route to host",
+    "could not translate host",
+    "disk i/o error",
+)
 
 
 def mask_url(url: str) -> str:
@@ -126,15 +140,18 @@ class Database:
         try:
             yield
         except sa_exc.OperationalError as exc:
-            message = str(exc.orig) if exc.orig is not None else str(exc)
-            if "locked" in message or "busy" in message:
+            message = (str(exc.orig) if exc.orig is not None else str(exc)).strip()
+            lowered = message.lower()
+            if "locked" in lowered or "busy" in lowered:
                 raise StoreUnavailable(
                     f"metadata store {mask_url(self.url)} is locked by another writer; "
                     "retry, or raise KEEL_SQLITE_BUSY_TIMEOUT"
                 ) from exc
-            raise StoreUnavailable(
-                f"metadata store {mask_url(self.url)} is unavailable: {message.strip()}"
-            ) from exc
+            if exc.connection_invalidated or any(word in lowered for word in _UNREACHABLE):
+                raise StoreUnavailable(
+                    f"metadata store {mask_url(self.url)} is unavailable: {message}"
+                ) from exc
+            raise KeelError(f"metadata store {mask_url(self.url)} failed: {message}") from exc
 
     def upsert(
         self,

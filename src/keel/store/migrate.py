@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import shutil
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection, inspect, select, text
 
 from keel._version import __version__
-from keel.errors import InvalidInput, SchemaOutOfDate, SchemaTooNew
+from keel.errors import InvalidInput, KeelError, SchemaOutOfDate, SchemaTooNew
 from keel.store import schema
 from keel.store.database import Database, mask_url
 
@@ -132,11 +133,20 @@ def backup_sqlite(db: Database) -> Path | None:
         return None
     source = Path(database)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = source.with_name(f"{source.name}.backup-{stamp}")
+    for attempt in range(1000):
+        suffix = f"-{attempt}" if attempt else ""
+        target = source.with_name(f"{source.name}.backup-{stamp}{suffix}")
+        try:
+            target.touch(exist_ok=False)  # claim the name: never overwrite an older backup
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise KeelError(f"could not find a free backup name beside {source}")
     # The SQLite online-backup API gives a consistent copy even with a WAL file beside it.
     import sqlite3
 
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
         src.backup(dst)
     shutil.copymode(source, target)
     return target

@@ -21,13 +21,13 @@ Parsing needs no SQLAlchemy; ``compile_filter`` and ``compile_order_by`` (in
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from keel.errors import InvalidInput
+from keel.tracking.filter_lexer import IDENT, KEYWORDS, Token, syntax_error, tokenize
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
@@ -81,7 +81,7 @@ class Key:
 
     def __str__(self) -> str:
         name = self.name
-        if not _IDENT.fullmatch(name):
+        if not IDENT.fullmatch(name):
             name = "`" + name.replace("`", "``") + "`"
         return f"{_PLURAL[self.kind]}.{name}"
 
@@ -121,20 +121,6 @@ class OrderKey:
     ascending: bool = True
 
 
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # ident, quoted, string, number, op, "(", ")", ",", end
-    text: str
-    pos: int  # 1-based
-    value: Any = None
-
-
-_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
-_IDENT = re.compile(r"[^\W\d][\w.\-/]*")
-_OP = re.compile(r"<=|>=|!=|<>|=|<|>")
-_KEYWORDS = {"and", "or", "not", "in", "like", "ilike", "is", "null", "true", "false"}
-
-
 class _Parser:
     def __init__(self, text: str, what: str) -> None:
         self.text, self.what = text, what
@@ -142,73 +128,19 @@ class _Parser:
             raise InvalidInput(f"{what} is {len(text)} characters; at most {MAX_FILTER_LENGTH}")
         if "\x00" in text:  # no database stores NUL in text
             raise self.error(text.index("\x00") + 1, "unexpected NUL character")
-        self.tokens = self._lex()
+        self.tokens = tokenize(text, what)
         self.i = 0
         self.depth = 0
 
     # -- errors and tokens ----------------------------------------------------------------
     def error(self, pos: int, detail: str) -> InvalidInput:
-        shown, start = self.text, 0
-        if len(shown) > 120:
-            start = max(0, min(pos - 60, len(shown) - 120))
-            shown = shown[start : start + 120]
-        shown = "".join(c if c.isprintable() else " " for c in shown)
-        caret = " " * (pos - 1 - start) + "^"
-        return InvalidInput(
-            f"invalid {self.what} at position {pos}: {detail}\n  {shown}\n  {caret}"
-        )
-
-    def _lex(self) -> list[_Token]:
-        text, i, out = self.text, 0, []
-        while i < len(text):
-            c = text[i]
-            if c.isspace():
-                i += 1
-            elif c in "(),":
-                out.append(_Token(c, c, i + 1))
-                i += 1
-            elif c in "'\"`":
-                j, chars = i + 1, []
-                while True:
-                    if j >= len(text):
-                        kind = "back-ticked name" if c == "`" else "string"
-                        raise self.error(i + 1, f"unterminated {kind} starting here")
-                    if text[j] == c:
-                        if text[j + 1 : j + 2] != c:
-                            break
-                        j += 1  # a doubled quote stands for itself
-                    chars.append(text[j])
-                    j += 1
-                kind = "quoted" if c == "`" else "string"
-                out.append(_Token(kind, text[i : j + 1], i + 1, "".join(chars)))
-                i = j + 1
-            elif m := _NUMBER.match(text, i):
-                end = m.end()
-                if end < len(text) and (text[end].isalnum() or text[end] in "_."):
-                    word = re.match(r"[\w.+\-]*", text[i:]).group()  # type: ignore[union-attr]
-                    raise self.error(i + 1, f"expected a number, found {word!r}")
-                value = Decimal(m.group())  # the pattern admits only valid numbers
-                if value and abs(value.adjusted()) > 999:
-                    raise self.error(i + 1, f"number {m.group()!r} is out of range (1e±999)")
-                out.append(_Token("number", m.group(), i + 1, value))
-                i = end
-            elif m := _IDENT.match(text, i):
-                out.append(_Token("ident", m.group(), i + 1))
-                i = m.end()
-            elif m := _OP.match(text, i):
-                op = "!=" if m.group() == "<>" else m.group()
-                out.append(_Token("op", op, i + 1))
-                i = m.end()
-            else:
-                raise self.error(i + 1, f"unexpected character {c!r}")
-        out.append(_Token("end", "", len(text) + 1))
-        return out
+        return syntax_error(self.text, self.what, pos, detail)
 
     @property
-    def tok(self) -> _Token:
+    def tok(self) -> Token:
         return self.tokens[self.i]
 
-    def advance(self) -> _Token:
+    def advance(self) -> Token:
         tok = self.tokens[self.i]
         self.i += 1
         return tok
@@ -220,7 +152,7 @@ class _Parser:
         tok = self.tok
         if tok.kind in ("end", "string", "number"):
             return f"{tok.kind} {tok.text}" if tok.text else "end of input"
-        if tok.kind == "ident" and tok.text.lower() in _KEYWORDS:
+        if tok.kind == "ident" and tok.text.lower() in KEYWORDS:
             return f"keyword '{tok.text}'"
         return f"{'name ' if tok.kind in ('ident', 'quoted') else ''}{tok.text!r}"
 
@@ -261,7 +193,7 @@ class _Parser:
         if tok.kind == "quoted":
             self.advance()
             return self._attribute(tok.value, tok.pos)
-        if tok.kind != "ident" or tok.text.lower() in _KEYWORDS:
+        if tok.kind != "ident" or tok.text.lower() in KEYWORDS:
             raise self.expected("a key such as metrics.x, params.x, tags.x or an attribute")
         self.advance()
         prefix, dot, rest = tok.text.partition(".")
@@ -303,7 +235,7 @@ class _Parser:
     def parse_comparison(self) -> Comparison:
         pos = self.tok.pos
         key = self.parse_key()
-        self.value_tokens: list[_Token] = []
+        self.value_tokens: list[Token] = []
         tok = self.tok
         if tok.kind == "op":
             self.advance()

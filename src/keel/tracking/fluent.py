@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import atexit
-import sys
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from keel.errors import Conflict, InvalidInput, KeelError, NotFound
+from keel.errors import Conflict, InvalidInput, NotFound
 from keel.tracking.buffer import MetricBuffer
 from keel.tracking.context import current_user, source_info, writer_id
 from keel.tracking.entities import ArtifactEntry, Run, RunStatus
+from keel.tracking.lifecycle import _install_exit_hooks, _open_lock, _open_runs, _stack
 from keel.tracking.validation import (
     INT64_MAX,
     check_key,
@@ -35,20 +33,9 @@ __all__ = ["ActiveRun", "active_run", "end_run", "start_run"]
 
 DEFAULT_EXPERIMENT = "Default"
 
-_local = threading.local()
-_open_runs: set[ActiveRun] = set()
-_open_lock = threading.Lock()
-
 
 def _now() -> int:
     return int(time.time() * 1000)
-
-
-def _stack() -> list[ActiveRun]:
-    stack = getattr(_local, "stack", None)
-    if stack is None:
-        stack = _local.stack = []
-    return stack
 
 
 def clean_artifact_path(path: str) -> str:
@@ -387,36 +374,3 @@ def require_active_run() -> ActiveRun:
     if run is None:
         raise NotFound("no active run; start one with `with keel.start_run(...) as run:`")
     return run
-
-
-_crashed = False
-_hooks_installed = False
-
-
-def _install_exit_hooks() -> None:
-    """Once per process: end open runs at exit, failed if an exception escaped."""
-    global _hooks_installed
-    if _hooks_installed:
-        return
-    _hooks_installed = True
-    previous = sys.excepthook
-
-    def note_crash(*args: Any) -> None:
-        global _crashed
-        _crashed = True
-        previous(*args)
-
-    sys.excepthook = note_crash
-    atexit.register(_end_open_runs)
-
-
-def _end_open_runs() -> None:
-    # Runs still open at exit are flushed and closed; an uncaught exception fails them.
-    status = RunStatus.FAILED if _crashed else RunStatus.FINISHED
-    with _open_lock:
-        runs = list(_open_runs)
-    for run in runs:
-        try:
-            run.end(status)
-        except KeelError as exc:
-            print(f"keel: could not end run {run.run_id} at exit: {exc}", file=sys.stderr)

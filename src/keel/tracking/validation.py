@@ -121,8 +121,11 @@ def _stringify(kind: str, key: str, value: Any, limit: int) -> str:
 
 
 def param_value(key: str, value: Any) -> str:
-    """Return a param value as the string Keel stores (``str(value)``), or raise."""
-    return _stringify("param", key, value, MAX_PARAM_LENGTH)
+    """Return a param value as the string Keel stores (``str(value)``), or raise.
+
+    ``None`` is stored as "None", as scikit-learn's ``get_params()`` is full of them.
+    """
+    return _stringify("param", key, "None" if value is None else value, MAX_PARAM_LENGTH)
 
 
 def tag_value(key: str, value: Any) -> str:
