@@ -115,7 +115,10 @@ def register_model(
     for key, value in (tags or {}).items():
         stores.registry.set_version_tag(name, version.version, key, str(value))
     card = render_model_card(version, run, stores.tracking.get_inputs(ref.run_id))
-    return stores.registry.update_model_version(name, version.version, model_card=card)
+    stores.registry.set_model_card(name, version.version, card)
+    if tags:
+        return stores.registry.get_model_version(name, version.version)
+    return version
 
 
 def get_registered_model(name: str) -> RegisteredModel:
@@ -176,7 +179,7 @@ def set_model_card(name: str, version: int | str, *, intended_use: str) -> str:
         run = stores.tracking.get_run(mv.run_id)
         inputs = stores.tracking.get_inputs(mv.run_id)
     card = render_model_card(mv, run, inputs or [], intended_use=intended_use.strip())
-    stores.registry.update_model_version(mv.name, mv.version, model_card=card)
+    stores.registry.set_model_card(mv.name, mv.version, card)
     return card
 
 

@@ -174,7 +174,23 @@ class SqlRegistryStore(RegistryStore):
                     **values,
                 )
             )
-        return self.get_model_version(name, version)
+        # Built from what was inserted: a new version has no aliases or tags yet.
+        return ModelVersion(
+            name=name,
+            version=version,
+            source=fields["source"],
+            run_id=fields.get("run_id"),
+            artifact_digest=fields["artifact_digest"],
+            flavor=fields["flavor"],
+            signature=fields.get("signature"),
+            input_example=fields.get("input_example"),
+            description=fields.get("description"),
+            metrics=dict(fields.get("metrics") or {}),
+            status="ready",
+            created_at=now,
+            updated_at=now,
+            created_by=fields["created_by"],
+        )
 
     def _versions_from(self, conn: Connection, rows: list[Any]) -> list[ModelVersion]:
         if not rows:
@@ -246,13 +262,10 @@ class SqlRegistryStore(RegistryStore):
         version: int,
         *,
         description: str | None = None,
-        model_card: str | None = None,
     ) -> ModelVersion:
         values: dict[str, Any] = {"updated_at": _now()}
         if description is not None:
             values["description"] = description
-        if model_card is not None:
-            values["model_card"] = model_card
         with self.db.write() as conn:
             done = conn.execute(
                 update(t.model_versions)
@@ -262,6 +275,16 @@ class SqlRegistryStore(RegistryStore):
             if done.rowcount == 0:
                 raise NotFound(f"model {name!r} has no version {version}")
         return self.get_model_version(name, version)
+
+    def set_model_card(self, name: str, version: int, card: str) -> None:
+        with self.db.write() as conn:
+            done = conn.execute(
+                update(t.model_versions)
+                .where(t.model_versions.c.name == name, t.model_versions.c.version == version)
+                .values(model_card=card)
+            )
+            if done.rowcount == 0:
+                raise NotFound(f"model {name!r} has no version {version}")
 
     def get_model_card(self, name: str, version: int) -> str:
         with self.db.read() as conn:

@@ -57,9 +57,12 @@ class RegistryStore(ABC):
         version: int,
         *,
         description: str | None = None,
-        model_card: str | None = None,
     ) -> ModelVersion:
-        """Set a version's description or model card."""
+        """Set a version's description."""
+
+    @abstractmethod
+    def set_model_card(self, name: str, version: int, card: str) -> None:
+        """Store a version's model card (markdown)."""
 
     @abstractmethod
     def get_model_card(self, name: str, version: int) -> str:

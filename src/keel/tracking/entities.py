@@ -122,9 +122,9 @@ class ArtifactEntry:
         return {"path": self.path, "digest": self.digest, "size": self.size}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Run:
-    """A run with its params, tags and latest metric values."""
+    """A run with its params, tags and latest metric values (a snapshot: edits stay local)."""
 
     run_id: str
     experiment_id: str
