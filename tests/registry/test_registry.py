@@ -225,3 +225,15 @@ def test_a_python_function_model_round_trips(cancer) -> None:
     assert model.flavor == "pyfunc"
     expected = (X["mean radius"] > 15).astype(int).to_numpy()
     np.testing.assert_array_equal(model.predict(X), expected)
+
+
+def test_a_lightgbm_model_uses_the_sklearn_flavor(cancer) -> None:
+    lightgbm = pytest.importorskip("lightgbm")
+    X, y = cancer
+    model = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1, random_state=0).fit(X, y)
+    with keel.start_run(experiment="gbm") as run:
+        run.log_model(model, "model", input_example=X.head(5))
+    version = keel.register_model(f"runs:/{run.run_id}/model", "gbm")
+    loaded = keel.load_model(version.uri)
+    assert loaded.flavor == "sklearn"
+    np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))
