@@ -347,21 +347,21 @@ class SqlTrackingStore(SqlRunAssets, TrackingStore):
             conn.execute(t.params.insert(), new)
 
     def _insert_metrics(self, conn: Connection, run_id: str, rows: Sequence[MetricRow]) -> None:
-        isnan = math.isnan
-        conn.exec_driver_sql(
-            self._insert_metrics_sql,
-            [
-                (run_id, key, 0.0, ts, step, True)
-                if isnan(value)
-                else (run_id, key, value, ts, step, False)
-                for key, value, ts, step in rows
-            ],
-        )
+        # One pass builds the insert rows and finds each key's latest point (highest step,
+        # then newest timestamp); this loop is the Python cost of every flushed point.
+        values: list[tuple[str, str, float, int, int, bool]] = []
+        append = values.append
         latest: dict[str, MetricRow] = {}
         for row in rows:
-            best = latest.get(row[0])
-            if best is None or (row[3], row[2]) >= (best[3], best[2]):
-                latest[row[0]] = row
+            key, value, ts, step = row
+            if value != value:  # noqa: PLR0124 -- NaN: stored as 0 with is_nan (SQLite has no NaN)
+                append((run_id, key, 0.0, ts, step, True))
+            else:
+                append((run_id, key, value, ts, step, False))
+            best = latest.get(key)
+            if best is None or step > best[3] or (step == best[3] and ts >= best[2]):
+                latest[key] = row
+        conn.exec_driver_sql(self._insert_metrics_sql, values)
         self.db.upsert(
             conn,
             t.latest_metrics,
