@@ -21,8 +21,21 @@ def test_next_steps_quote_a_home_with_spaces() -> None:
         Path("/tmp/my demo"), experiment="breast-cancer", model_name="m", version=3, compare=["a"]
     )
     commands = [command for command, _ in steps]
-    assert commands[0] == "export KEEL_HOME='/tmp/my demo'"
+    assert "export KEEL_HOME='/tmp/my demo'" in commands
     assert "keel models card m 3" in commands
+
+
+def test_next_steps_say_how_to_reach_keel_when_it_is_not_on_path(monkeypatch) -> None:
+    import keel.demo.report as report
+
+    monkeypatch.setattr(report.shutil, "which", lambda _: None)
+    steps = next_steps(Path("/h"), experiment="e", model_name="m", version=1, compare=["a"])
+    assert steps[0][0].startswith("source ")
+    assert steps[0][0].endswith("activate")
+
+    monkeypatch.setattr(report.shutil, "which", lambda _: "/usr/bin/keel")
+    steps = next_steps(Path("/h"), experiment="e", model_name="m", version=1, compare=["a"])
+    assert steps[0][0] == "export KEEL_HOME=/h"
 
 
 def test_importing_the_demo_loads_no_heavy_dependency() -> None:

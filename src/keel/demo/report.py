@@ -8,6 +8,8 @@ wrapped, so they can be copied as they are.
 from __future__ import annotations
 
 import shlex
+import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -170,13 +172,26 @@ def next_steps(
     home: Path, *, experiment: str, model_name: str, version: int, compare: Sequence[str]
 ) -> list[tuple[str, str]]:
     """Return ``(command, what it shows)`` pairs for looking at what the demo made."""
+    steps = []
+    activate = Path(sys.executable).parent / "activate"
+    if shutil.which("keel") is None and activate.is_file():
+        # `make demo` runs Keel from .venv, which the user's shell has not activated.
+        steps.append((f"source {shlex.quote(_short(activate))}", "put `keel` on your PATH"))
     return [
+        *steps,
         (f"export KEEL_HOME={shlex.quote(str(home))}", "point the CLI at the demo's home"),
         (f"keel runs list --experiment {shlex.quote(experiment)}", "every run of the demo"),
         (f"keel runs compare {' '.join(compare)}", "the two best runs side by side"),
         (f"keel models show {shlex.quote(model_name)}", "versions and the champion alias"),
         (f"keel models card {shlex.quote(model_name)} {version}", "the whole model card"),
     ]
+
+
+def _short(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def print_next_steps(
