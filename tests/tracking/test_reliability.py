@@ -106,3 +106,33 @@ def test_a_writer_killed_mid_run_leaves_a_readable_store(keel_env, tmp_path: Pat
     assert keel.gc_runs(timeout=3600) == []  # its heartbeat is recent: still presumed alive
     assert keel.gc_runs(timeout=0) == [run_id]
     assert keel.get_run(run_id).status is RunStatus.FAILED
+
+
+OPEN_AT_EXIT = textwrap.dedent(
+    """
+    import sys, keel
+    run = keel.start_run(experiment="left-open")
+    print(run.run_id, flush=True)
+    for step in range(2000):
+        run.log_metric("loss", float(step), step=step)
+    if sys.argv[1] == "crash":
+        raise RuntimeError("the script died with its run open")
+    """
+)
+
+
+@pytest.mark.parametrize(("mode", "status"), [("exit", "finished"), ("crash", "failed")])
+def test_a_run_left_open_is_flushed_and_ended_at_interpreter_exit(
+    keel_env, tmp_path: Path, mode: str, status: str
+) -> None:
+    script = tmp_path / "open.py"
+    script.write_text(OPEN_AT_EXIT)
+    env = {**os.environ, "KEEL_HOME": str(keel_env.home), "KEEL_METRIC_FLUSH_INTERVAL": "60"}
+    done = subprocess.run(
+        [sys.executable, str(script), mode], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == (0 if mode == "exit" else 1), done.stderr
+    run_id = done.stdout.split()[0]
+    # The flush interval (60 s) never elapsed: only the exit hook can have written these.
+    assert len(keel.get_metric_history(run_id, "loss")) == 2000
+    assert keel.get_run(run_id).status == RunStatus(status)
