@@ -251,3 +251,27 @@ def test_info_flushes_buffered_metrics_first() -> None:
     with keel.start_run(experiment="e") as run:
         run.log_metric("m", 3.0)
         assert run.info.metrics == {"m": 3.0}
+
+
+def _awkward_doubles(count: int) -> list[float]:
+    import random
+    import struct
+
+    rng = random.Random(20261125)
+    values = [0.1, 0.30000000000000004, 5e-324, -2.2250738585072014e-308,
+              1.7976931348623157e308, -1.1661348785953643e294, 1 / 3, 2.0**53 + 2]  # fmt: skip
+    while len(values) < count:
+        (value,) = struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))
+        if math.isfinite(value):
+            values.append(value)
+    return values
+
+
+def test_metric_values_round_trip_exactly_through_reads_and_searches() -> None:
+    values = _awkward_doubles(300)
+    with keel.start_run(experiment="exact") as run:
+        run.log_metrics({f"m{i}": v for i, v in enumerate(values)})
+    expected = {f"m{i}": v for i, v in enumerate(values)}
+    assert keel.get_run(run.run_id).metrics == expected
+    (found,) = keel.search_runs(experiment="exact")
+    assert found.metrics == expected

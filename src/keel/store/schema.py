@@ -109,6 +109,7 @@ params = Table(
     Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
     Column("key", KEY, primary_key=True),
     Column("value", Text, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 tags = Table(
@@ -117,6 +118,7 @@ tags = Table(
     Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
     Column("key", KEY, primary_key=True),
     Column("value", Text, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 # The full history of every metric. NaN is kept as is_nan=True with value 0, because
@@ -137,6 +139,8 @@ metrics = Table(
 )
 
 # One row per (run, key): the value at the highest step, then the latest timestamp.
+# params, tags and latest_metrics are clustered on (run_id, key) on SQLite (WITHOUT ROWID):
+# a search reads all of a page's rows by run id, and then gets them in one range scan.
 latest_metrics = Table(
     "latest_metrics",
     metadata,
@@ -147,6 +151,7 @@ latest_metrics = Table(
     Column("step", BigInteger, nullable=False),
     Column("is_nan", Boolean, nullable=False),
     Index("ix_latest_metrics_key_value", "key", "value"),
+    sqlite_with_rowid=False,
 )
 
 datasets = Table(

@@ -56,7 +56,9 @@ def build_search(
     offset = decode_page_token(page_token)
     clause = compile_filter(parse_filter(filter_text), dialect)
     order = compile_order_by(parse_order_by(order_by), dialect)
-    query = select(t.runs).where(
+    from keel.tracking.sql_rows import run_columns
+
+    query = select(*run_columns(dialect)).where(
         t.runs.c.experiment_id.in_(list(experiment_ids)), t.runs.c.lifecycle_stage == "active"
     )
     if clause is not None:

@@ -22,7 +22,7 @@ from keel.tracking.entities import (
     RunStatus,
 )
 from keel.tracking.sql_assets import SqlRunAssets
-from keel.tracking.sql_rows import hydrate_runs
+from keel.tracking.sql_rows import hydrate, run_columns
 from keel.tracking.store import MetricRow, TrackingStore
 
 __all__ = ["SqlTrackingStore"]
@@ -218,10 +218,12 @@ class SqlTrackingStore(SqlRunAssets, TrackingStore):
 
     def get_run(self, run_id: str) -> Run:
         with self.db.read() as conn:
-            row = conn.execute(select(t.runs).where(t.runs.c.run_id == run_id)).first()
+            row = conn.execute(
+                select(*run_columns(self.db.dialect)).where(t.runs.c.run_id == run_id)
+            ).first()
             if row is None:
                 raise NotFound(f"no run with id {run_id!r}")
-            return hydrate_runs(conn, [row])[0]
+            return hydrate(conn, [row])[0]
 
     def end_run(self, run_id: str, status: RunStatus, end_time: int) -> Run:
         with self.db.write() as conn:
@@ -413,7 +415,7 @@ class SqlTrackingStore(SqlRunAssets, TrackingStore):
         with self.db.read() as conn:
             rows = conn.execute(query).all()
             more = len(rows) > max_results
-            runs = hydrate_runs(conn, rows[:max_results])
+            runs = hydrate(conn, rows[:max_results])
         from keel.tracking.search import encode_page_token
 
         token = encode_page_token(offset + max_results) if more else None
