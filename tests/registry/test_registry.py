@@ -237,3 +237,14 @@ def test_a_lightgbm_model_uses_the_sklearn_flavor(cancer) -> None:
     loaded = keel.load_model(version.uri)
     assert loaded.flavor == "sklearn"
     np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_concurrent_registrations_get_distinct_versions(fitted, cancer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, _ = cancer
+    uri = f"runs:/{_logged_run(fitted, X)}/model"
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        versions = list(pool.map(lambda _: keel.register_model(uri, "raced").version, range(20)))
+    assert sorted(versions) == list(range(1, 21))
+    assert keel.get_registered_model("raced").latest_version == 20

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy import exc as sa_exc
 
-from keel.errors import AlreadyExists, NotFound
+from keel.errors import AlreadyExists, Conflict, NotFound
 from keel.registry.entities import AliasChange, ModelVersion, RegisteredModel
 from keel.registry.store import RegistryStore
 from keel.store import schema as t
@@ -63,7 +63,9 @@ class SqlRegistryStore(RegistryStore):
         return self.get_registered_model(name)
 
     @staticmethod
-    def _insert_model(conn: Connection, name: str, description: str | None) -> None:
+    def _insert_model(
+        conn: Connection, name: str, description: str | None, *, last_version: int = 0
+    ) -> None:
         now = _now()
         conn.execute(
             t.registered_models.insert().values(
@@ -71,7 +73,7 @@ class SqlRegistryStore(RegistryStore):
                 description=description,
                 created_at=now,
                 updated_at=now,
-                last_version=0,
+                last_version=last_version,
             )
         )
 
@@ -149,31 +151,19 @@ class SqlRegistryStore(RegistryStore):
         for key in ("signature", "input_example", "metrics"):
             if values[key] is not None:
                 values[key] = json.dumps(values[key], allow_nan=True)
-        with self.db.write() as conn:
-            exists = conn.execute(
-                select(t.registered_models.c.name).where(t.registered_models.c.name == name)
-            ).first()
-            if exists is None:
-                if not create_model:
-                    raise NotFound(f"no registered model named {name!r}")
-                self._insert_model(conn, name, None)
-            # The counter row serialises concurrent registrations of one model.
-            version = conn.execute(
-                update(t.registered_models)
-                .where(t.registered_models.c.name == name)
-                .values(last_version=t.registered_models.c.last_version + 1, updated_at=now)
-                .returning(t.registered_models.c.last_version)
-            ).scalar_one()
-            conn.execute(
-                t.model_versions.insert().values(
-                    name=name,
-                    version=version,
-                    status="ready",
-                    created_at=now,
-                    updated_at=now,
-                    **values,
+        for attempt in range(2):
+            try:
+                version = self._insert_version(
+                    values=values, name=name, now=now, create_model=create_model
                 )
-            )
+                break
+            except sa_exc.IntegrityError:
+                # Two first registrations of a new model raced to create it: the loser
+                # retries once, now that the model exists.
+                if attempt:
+                    raise Conflict(
+                        f"could not register a version of {name!r}: concurrent changes"
+                    ) from None
         # Built from what was inserted: a new version has no aliases or tags yet.
         return ModelVersion(
             name=name,
@@ -191,6 +181,35 @@ class SqlRegistryStore(RegistryStore):
             updated_at=now,
             created_by=fields["created_by"],
         )
+
+    def _insert_version(
+        self, *, values: dict[str, Any], name: str, now: int, create_model: bool
+    ) -> int:
+        with self.db.write() as conn:
+            # The counter row serialises concurrent registrations of one model, and its
+            # absence means the model does not exist yet.
+            version = conn.execute(
+                update(t.registered_models)
+                .where(t.registered_models.c.name == name)
+                .values(last_version=t.registered_models.c.last_version + 1, updated_at=now)
+                .returning(t.registered_models.c.last_version)
+            ).scalar()
+            if version is None:
+                if not create_model:
+                    raise NotFound(f"no registered model named {name!r}")
+                self._insert_model(conn, name, None, last_version=1)
+                version = 1
+            conn.execute(
+                t.model_versions.insert().values(
+                    name=name,
+                    version=version,
+                    status="ready",
+                    created_at=now,
+                    updated_at=now,
+                    **values,
+                )
+            )
+        return version
 
     def _versions_from(self, conn: Connection, rows: list[Any]) -> list[ModelVersion]:
         if not rows:

@@ -220,8 +220,20 @@ class ArtifactStore:
 
     def read_bytes(self, digest: str, *, name: str | None = None) -> bytes:
         """Return the blob's bytes, verified (for small blobs: this holds them all)."""
-        with self.open_verified(digest, name=name) as f:
-            return f.read()
+        digest = _check_digest(digest)
+        label = name or digest
+        with self._guard():
+            try:
+                raw = self._backend.open_read(self._blob_path(digest))
+            except FileNotFoundError:
+                raise self._missing(label, digest) from None
+            with raw:
+                data = raw.read()
+        actual = _hasher()
+        actual.update(data)
+        if actual.hexdigest() != digest:
+            raise _corrupted(label, digest, actual.hexdigest())
+        return data
 
     def get_file(
         self, digest: str, dest: str | os.PathLike[str], *, name: str | None = None

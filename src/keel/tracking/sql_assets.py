@@ -119,8 +119,10 @@ class SqlRunAssets:
             escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             query = query.where(or_(a.c.path == prefix, a.c.path.like(f"{escaped}/%", escape="\\")))
         with self.db.read() as conn:
-            self._require_run(conn, run_id)
-            return [
-                ArtifactEntry(r.path, r.digest, r.size)
-                for r in conn.execute(query.order_by(a.c.path))
+            entries = [
+                ArtifactEntry(path, digest, size)
+                for path, digest, size in conn.execute(query.order_by(a.c.path))
             ]
+            if not entries:
+                self._require_run(conn, run_id)  # NotFound for an unknown run
+            return entries
