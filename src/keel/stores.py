@@ -16,7 +16,7 @@ from keel.errors import InvalidInput
 if TYPE_CHECKING:
     from keel.config import KeelSettings
     from keel.registry.store import RegistryStore
-    from keel.store.artifacts import ArtifactStore
+    from keel.store.artifacts import BlobStore
     from keel.tracking.store import TrackingStore
 
 __all__ = ["Stores", "current_stores", "open_stores", "supported_schemes"]
@@ -30,23 +30,40 @@ class Stores:
     artifact_uri: str
     tracking: TrackingStore
     registry: RegistryStore
-    artifacts: ArtifactStore
+    artifacts: BlobStore
 
 
-def _open_sql(uri: str, settings: KeelSettings) -> tuple[TrackingStore, RegistryStore]:
+_Opened = tuple["TrackingStore", "RegistryStore", "BlobStore | None"]
+
+
+def _open_sql(uri: str, settings: KeelSettings) -> _Opened:
     from keel.registry.sql_store import SqlRegistryStore
     from keel.store.database import get_database
     from keel.tracking.sql_store import SqlTrackingStore
 
     db = get_database(uri, busy_timeout=settings.sqlite_busy_timeout)
-    return SqlTrackingStore(db), SqlRegistryStore(db)
+    return SqlTrackingStore(db), SqlRegistryStore(db), None
 
 
-# scheme -> factory returning (tracking store, registry store)
-_BACKENDS: dict[str, Callable[[str, KeelSettings], tuple[TrackingStore, RegistryStore]]] = {
+def _open_rest(uri: str, settings: KeelSettings) -> _Opened:
+    # Through a server, artifacts go up and down through the server too.
+    from keel.client.artifacts import RestBlobStore
+    from keel.client.http import KeelHttp
+    from keel.client.registry import RestRegistryStore
+    from keel.client.tracking import RestTrackingStore
+
+    http = KeelHttp(uri, token=settings.token or None)
+    return RestTrackingStore(http), RestRegistryStore(http), RestBlobStore(http)
+
+
+# scheme -> factory returning (tracking store, registry store, blob store or None for the
+# one the artifact URI names)
+_BACKENDS: dict[str, Callable[[str, KeelSettings], _Opened]] = {
     "sqlite": _open_sql,
     "postgresql": _open_sql,
     "postgresql+psycopg": _open_sql,
+    "http": _open_rest,
+    "https": _open_rest,
 }
 
 
@@ -67,7 +84,9 @@ def open_stores(settings: KeelSettings) -> Stores:
             f"unsupported tracking URI {uri!r}: scheme {scheme or '(none)'!r} is not one of "
             f"{', '.join(supported_schemes())}"
         )
-    tracking, registry = factory(uri, settings)
+    tracking, registry, blobs = factory(uri, settings)
+    if blobs is not None:
+        return Stores(uri, uri, tracking, registry, blobs)
     artifact_uri = settings.resolved_artifact_uri()
     return Stores(uri, artifact_uri, tracking, registry, open_artifact_store(artifact_uri))
 

@@ -16,7 +16,7 @@ def demo(
         typer.Option(help="Keel home to run the demo in (default: a new temporary one)."),
     ] = None,
 ) -> None:
-    """Run the lifecycle demo: track, register, gate, deploy, monitor and roll back."""
+    """Run the lifecycle demo: train candidates, track, compare, register, set champion."""
     from keel.demo import run_demo
 
     run_demo(home)

@@ -1,7 +1,7 @@
 """The ``keel`` command: the root options and every command group, composed.
 
 keel [--debug] [--version] COMMAND
-keel init | info | doctor | demo
+keel init | info | doctor | demo | server
 keel db status | upgrade
 keel experiments list
 keel runs list | show | compare | gc
@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from keel.cli import db, demo, doctor, experiments, home, models, runs
+from keel.cli import db, demo, doctor, experiments, home, models, runs, server
 from keel.cli._group import KeelGroup
 
 __all__ = ["app", "main"]
@@ -59,6 +59,7 @@ app.command("init")(home.init)
 app.command("info")(home.info)
 app.command("doctor")(doctor.doctor)
 app.command("demo")(demo.demo)
+app.command("server")(server.server)
 app.add_typer(db.app, name="db")
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")

@@ -20,10 +20,10 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, Protocol, runtime_checkable
 
 import blake3
 
@@ -34,6 +34,7 @@ __all__ = [
     "CHUNK_SIZE",
     "ArtifactStore",
     "Blob",
+    "BlobStore",
     "forget_artifact_stores",
     "open_artifact_store",
 ]
@@ -68,6 +69,40 @@ def _corrupted(label: str, expected: str, actual: str) -> IntegrityError:
     return IntegrityError(
         f"artifact {label!r} is corrupted: expected blake3 digest {expected}, found {actual}"
     )
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Content-addressed, verified blob storage: what tracking and the registry need.
+
+    ``ArtifactStore`` (any fsspec URL) and the REST store of ``keel.client`` (through a
+    Keel server) both implement it; every read is verified against its digest.
+    """
+
+    def put_file(self, path: str | os.PathLike[str]) -> Blob:
+        """Store a local file; return its digest and size."""
+
+    def put_stream(self, stream: BinaryIO) -> Blob:
+        """Store what a binary stream yields; return its digest and size."""
+
+    def put_bytes(self, data: bytes) -> Blob:
+        """Store bytes; return their digest and size."""
+
+    def exists(self, digest: str) -> bool:
+        """Return whether a blob with this digest is stored."""
+
+    def read_bytes(self, digest: str, *, name: str | None = None) -> bytes:
+        """Return a small blob's bytes, verified."""
+
+    def get_file(
+        self, digest: str, dest: str | os.PathLike[str], *, name: str | None = None
+    ) -> Path:
+        """Write a blob to ``dest`` atomically, verified; return ``dest``."""
+
+    def open_verified(
+        self, digest: str, *, name: str | None = None
+    ) -> AbstractContextManager[BinaryIO]:
+        """Return a reader that raises ``IntegrityError`` at EOF on a digest mismatch."""
 
 
 class _VerifiedReader(io.RawIOBase):

@@ -1,0 +1,35 @@
+"""``create_app``: the FastAPI application behind ``keel server``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from keel._version import __version__
+from keel.config import KeelSettings, get_settings
+from keel.server.errors import install_error_handlers
+from keel.server.responses import JsonResponse
+from keel.stores import Stores, open_stores
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(*, settings: KeelSettings | None = None, stores: Stores | None = None) -> FastAPI:
+    """Return the Keel server application on ``stores`` (opened from settings if omitted)."""
+    from keel.server.routes import blobs, experiments, health, models, runs
+
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Keel",
+        version=__version__,
+        description="The REST API of Keel: tracking, registry and artifacts.",
+        default_response_class=JsonResponse,
+    )
+    app.state.settings = settings
+    app.state.stores = stores or open_stores(settings)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    for module in (experiments, runs, blobs, models):
+        app.include_router(module.router, prefix=API_PREFIX)
+    return app
