@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,7 +80,7 @@ def register_model(
     tags: Mapping[str, str] | None = None,
 ) -> ModelVersion:
     """Register the model at ``runs:/<run-id>/<path>`` as the next version of ``name``."""
-    from keel.registry.card import render_model_card
+    from keel.registry.card import render_card_body
     from keel.registry.packaging import MODEL_FILE
 
     name = check_model_name(name)
@@ -98,24 +99,25 @@ def register_model(
     info_entry = next(e for e in entries if e.path == f"{ref.path}/{MODEL_FILE}")
     info = orjson.loads(stores.artifacts.read_bytes(info_entry.digest, name=info_entry.path))
     run = stores.tracking.get_run(ref.run_id)
-    version = stores.registry.create_model_version(
-        name,
-        {
-            "run_id": ref.run_id,
-            "source": model_uri,
-            "artifact_digest": manifest_blob.digest,
-            "flavor": info.get("flavor", "unknown"),
-            "signature": info.get("signature"),
-            "input_example": info.get("input_example"),
-            "description": description,
-            "metrics": run.metrics,
-            "created_by": current_user(),
-        },
+    fields = {
+        "run_id": ref.run_id,
+        "source": model_uri,
+        "artifact_digest": manifest_blob.digest,
+        "flavor": info.get("flavor", "unknown"),
+        "signature": info.get("signature"),
+        "input_example": info.get("input_example"),
+        "description": description,
+        "metrics": run.metrics,
+        "created_by": current_user(),
+    }
+    now = int(time.time() * 1000)
+    draft = ModelVersion(
+        name=name, version=0, status="ready", created_at=now, updated_at=now, **fields
     )
+    fields["model_card"] = render_card_body(draft, run, stores.tracking.get_inputs(ref.run_id))
+    version = stores.registry.create_model_version(name, fields)
     for key, value in (tags or {}).items():
         stores.registry.set_version_tag(name, version.version, key, str(value))
-    card = render_model_card(version, run, stores.tracking.get_inputs(ref.run_id))
-    stores.registry.set_model_card(name, version.version, card)
     if tags:
         return stores.registry.get_model_version(name, version.version)
     return version
@@ -168,7 +170,7 @@ def get_model_card(name: str, version: int | str) -> str:
 
 def set_model_card(name: str, version: int | str, *, intended_use: str) -> str:
     """Rewrite a version's card with the owner's intended-use text; return the card."""
-    from keel.registry.card import render_model_card
+    from keel.registry.card import card_title, render_card_body
 
     if not isinstance(intended_use, str) or not intended_use.strip():
         raise InvalidInput("intended_use must be non-empty text")
@@ -178,9 +180,9 @@ def set_model_card(name: str, version: int | str, *, intended_use: str) -> str:
     if mv.run_id:
         run = stores.tracking.get_run(mv.run_id)
         inputs = stores.tracking.get_inputs(mv.run_id)
-    card = render_model_card(mv, run, inputs or [], intended_use=intended_use.strip())
-    stores.registry.set_model_card(mv.name, mv.version, card)
-    return card
+    body = render_card_body(mv, run, inputs or [], intended_use=intended_use.strip())
+    stores.registry.set_model_card(mv.name, mv.version, body)
+    return card_title(mv.name, mv.version) + body
 
 
 def resolve_model_version(model_uri: str) -> ModelVersion:

@@ -9,7 +9,7 @@ from typing import Any
 from keel.registry.entities import ModelVersion
 from keel.tracking.entities import DatasetInput, Run
 
-__all__ = ["INTENDED_USE_PLACEHOLDER", "render_model_card"]
+__all__ = ["INTENDED_USE_PLACEHOLDER", "card_title", "render_card_body"]
 
 INTENDED_USE_PLACEHOLDER = (
     "_To be written by the model's owner: what this model is for, who should use it, and "
@@ -38,15 +38,24 @@ def _schema_lines(schema: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def render_model_card(
+def card_title(name: str, version: int) -> str:
+    """Return the first line of a version's card (stored cards start after it)."""
+    return f"# {name} — version {version}\n\n"
+
+
+def render_card_body(
     version: ModelVersion,
     run: Run | None,
     inputs: list[DatasetInput],
     *,
     intended_use: str | None = None,
 ) -> str:
-    """Return the markdown model card of ``version``, from its run and registry record."""
-    out = [f"# {version.name} — version {version.version}", ""]
+    """Return a version's model card after its title, from its run and registry record.
+
+    The body never mentions the version number, so it can be written in the same
+    transaction that assigns that number; the title is added when the card is read.
+    """
+    out: list[str] = []
     out += [
         "## Intended use",
         "",

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy import exc as sa_exc
 
 from keel.errors import AlreadyExists, Conflict, NotFound
+from keel.registry.card import card_title
 from keel.registry.entities import AliasChange, ModelVersion, RegisteredModel
 from keel.registry.store import RegistryStore
 from keel.store import schema as t
@@ -314,7 +315,7 @@ class SqlRegistryStore(RegistryStore):
             ).first()
         if card is None:
             raise NotFound(f"model {name!r} has no version {version}")
-        return card[0] or ""
+        return card_title(name, version) + (card[0] or "")
 
     # -- tags ----------------------------------------------------------------------------
     def set_model_tag(self, name: str, key: str, value: str) -> None:

@@ -62,11 +62,11 @@ class RegistryStore(ABC):
 
     @abstractmethod
     def set_model_card(self, name: str, version: int, card: str) -> None:
-        """Store a version's model card (markdown)."""
+        """Store a version's model card body (the markdown after its title)."""
 
     @abstractmethod
     def get_model_card(self, name: str, version: int) -> str:
-        """Return a version's model card (markdown)."""
+        """Return a version's model card (markdown): its title, then the stored body."""
 
     @abstractmethod
     def set_model_tag(self, name: str, key: str, value: str) -> None:
