@@ -147,6 +147,9 @@ latest_metrics = Table(
     Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
     Column("key", KEY, primary_key=True),
     Column("value", Float(53), nullable=False),
+    # repr(value), written by Python: exact and shortest. Searches aggregate it into one
+    # JSON object per run; SQLite's own float-to-text conversion is not exact.
+    Column("value_text", String(32), nullable=False),
     Column("timestamp", BigInteger, nullable=False),
     Column("step", BigInteger, nullable=False),
     Column("is_nan", Boolean, nullable=False),

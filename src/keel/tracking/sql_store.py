@@ -223,7 +223,7 @@ class SqlTrackingStore(SqlRunAssets, TrackingStore):
             ).first()
             if row is None:
                 raise NotFound(f"no run with id {run_id!r}")
-            return hydrate(conn, [row])[0]
+            return hydrate([row])[0]
 
     def end_run(self, run_id: str, status: RunStatus, end_time: int) -> Run:
         with self.db.write() as conn:
@@ -372,6 +372,7 @@ class SqlTrackingStore(SqlRunAssets, TrackingStore):
                     "run_id": run_id,
                     "key": key,
                     "value": 0.0 if math.isnan(value) else value,
+                    "value_text": repr(float(value)),
                     "timestamp": ts,
                     "step": step,
                     "is_nan": math.isnan(value),
@@ -379,7 +380,7 @@ class SqlTrackingStore(SqlRunAssets, TrackingStore):
                 for key, value, ts, step in latest.values()
             ],
             keys=["run_id", "key"],
-            update=["value", "timestamp", "step", "is_nan"],
+            update=["value", "value_text", "timestamp", "step", "is_nan"],
             where=_latest_wins,
         )
 
@@ -415,7 +416,7 @@ class SqlTrackingStore(SqlRunAssets, TrackingStore):
         with self.db.read() as conn:
             rows = conn.execute(query).all()
             more = len(rows) > max_results
-            runs = hydrate(conn, rows[:max_results])
+            runs = hydrate(rows[:max_results])
         from keel.tracking.search import encode_page_token
 
         token = encode_page_token(offset + max_results) if more else None

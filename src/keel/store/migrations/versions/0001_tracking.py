@@ -97,6 +97,7 @@ def upgrade() -> None:
         sa.Column("run_id", sa.String(length=32), nullable=False),
         sa.Column("key", sa.String(length=250), nullable=False),
         sa.Column("value", sa.Float(precision=53), nullable=False),
+        sa.Column("value_text", sa.String(length=32), nullable=False),
         sa.Column("timestamp", sa.BigInteger(), nullable=False),
         sa.Column("step", sa.BigInteger(), nullable=False),
         sa.Column("is_nan", sa.Boolean(), nullable=False),
