@@ -5,7 +5,8 @@ them as rows costs more in Python than the query itself. So each run's params, t
 latest metrics come back with it as three JSON objects aggregated by the database
 (``json_group_object`` on SQLite, ``json_object_agg`` on PostgreSQL). Metric values
 travel as ``latest_metrics.value_text`` — Python's exact ``repr`` written beside each
-value — because SQLite's own float-to-text conversion does not round-trip every double.
+value — because SQLite's own float-to-text conversion does not round-trip every double;
+embedded as JSON numbers, they parse straight back to the same floats.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import JSON, ColumnElement, case, cast, func, select
 
 from keel.store import schema as t
 from keel.tracking.entities import Run, RunStatus
@@ -22,6 +23,7 @@ from keel.tracking.entities import Run, RunStatus
 __all__ = ["hydrate", "run_columns"]
 
 _STATUS = {status.value: status for status in RunStatus}
+_NON_FINITE = ("nan", "inf", "-inf")
 _RUN_FIELDS = (
     "run_id", "experiment_id", "name", "status", "start_time", "end_time", "user", "source",
     "git_commit", "git_dirty", "parent_run_id", "lifecycle_stage", "heartbeat_at",
@@ -37,6 +39,16 @@ def _json_object(dialect: str, table: Any, value: Any) -> ColumnElement[Any]:
     )
 
 
+def _metric_value(dialect: str) -> ColumnElement[Any]:
+    # Finite values become JSON numbers whose text is Python's repr, kept verbatim (so
+    # orjson returns the exact float); "nan", "inf" and "-inf" stay JSON strings.
+    text = t.latest_metrics.c.value_text
+    non_finite = text.in_(_NON_FINITE)
+    if dialect == "postgresql":
+        return case((non_finite, func.to_json(text)), else_=cast(text, JSON))
+    return case((non_finite, text), else_=func.json(text))
+
+
 def run_columns(dialect: str) -> list[ColumnElement[Any]]:
     """Return the runs columns plus each run's params, tags and metrics as JSON objects."""
     p, tg, lm = t.params, t.tags, t.latest_metrics
@@ -44,7 +56,7 @@ def run_columns(dialect: str) -> list[ColumnElement[Any]]:
         *(t.runs.c[name] for name in _RUN_FIELDS),
         _json_object(dialect, p, p.c.value).label("params_json"),
         _json_object(dialect, tg, tg.c.value).label("tags_json"),
-        _json_object(dialect, lm, lm.c.value_text).label("metrics_json"),
+        _json_object(dialect, lm, _metric_value(dialect)).label("metrics_json"),
     ]
 
 
@@ -54,6 +66,19 @@ def _object(value: Any) -> dict[str, Any]:
     if isinstance(value, str | bytes):
         return orjson.loads(value)
     return value  # psycopg has already decoded json
+
+
+def _metrics(value: Any) -> dict[str, float]:
+    if value is None:
+        return {}
+    if isinstance(value, str | bytes):
+        metrics = orjson.loads(value)
+        text = value if isinstance(value, str) else value.decode()
+        if 'nan"' not in text and 'inf"' not in text:
+            return metrics  # every value already a float: the common case, no Python loop
+    else:
+        metrics = value  # psycopg has already decoded json
+    return {key: float(number) for key, number in metrics.items()}
 
 
 def hydrate(rows: Sequence[Any]) -> list[Run]:
@@ -74,7 +99,7 @@ def hydrate(rows: Sequence[Any]) -> list[Run]:
             lifecycle_stage,
             heartbeat_at,
             _object(params),
-            {key: float(text) for key, text in _object(metrics).items()},
+            _metrics(metrics),
             _object(tags),
         )
         for (
