@@ -103,5 +103,6 @@ def test_an_unknown_tracking_scheme_lists_the_supported_ones(keel_env, monkeypat
     import keel
 
     set_tracking_uri("mongodb://localhost/keel")
-    with pytest.raises(InvalidInput, match=r"not one of postgresql, postgresql\+psycopg, sqlite"):
+    supported = r"not one of http, https, postgresql, postgresql\+psycopg, sqlite"
+    with pytest.raises(InvalidInput, match=supported):
         keel.start_run(experiment="e")

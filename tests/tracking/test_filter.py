@@ -105,7 +105,7 @@ def populate(engine: sa.Engine) -> None:
             sa.insert(schema.latest_metrics),
             [
                 {"run_id": rid(i), "key": k, "value": 0.0 if math.isnan(v) else v,
-                 "timestamp": 0, "step": 0, "is_nan": math.isnan(v)}
+                 "value_text": repr(v), "timestamp": 0, "step": 0, "is_nan": math.isnan(v)}
                 for k, d in METRICS.items() for i, v in d.items()
             ],
         )  # fmt: skip
