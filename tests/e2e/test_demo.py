@@ -28,13 +28,11 @@ def _keel(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def keel_has_demo() -> None:
-    if not KEEL.is_file():
-        pytest.skip(f"the keel console script is not installed at {KEEL}")
+    assert KEEL.is_file(), f"the keel console script is not installed at {KEEL}"
     help_text = subprocess.run(
         [str(KEEL), "--help"], capture_output=True, text=True, timeout=60, check=True
     ).stdout
-    if "demo" not in help_text.split():
-        pytest.skip("`keel demo` is not registered in the CLI yet")
+    assert "demo" in help_text.split(), "`keel demo` is not registered in the CLI"
 
 
 @pytest.mark.slow
@@ -72,3 +70,43 @@ def test_keel_demo_leaves_a_home_the_cli_can_explore(tmp_path: Path) -> None:
     card = _keel("models", "card", "breast-cancer-classifier", "1", env=at_home)
     assert card.returncode == 0, card.stderr
     assert "breast_cancer_train" in card.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("keel_has_demo")
+def test_keel_demo_serve_starts_a_server_on_the_demo_home(tmp_path: Path) -> None:
+    import re
+    import signal
+    import time
+
+    import httpx
+
+    env = _env(tmp_path)
+    proc = subprocess.Popen(
+        [str(KEEL), "demo", "--home", str(tmp_path / "served"), "--serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        url = None
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            found = re.search(r"Keel server for the demo: (http://127\.0\.0\.1:\d+)", line)
+            url = found.group(1) if found else None
+        assert url, f"no server URL printed; stderr: {proc.stderr.read()[-2000:]}"
+        health = httpx.get(f"{url}/health", timeout=10)
+        assert health.status_code == 200
+        assert health.json()["status"] == "ok"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        proc.stdout.close()
+        proc.stderr.close()
