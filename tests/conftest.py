@@ -1,7 +1,8 @@
 """Fixtures shared by the whole suite: a fresh Keel home, and a metadata backend.
 
 ``keel_env`` gives a test its own temporary home (``KEEL_HOME``) with the default SQLite
-store. ``backend`` does the same but is parametrised over SQLite and PostgreSQL: the
+store. ``backend`` does the same but is parametrised over SQLite, PostgreSQL and a live
+Keel server over HTTP ("rest"): the
 PostgreSQL case gets a brand-new database (created and dropped around the test) on the
 server named by ``KEEL_TEST_POSTGRES_URL``, and skips with a one-line reason without it.
 """
@@ -52,6 +53,15 @@ def keel_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KeelEn
     yield KeelEnv(home, f"sqlite:///{home / 'keel.db'}", "sqlite")
     _end_leftover_runs()
     _reset()
+
+
+def _close_rest_client() -> None:
+    import keel.stores
+
+    if keel.stores._current is not None:
+        http = getattr(keel.stores._current[1].tracking, "http", None)
+        if http is not None:
+            http.close()
 
 
 def _end_leftover_runs() -> None:
@@ -147,13 +157,28 @@ def postgres_keel_url(postgres_template: str | None) -> Iterator[str]:
         drop_postgres_database(admin, name)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "rest"])
 def backend(
     request: pytest.FixtureRequest, keel_env: KeelEnv, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[KeelEnv]:
-    """Yield a fresh Keel home whose metadata store is SQLite or a new PostgreSQL database."""
+    """Yield a fresh Keel home whose metadata store is SQLite, PostgreSQL or a live server.
+
+    The "rest" case runs a real Keel server (its own SQLite home) and points
+    ``KEEL_TRACKING_URI`` at it, so the same SDK calls go through HTTP.
+    """
     if request.param == "sqlite":
         yield keel_env
+        return
+    if request.param == "rest":
+        from tests.live_server import running_server
+
+        with running_server(keel_env.home.parent / "server-home") as url:
+            monkeypatch.setenv("KEEL_TRACKING_URI", url)
+            _reset()
+            yield KeelEnv(keel_env.home, url, "rest")
+            _end_leftover_runs()
+            _close_rest_client()
+            _reset()
         return
     url = request.getfixturevalue("postgres_keel_url")
     monkeypatch.setenv("KEEL_TRACKING_URI", url)

@@ -11,6 +11,7 @@ import pytest
 from cli_support import Cli, Logged, fresh_process, one_error_line, set_schema_revision
 
 import keel
+from keel.store.schema import HEAD_REVISION
 
 UNKNOWN_RUN = "0123456789abcdef0123456789abcdef"
 
@@ -108,7 +109,11 @@ def test_info_and_db_status_still_report_an_out_of_date_schema(cli: Cli, home: P
     assert info["schema"]["revision"] == "0001"
     assert "keel db upgrade" in info["schema"]["message"]
     status = cli.json("db", "status")
-    assert (status["state"], status["revision"], status["head"]) == ("out_of_date", "0001", "0002")
+    assert (status["state"], status["revision"], status["head"]) == (
+        "out_of_date",
+        "0001",
+        HEAD_REVISION,
+    )
     doctor = cli("doctor")
     assert doctor.exit_code == 1
     assert "keel db upgrade" in doctor.stdout
@@ -136,7 +141,7 @@ def test_db_upgrade_backs_up_then_upgrades(cli: Cli, home: Path) -> None:
 
     result = cli("db", "upgrade")
     assert result.exit_code == 0, result.output
-    assert "revision 0001 → 0002" in result.stdout
+    assert f"revision 0001 → {HEAD_REVISION}" in result.stdout
     backups = list(home.glob("keel.db.backup-*"))
     assert len(backups) == 1
     assert str(backups[0]) in result.stdout
@@ -148,8 +153,8 @@ def test_db_upgrade_backs_up_then_upgrades(cli: Cli, home: Path) -> None:
     again = cli.json("db", "upgrade")
     assert again == {
         "tracking_uri": f"sqlite:///{home / 'keel.db'}",
-        "from_revision": "0002",
-        "to_revision": "0002",
+        "from_revision": HEAD_REVISION,
+        "to_revision": HEAD_REVISION,
         "changed": False,
         "backup": None,
     }
@@ -164,7 +169,9 @@ def test_a_database_from_a_newer_keel_is_refused_naming_both_versions(cli: Cli, 
         assert result.exit_code == 1
         line = one_error_line(result)
         assert "revision 9999" in line
-        assert f"this is Keel {keel.__version__}, which knows revisions up to 0002" in line
+        assert (
+            f"this is Keel {keel.__version__}, which knows revisions up to {HEAD_REVISION}" in line
+        )
     assert cli.json("info")["schema"]["state"] == "too_new"
 
 

@@ -9,6 +9,7 @@ import pytest
 from cli_support import Cli, database
 
 from keel import __version__
+from keel.store.schema import HEAD_REVISION
 
 
 def test_version_and_help(cli: Cli) -> None:
@@ -73,8 +74,8 @@ def test_info_names_the_home_stores_schema_and_versions(cli: Cli, home: Path) ->
     cli("runs", "list")
     assert cli.json("info")["schema"] | {"message": ""} == {
         "state": "current",
-        "revision": "0002",
-        "head": "0002",
+        "revision": HEAD_REVISION,
+        "head": HEAD_REVISION,
         "written_by": __version__,
         "message": "",
     }
@@ -140,4 +141,4 @@ def test_db_status_in_words(cli: Cli, home: Path) -> None:
     cli("runs", "list")
     out = cli("db", "status").stdout
     assert f"metadata store: sqlite:///{home / 'keel.db'}" in out
-    assert "schema: current (revision 0002, this Keel: 0002)" in out
+    assert f"schema: current (revision {HEAD_REVISION}, this Keel: {HEAD_REVISION})" in out

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from keel.cli import db, demo, doctor, experiments, home, models, runs, server
+from keel.cli import audit, db, demo, doctor, experiments, home, models, runs, server
 from keel.cli._group import KeelGroup
 
 __all__ = ["app", "main"]
@@ -64,6 +64,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:

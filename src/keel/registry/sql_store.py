@@ -11,8 +11,10 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy import exc as sa_exc
 
 from keel.errors import AlreadyExists, Conflict, NotFound
+from keel.governance.chain import Entry, append
 from keel.registry.card import card_title
-from keel.registry.entities import AliasChange, ModelVersion, RegisteredModel
+from keel.registry.entities import ModelVersion, RegisteredModel
+from keel.registry.sql_aliases import SqlAliases
 from keel.registry.store import RegistryStore
 from keel.store import schema as t
 from keel.store.database import Database
@@ -32,6 +34,10 @@ _VERSION_FIELDS = (
     "created_by",
 )
 
+# What a version's audit entry records (signature, example and card are long; the digest
+# pins the artifact).
+_AUDITED_VERSION_FIELDS = ("run_id", "source", "artifact_digest", "flavor", "created_by")
+
 
 def _now() -> int:
     return int(time.time() * 1000)
@@ -41,7 +47,7 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-class SqlRegistryStore(RegistryStore):
+class SqlRegistryStore(SqlAliases, RegistryStore):
     """The model registry on a SQL metadata database."""
 
     def __init__(self, db: Database) -> None:
@@ -59,6 +65,8 @@ class SqlRegistryStore(RegistryStore):
                         t.registered_model_tags.insert(),
                         [{"name": name, "key": k, "value": v} for k, v in tags.items()],
                     )
+                change = {"description": description, "tags": dict(tags or {})}
+                append(conn, [Entry("model.create", "model", name, change)])
         except sa_exc.IntegrityError:
             raise AlreadyExists(f"a registered model named {name!r} already exists") from None
         return self.get_registered_model(name)
@@ -122,6 +130,7 @@ class SqlRegistryStore(RegistryStore):
             )
             if done.rowcount == 0:
                 raise NotFound(f"no registered model named {name!r}")
+            append(conn, [Entry("model.update", "model", name, {"description": description})])
         return self.get_registered_model(name)
 
     def delete_registered_model(self, name: str) -> None:
@@ -134,6 +143,7 @@ class SqlRegistryStore(RegistryStore):
                 t.registered_model_tags.delete().where(t.registered_model_tags.c.name == name)
             )
             conn.execute(t.registered_models.delete().where(t.registered_models.c.name == name))
+            append(conn, [Entry("model.delete", "model", name, {})])
 
     @staticmethod
     def _require_model(conn: Connection, name: str) -> None:
@@ -195,11 +205,13 @@ class SqlRegistryStore(RegistryStore):
                 .values(last_version=t.registered_models.c.last_version + 1, updated_at=now)
                 .returning(t.registered_models.c.last_version)
             ).scalar()
+            entries = []
             if version is None:
                 if not create_model:
                     raise NotFound(f"no registered model named {name!r}")
                 self._insert_model(conn, name, None, last_version=1)
                 version = 1
+                entries.append(Entry("model.create", "model", name, {"description": None}))
             conn.execute(
                 t.model_versions.insert().values(
                     name=name,
@@ -210,6 +222,9 @@ class SqlRegistryStore(RegistryStore):
                     **values,
                 )
             )
+            change = {k: values[k] for k in _AUDITED_VERSION_FIELDS}
+            entries.append(Entry("version.create", "version", f"{name}/{version}", change))
+            append(conn, entries)
         return version
 
     def _versions_from(self, conn: Connection, rows: list[Any]) -> list[ModelVersion]:
@@ -294,6 +309,8 @@ class SqlRegistryStore(RegistryStore):
             )
             if done.rowcount == 0:
                 raise NotFound(f"model {name!r} has no version {version}")
+            change = {"description": description}
+            append(conn, [Entry("version.update", "version", f"{name}/{version}", change)])
         return self.get_model_version(name, version)
 
     def set_model_card(self, name: str, version: int, card: str) -> None:
@@ -305,6 +322,8 @@ class SqlRegistryStore(RegistryStore):
             )
             if done.rowcount == 0:
                 raise NotFound(f"model {name!r} has no version {version}")
+            change = {"card": card, "length": len(card)}
+            append(conn, [Entry("version.card", "version", f"{name}/{version}", change)])
 
     def get_model_card(self, name: str, version: int) -> str:
         with self.db.read() as conn:
@@ -328,6 +347,7 @@ class SqlRegistryStore(RegistryStore):
                 keys=["name", "key"],
                 update=["value"],
             )
+            append(conn, [Entry("model.tag", "model", name, {key: value})])
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
         with self.db.write() as conn:
@@ -339,6 +359,8 @@ class SqlRegistryStore(RegistryStore):
                 keys=["name", "version", "key"],
                 update=["value"],
             )
+            object_id = f"{name}/{version}"
+            append(conn, [Entry("version.tag", "version", object_id, {key: value})])
 
     def _require_version(self, conn: Connection, name: str, version: int) -> None:
         found = conn.execute(
@@ -349,93 +371,3 @@ class SqlRegistryStore(RegistryStore):
         if found is None:
             self._require_model(conn, name)
             raise NotFound(f"model {name!r} has no version {version}")
-
-    # -- aliases -------------------------------------------------------------------------
-    def set_alias(self, name: str, alias: str, version: int, *, actor: str) -> AliasChange:
-        now = _now()
-        with self.db.write() as conn:
-            self._require_version(conn, name, version)
-            previous = conn.execute(
-                select(t.model_aliases.c.version).where(
-                    t.model_aliases.c.name == name, t.model_aliases.c.alias == alias
-                )
-            ).scalar()
-            self.db.upsert(
-                conn,
-                t.model_aliases,
-                [{"name": name, "alias": alias, "version": version}],
-                keys=["name", "alias"],
-                update=["version"],
-            )
-            return self._record(conn, name, alias, version, previous, now, actor)
-
-    def delete_alias(self, name: str, alias: str, *, actor: str) -> AliasChange:
-        now = _now()
-        with self.db.write() as conn:
-            previous = conn.execute(
-                select(t.model_aliases.c.version).where(
-                    t.model_aliases.c.name == name, t.model_aliases.c.alias == alias
-                )
-            ).scalar()
-            if previous is None:
-                self._require_model(conn, name)
-                raise NotFound(f"model {name!r} has no alias {alias!r}")
-            conn.execute(
-                t.model_aliases.delete().where(
-                    t.model_aliases.c.name == name, t.model_aliases.c.alias == alias
-                )
-            )
-            return self._record(conn, name, alias, None, previous, now, actor)
-
-    @staticmethod
-    def _record(
-        conn: Connection,
-        name: str,
-        alias: str,
-        version: int | None,
-        previous: int | None,
-        now: int,
-        actor: str,
-    ) -> AliasChange:
-        conn.execute(
-            t.model_alias_history.insert().values(
-                name=name,
-                alias=alias,
-                version=version,
-                previous_version=previous,
-                changed_at=now,
-                changed_by=actor,
-            )
-        )
-        conn.execute(
-            update(t.registered_models)
-            .where(t.registered_models.c.name == name)
-            .values(updated_at=now)
-        )
-        return AliasChange(name, alias, version, previous, now, actor)
-
-    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
-        with self.db.read() as conn:
-            version = conn.execute(
-                select(t.model_aliases.c.version).where(
-                    t.model_aliases.c.name == name, t.model_aliases.c.alias == alias
-                )
-            ).scalar()
-            if version is None:
-                self._require_model(conn, name)
-                raise NotFound(f"model {name!r} has no alias {alias!r}")
-        return self.get_model_version(name, version)
-
-    def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
-        h = t.model_alias_history
-        query = select(h).where(h.c.name == name).order_by(h.c.id)
-        if alias is not None:
-            query = query.where(h.c.alias == alias)
-        with self.db.read() as conn:
-            self._require_model(conn, name)
-            return [
-                AliasChange(
-                    r.name, r.alias, r.version, r.previous_version, r.changed_at, r.changed_by
-                )
-                for r in conn.execute(query)
-            ]

@@ -82,8 +82,12 @@ class BlobStore(Protocol):
     def put_file(self, path: str | os.PathLike[str]) -> Blob:
         """Store a local file; return its digest and size."""
 
-    def put_stream(self, stream: BinaryIO) -> Blob:
-        """Store what a binary stream yields; return its digest and size."""
+    def put_stream(self, stream: BinaryIO, *, expected_digest: str | None = None) -> Blob:
+        """Store what a binary stream yields; return its digest and size.
+
+        With ``expected_digest``, content hashing to anything else is an
+        ``IntegrityError`` and nothing is stored.
+        """
 
     def put_bytes(self, data: bytes) -> Blob:
         """Store bytes; return their digest and size."""
@@ -184,10 +188,15 @@ class ArtifactStore:
             with open(source, "rb", buffering=0) as f:
                 return self._write(f, expected=digest, size_hint=size, label=source)
 
-    def put_stream(self, stream: BinaryIO) -> Blob:
-        """Return the ``Blob`` for everything left in ``stream`` (need not be seekable)."""
+    def put_stream(self, stream: BinaryIO, *, expected_digest: str | None = None) -> Blob:
+        """Return the ``Blob`` for everything left in ``stream`` (need not be seekable).
+
+        With ``expected_digest`` the content is verified before it is published: a
+        mismatch raises ``IntegrityError`` and nothing is stored.
+        """
+        expected = None if expected_digest is None else _check_digest(expected_digest)
         with self._guard():
-            return self._write(stream, expected=None, size_hint=None, label="stream")
+            return self._write(stream, expected=expected, size_hint=None, label="stream")
 
     def put_bytes(self, data: bytes) -> Blob:
         """Return the ``Blob`` for ``data``, storing it unless already stored."""
@@ -216,6 +225,11 @@ class ArtifactStore:
             digest = hasher.hexdigest()
             if expected is not None and digest != expected:
                 # Raised inside the writer: the upload is aborted, nothing is published.
+                if label == "stream":
+                    raise IntegrityError(
+                        f"the uploaded content does not match its digest: expected blake3 "
+                        f"{expected}, got {digest}; nothing was stored"
+                    )
                 raise IntegrityError(
                     f"{label} changed while it was being stored (blake3 {expected} before, "
                     f"{digest} while uploading); nothing was stored, retry once it is stable"

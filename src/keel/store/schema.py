@@ -20,13 +20,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
+    text,
 )
 
 __all__ = ["HEAD_REVISION", "REVISIONS", "metadata"]
 
 # Oldest first; the last one is what this Keel writes. Kept here (not read from Alembic)
 # so that opening a store never imports Alembic.
-REVISIONS: tuple[str, ...] = ("0001", "0002")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
 HEAD_REVISION = REVISIONS[-1]
 
 NAMING = {
@@ -287,6 +289,47 @@ model_alias_history = Table(
     Index("ix_model_alias_history_name_alias", "name", "alias"),
 )
 
+# --- revision 0003: governance ---------------------------------------------------------
+
+# The append-only, hash-chained audit log of every state change (keel.governance.chain):
+# rows are only ever inserted, in seq order, each hash covering the previous one.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", NAME, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(512), nullable=False),
+    Column("change", Text, nullable=False),
+    Column("change_digest", DIGEST, nullable=False),
+    Column("prev_hash", DIGEST, nullable=False),
+    Column("hash", DIGEST, nullable=False),
+    Index("ix_audit_log_object_id", "object_id"),
+    Index("ix_audit_log_at", "at"),
+)
+
+# One row (id 1): the last seq and hash. Moving it in place hands out the next seq, gives
+# the previous hash without reading the log, and serialises appenders on its row lock.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", DIGEST, nullable=False),
+)
+
+AUDIT_GENESIS = "0" * 64
+# The same row the 0003 migration inserts, for databases built by create_all.
+event.listen(
+    audit_head,
+    "after_create",
+    lambda target, connection, **kw: connection.execute(
+        text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": AUDIT_GENESIS}
+    ),
+)
+
 TRACKING_TABLES = (
     keel_meta,
     experiments,
@@ -308,3 +351,4 @@ REGISTRY_TABLES = (
     model_aliases,
     model_alias_history,
 )
+GOVERNANCE_TABLES = (audit_log, audit_head)

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select
 
+from keel.governance.chain import Entry, append
 from keel.store import schema as t
 from keel.store.database import Database
 from keel.tracking.entities import ArtifactEntry, DatasetInput
@@ -65,6 +66,12 @@ class SqlRunAssets:
                     keys=["run_id", "dataset_id", "context"],
                     update=[],
                 )
+            change = {
+                "inputs": [
+                    {"name": i.name, "digest": i.digest, "context": i.context} for i in inputs
+                ]
+            }
+            append(conn, [Entry("run.inputs", "run", run_id, change)])
 
     def get_inputs(self, run_id: str) -> list[DatasetInput]:
         d, ri = t.datasets, t.run_inputs
@@ -110,6 +117,8 @@ class SqlRunAssets:
                 keys=["run_id", "path"],
                 update=["digest", "size", "created_at"],
             )
+            change = {"artifacts": {r["path"]: r["digest"] for r in rows}}
+            append(conn, [Entry("run.artifacts", "run", run_id, change)])
 
     def list_artifacts(self, run_id: str, prefix: str | None = None) -> list[ArtifactEntry]:
         a = t.run_artifacts

@@ -9,19 +9,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select, update
-from sqlalchemy import exc as sa_exc
 
-from keel.errors import AlreadyExists, Conflict, NotFound
+from keel.errors import Conflict, NotFound
+from keel.governance.chain import Entry, append
 from keel.store import schema as t
 from keel.store.database import Database
 from keel.tracking.entities import (
-    Experiment,
     Metric,
     PagedList,
     Run,
     RunStatus,
 )
 from keel.tracking.sql_assets import SqlRunAssets
+from keel.tracking.sql_experiments import SqlExperiments
 from keel.tracking.sql_rows import hydrate, run_columns
 from keel.tracking.store import MetricRow, TrackingStore
 
@@ -43,7 +43,7 @@ def _latest_wins(table: Any, excluded: Any) -> Any:
     )
 
 
-class SqlTrackingStore(SqlRunAssets, TrackingStore):
+class SqlTrackingStore(SqlExperiments, SqlRunAssets, TrackingStore):
     """Tracking on a SQL metadata database."""
 
     def __init__(self, db: Database) -> None:
@@ -57,95 +57,6 @@ class SqlTrackingStore(SqlRunAssets, TrackingStore):
             self._insert_metrics_sql = (
                 "INSERT INTO metrics (run_id, key, value, timestamp, step, is_nan) "
                 "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
-            )
-
-    # -- experiments ---------------------------------------------------------------------
-    def create_experiment(
-        self,
-        name: str,
-        *,
-        artifact_location: str | None = None,
-        description: str | None = None,
-        tags: Mapping[str, str] | None = None,
-    ) -> Experiment:
-        now = _now()
-        experiment_id = uuid.uuid4().hex
-        try:
-            with self.db.write() as conn:
-                conn.execute(
-                    t.experiments.insert().values(
-                        experiment_id=experiment_id,
-                        name=name,
-                        description=description,
-                        artifact_location=artifact_location,
-                        lifecycle_stage=_ACTIVE,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-                if tags:
-                    conn.execute(
-                        t.experiment_tags.insert(),
-                        [
-                            {"experiment_id": experiment_id, "key": k, "value": v}
-                            for k, v in tags.items()
-                        ],
-                    )
-        except sa_exc.IntegrityError:
-            raise AlreadyExists(f"an experiment named {name!r} already exists") from None
-        return self.get_experiment(experiment_id)
-
-    def _experiment_from(self, conn: Connection, row: Any) -> Experiment:
-        tag_rows = conn.execute(
-            select(t.experiment_tags.c.key, t.experiment_tags.c.value).where(
-                t.experiment_tags.c.experiment_id == row.experiment_id
-            )
-        )
-        return Experiment(
-            experiment_id=row.experiment_id,
-            name=row.name,
-            description=row.description,
-            artifact_location=row.artifact_location,
-            lifecycle_stage=row.lifecycle_stage,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            tags={key: value for key, value in tag_rows},
-        )
-
-    def get_experiment(self, experiment_id: str) -> Experiment:
-        with self.db.read() as conn:
-            row = conn.execute(
-                select(t.experiments).where(t.experiments.c.experiment_id == experiment_id)
-            ).first()
-            if row is None:
-                raise NotFound(f"no experiment with id {experiment_id!r}")
-            return self._experiment_from(conn, row)
-
-    def get_experiment_by_name(self, name: str) -> Experiment | None:
-        with self.db.read() as conn:
-            row = conn.execute(select(t.experiments).where(t.experiments.c.name == name)).first()
-            return None if row is None else self._experiment_from(conn, row)
-
-    def list_experiments(self, *, include_deleted: bool = False) -> list[Experiment]:
-        query = select(t.experiments).order_by(t.experiments.c.created_at)
-        if not include_deleted:
-            query = query.where(t.experiments.c.lifecycle_stage == _ACTIVE)
-        with self.db.read() as conn:
-            return [self._experiment_from(conn, row) for row in conn.execute(query)]
-
-    def delete_experiment(self, experiment_id: str) -> None:
-        with self.db.write() as conn:
-            done = conn.execute(
-                update(t.experiments)
-                .where(t.experiments.c.experiment_id == experiment_id)
-                .values(lifecycle_stage=_DELETED, updated_at=_now())
-            )
-            if done.rowcount == 0:
-                raise NotFound(f"no experiment with id {experiment_id!r}")
-            conn.execute(
-                update(t.runs)
-                .where(t.runs.c.experiment_id == experiment_id)
-                .values(lifecycle_stage=_DELETED)
             )
 
     # -- runs ----------------------------------------------------------------------------
@@ -199,6 +110,14 @@ class SqlTrackingStore(SqlRunAssets, TrackingStore):
                     t.tags.insert(),
                     [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
                 )
+            change = {
+                "experiment_id": experiment_id,
+                "name": name,
+                "user": user,
+                "parent_run_id": parent_run_id,
+                "tags": dict(tags or {}),
+            }
+            append(conn, [Entry("run.create", "run", run_id, change)])
         return self.get_run(run_id)
 
     @staticmethod
@@ -233,6 +152,8 @@ class SqlTrackingStore(SqlRunAssets, TrackingStore):
                 .where(t.runs.c.run_id == run_id)
                 .values(status=status.value, end_time=end_time, writer=None)
             )
+            change = {"status": status.value, "end_time": end_time}
+            append(conn, [Entry("run.end", "run", run_id, change)])
         return self.get_run(run_id)
 
     def claim_run(self, run_id: str, writer: str, now: int, timeout_ms: int) -> Run:
@@ -263,6 +184,7 @@ class SqlTrackingStore(SqlRunAssets, TrackingStore):
                     status=RunStatus.RUNNING.value, end_time=None, writer=writer, heartbeat_at=now
                 )
             )
+            append(conn, [Entry("run.claim", "run", run_id, {"writer": writer})])
         return self.get_run(run_id)
 
     def heartbeat(self, run_id: str, writer: str, now: int) -> None:
@@ -293,6 +215,8 @@ class SqlTrackingStore(SqlRunAssets, TrackingStore):
                         for i in ids
                     ],
                 )
+                change = {"status": RunStatus.FAILED.value, "reason": "heartbeat timed out"}
+                append(conn, [Entry("run.fail_stale", "run", i, change) for i in ids])
         return ids
 
     def delete_run(self, run_id: str) -> None:
@@ -301,6 +225,7 @@ class SqlTrackingStore(SqlRunAssets, TrackingStore):
             conn.execute(
                 update(t.runs).where(t.runs.c.run_id == run_id).values(lifecycle_stage=_DELETED)
             )
+            append(conn, [Entry("run.delete", "run", run_id, {})])
 
     # -- params, metrics, tags -----------------------------------------------------------
     def log_batch(
@@ -315,9 +240,14 @@ class SqlTrackingStore(SqlRunAssets, TrackingStore):
             return
         with self.db.write() as conn:
             self._require_run(conn, run_id)
+            # Params and tags are state and audited; metric points are data and are not.
+            entries = []
             if params:
-                self._insert_params(conn, run_id, params)
+                new = self._insert_params(conn, run_id, params)
+                if new:
+                    entries.append(Entry("run.params", "run", run_id, new))
             if tags:
+                entries.append(Entry("run.tags", "run", run_id, dict(tags)))
                 self.db.upsert(
                     conn,
                     t.tags,
@@ -327,8 +257,13 @@ class SqlTrackingStore(SqlRunAssets, TrackingStore):
                 )
             if metrics:
                 self._insert_metrics(conn, run_id, metrics)
+            if entries:
+                append(conn, entries)
 
-    def _insert_params(self, conn: Connection, run_id: str, params: Mapping[str, str]) -> None:
+    def _insert_params(
+        self, conn: Connection, run_id: str, params: Mapping[str, str]
+    ) -> dict[str, str]:
+        """Insert the params not logged yet; return them (Conflict if one would change)."""
         existing = dict(
             conn.execute(
                 select(t.params.c.key, t.params.c.value).where(
@@ -342,11 +277,13 @@ class SqlTrackingStore(SqlRunAssets, TrackingStore):
                     f"param {key!r} of run {run_id} is already {existing[key]!r}; params are "
                     f"immutable, so it cannot become {value!r} (log it under a new key)"
                 )
-        new = [
-            {"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing
-        ]
+        new = {k: v for k, v in params.items() if k not in existing}
         if new:
-            conn.execute(t.params.insert(), new)
+            conn.execute(
+                t.params.insert(),
+                [{"run_id": run_id, "key": k, "value": v} for k, v in new.items()],
+            )
+        return new
 
     def _insert_metrics(self, conn: Connection, run_id: str, rows: Sequence[MetricRow]) -> None:
         # One pass builds the insert rows and finds each key's latest point (highest step,

@@ -1,0 +1,1 @@
+"""Pydantic request models of the REST API, one module per domain."""
