@@ -22,7 +22,7 @@ import httpx
 
 from keel.client.http import KeelHttp
 from keel.errors import IntegrityError, InvalidInput, NotFound
-from keel.store.artifacts import CHUNK_SIZE, Blob, _check_digest, _hash_stream, _hasher
+from keel.store.artifacts import CHUNK_SIZE, Blob, _check_digest, _hasher, hash_file
 
 __all__ = ["RestBlobStore"]
 
@@ -89,13 +89,7 @@ class RestBlobStore:
     def put_file(self, path: str | os.PathLike[str]) -> Blob:
         """Return the ``Blob`` for a local file, uploading it unless the server has it."""
         source = os.fspath(path)
-        if os.path.isdir(source):
-            raise InvalidInput(f"{source} is a folder; put_file stores a single file")
-        try:
-            with open(source, "rb", buffering=0) as f:
-                digest, size = _hash_stream(f)
-        except FileNotFoundError:
-            raise NotFound(f"no such file: {source}") from None
+        digest, size = hash_file(source)
         return self._upload(source, digest, size)
 
     def _upload(self, source: str, digest: str, size: int) -> Blob:

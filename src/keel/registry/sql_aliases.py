@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from sqlalchemy import Connection, select, update
@@ -11,13 +10,10 @@ from keel.errors import NotFound
 from keel.governance.chain import Entry, append
 from keel.registry.entities import AliasChange, ModelVersion
 from keel.store import schema as t
+from keel.store.clock import now_ms
 from keel.store.database import Database
 
 __all__ = ["SqlAliases"]
-
-
-def _now() -> int:
-    return int(time.time() * 1000)
 
 
 class SqlAliases:
@@ -31,7 +27,7 @@ class SqlAliases:
 
     # -- aliases -------------------------------------------------------------------------
     def set_alias(self, name: str, alias: str, version: int, *, actor: str) -> AliasChange:
-        now = _now()
+        now = now_ms()
         with self.db.write() as conn:
             self._require_version(conn, name, version)
             previous = conn.execute(
@@ -49,7 +45,7 @@ class SqlAliases:
             return self._record(conn, name, alias, version, previous, now, actor)
 
     def delete_alias(self, name: str, alias: str, *, actor: str) -> AliasChange:
-        now = _now()
+        now = now_ms()
         with self.db.write() as conn:
             previous = conn.execute(
                 select(t.model_aliases.c.version).where(

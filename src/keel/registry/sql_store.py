@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +16,7 @@ from keel.registry.entities import ModelVersion, RegisteredModel
 from keel.registry.sql_aliases import SqlAliases
 from keel.registry.store import RegistryStore
 from keel.store import schema as t
+from keel.store.clock import now_ms
 from keel.store.database import Database
 
 __all__ = ["SqlRegistryStore"]
@@ -37,10 +37,6 @@ _VERSION_FIELDS = (
 # What a version's audit entry records (signature, example and card are long; the digest
 # pins the artifact).
 _AUDITED_VERSION_FIELDS = ("run_id", "source", "artifact_digest", "flavor", "created_by")
-
-
-def _now() -> int:
-    return int(time.time() * 1000)
 
 
 def _loads(text: str | None) -> Any:
@@ -75,7 +71,7 @@ class SqlRegistryStore(SqlAliases, RegistryStore):
     def _insert_model(
         conn: Connection, name: str, description: str | None, *, last_version: int = 0
     ) -> None:
-        now = _now()
+        now = now_ms()
         conn.execute(
             t.registered_models.insert().values(
                 name=name,
@@ -126,7 +122,7 @@ class SqlRegistryStore(SqlAliases, RegistryStore):
             done = conn.execute(
                 update(t.registered_models)
                 .where(t.registered_models.c.name == name)
-                .values(description=description, updated_at=_now())
+                .values(description=description, updated_at=now_ms())
             )
             if done.rowcount == 0:
                 raise NotFound(f"no registered model named {name!r}")
@@ -157,7 +153,7 @@ class SqlRegistryStore(SqlAliases, RegistryStore):
     def create_model_version(
         self, name: str, fields: Mapping[str, Any], *, create_model: bool = True
     ) -> ModelVersion:
-        now = _now()
+        now = now_ms()
         values = {key: fields.get(key) for key in _VERSION_FIELDS}
         for key in ("signature", "input_example", "metrics"):
             if values[key] is not None:
@@ -298,7 +294,7 @@ class SqlRegistryStore(SqlAliases, RegistryStore):
         *,
         description: str | None = None,
     ) -> ModelVersion:
-        values: dict[str, Any] = {"updated_at": _now()}
+        values: dict[str, Any] = {"updated_at": now_ms()}
         if description is not None:
             values["description"] = description
         with self.db.write() as conn:

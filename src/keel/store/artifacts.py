@@ -36,6 +36,7 @@ __all__ = [
     "Blob",
     "BlobStore",
     "forget_artifact_stores",
+    "hash_file",
     "open_artifact_store",
 ]
 
@@ -175,13 +176,7 @@ class ArtifactStore:
     def put_file(self, path: str | os.PathLike[str]) -> Blob:
         """Return the ``Blob`` for a local file, uploading it unless already stored."""
         source = os.fspath(path)
-        if os.path.isdir(source):
-            raise InvalidInput(f"{source} is a folder; put_file stores a single file")
-        try:
-            with open(source, "rb", buffering=0) as f:
-                digest, size = _hash_stream(f)
-        except FileNotFoundError:
-            raise NotFound(f"no such file: {source}") from None
+        digest, size = hash_file(source)
         with self._guard():
             if self._backend.size(self._blob_path(digest)) == size:
                 return Blob(digest, size)
@@ -359,6 +354,18 @@ class ArtifactStore:
                 f"the artifact store {self._url} is unreachable ({exc}); check the URL, "
                 "the network and the credentials, then retry"
             ) from exc
+
+
+def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """Return the BLAKE3 digest and size of a local file, read in chunks."""
+    source = os.fspath(path)
+    if os.path.isdir(source):
+        raise InvalidInput(f"{source} is a folder; put_file stores a single file")
+    try:
+        with open(source, "rb", buffering=0) as f:
+            return _hash_stream(f)
+    except FileNotFoundError:
+        raise NotFound(f"no such file: {source}") from None
 
 
 def _hash_stream(f: IO[bytes]) -> tuple[str, int]:

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from keel.errors import Conflict, InvalidInput, NotFound
+from keel.store.clock import now_ms
 from keel.tracking.buffer import MetricBuffer
 from keel.tracking.context import current_user, source_info, writer_id
 from keel.tracking.entities import ArtifactEntry, Run, RunStatus
@@ -32,10 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["ActiveRun", "active_run", "end_run", "start_run"]
 
 DEFAULT_EXPERIMENT = "Default"
-
-
-def _now() -> int:
-    return int(time.time() * 1000)
 
 
 def clean_artifact_path(path: str) -> str:
@@ -69,7 +66,7 @@ class ActiveRun:
             lambda rows: tracking.log_batch(run_id, metrics=rows),
             flush_interval=settings.metric_flush_interval,
             max_size=settings.metric_buffer_size,
-            heartbeat=lambda: tracking.heartbeat(run_id, self._writer, _now()),
+            heartbeat=lambda: tracking.heartbeat(run_id, self._writer, now_ms()),
             heartbeat_interval=settings.heartbeat_interval,
             name=f"keel-run-{run_id[:8]}",
         )
@@ -125,7 +122,7 @@ class ActiveRun:
         try:
             self._buffer.close()
         finally:
-            run = self._stores.tracking.end_run(self.run_id, status, _now())
+            run = self._stores.tracking.end_run(self.run_id, status, now_ms())
         return run
 
     # -- params, metrics, tags -----------------------------------------------------------
@@ -162,7 +159,7 @@ class ActiveRun:
         """Queue several metrics at the same step."""
         if not isinstance(metrics, Mapping):
             raise InvalidInput(f"metrics must be a mapping, got {type(metrics).__name__}")
-        ts = _now() if timestamp is None else check_timestamp(timestamp)
+        ts = now_ms() if timestamp is None else check_timestamp(timestamp)
         for key, value in metrics.items():
             self.log_metric(key, value, step, ts)
 
@@ -320,7 +317,7 @@ def start_run(
         raise InvalidInput(
             f"run {stack[-1].run_id} is already active; end it first or pass nested=True"
         )
-    now = _now()
+    now = now_ms()
     stores.tracking.fail_stale_runs(now, int(settings.heartbeat_timeout * 1000))
     if run_id is not None:
         run = stores.tracking.claim_run(

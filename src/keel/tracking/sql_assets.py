@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -12,14 +11,11 @@ from sqlalchemy import Connection, or_, select
 
 from keel.governance.chain import Entry, append
 from keel.store import schema as t
+from keel.store.clock import now_ms
 from keel.store.database import Database
 from keel.tracking.entities import ArtifactEntry, DatasetInput
 
 __all__ = ["SqlRunAssets"]
-
-
-def _now() -> int:
-    return int(time.time() * 1000)
 
 
 class SqlRunAssets:
@@ -48,7 +44,7 @@ class SqlRunAssets:
                             "source": item.source,
                             "schema": json.dumps(item.schema) if item.schema else None,
                             "profile": json.dumps(item.profile) if item.profile else None,
-                            "created_at": _now(),
+                            "created_at": now_ms(),
                         }
                     ],
                     keys=["name", "digest"],
@@ -102,7 +98,7 @@ class SqlRunAssets:
                 "path": e.path,
                 "digest": e.digest,
                 "size": e.size,
-                "created_at": _now(),
+                "created_at": now_ms(),
             }
             for e in entries
         ]

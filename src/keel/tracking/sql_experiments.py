@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +12,7 @@ from sqlalchemy import exc as sa_exc
 from keel.errors import AlreadyExists, NotFound
 from keel.governance.chain import Entry, append
 from keel.store import schema as t
+from keel.store.clock import now_ms
 from keel.store.database import Database
 from keel.tracking.entities import (
     Experiment,
@@ -22,10 +22,6 @@ __all__ = ["SqlExperiments"]
 
 _ACTIVE = "active"
 _DELETED = "deleted"
-
-
-def _now() -> int:
-    return int(time.time() * 1000)
 
 
 class SqlExperiments:
@@ -43,7 +39,7 @@ class SqlExperiments:
         description: str | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> Experiment:
-        now = _now()
+        now = now_ms()
         experiment_id = uuid.uuid4().hex
         try:
             with self.db.write() as conn:
@@ -115,7 +111,7 @@ class SqlExperiments:
             done = conn.execute(
                 update(t.experiments)
                 .where(t.experiments.c.experiment_id == experiment_id)
-                .values(lifecycle_stage=_DELETED, updated_at=_now())
+                .values(lifecycle_stage=_DELETED, updated_at=now_ms())
             )
             if done.rowcount == 0:
                 raise NotFound(f"no experiment with id {experiment_id!r}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,10 +28,6 @@ __all__ = ["SqlTrackingStore"]
 
 _ACTIVE = "active"
 _DELETED = "deleted"
-
-
-def _now() -> int:
-    return int(time.time() * 1000)
 
 
 def _latest_wins(table: Any, excluded: Any) -> Any:
