@@ -21,6 +21,7 @@ from keel.tracking.entities import (
     ArtifactEntry,
     DatasetInput,
     Experiment,
+    ExperimentKeys,
     Metric,
     PagedList,
     Run,
@@ -144,6 +145,15 @@ class RestTrackingStore(TrackingStore):
     def delete_experiment(self, experiment_id: str) -> None:
         """Mark an experiment and its runs deleted."""
         self.http.request("DELETE", f"/api/v1/experiments/{_seg(experiment_id)}")
+
+    def get_experiment_keys(self, experiment_id: str) -> ExperimentKeys:
+        """Return the distinct metric, param and tag keys of the experiment's active runs."""
+        found = self.http.request("GET", f"/api/v1/experiments/{_seg(experiment_id)}/keys")
+        return ExperimentKeys(
+            metrics=tuple(found["metrics"]),
+            params=tuple(found["params"]),
+            tags=tuple(found["tags"]),
+        )
 
     # -- runs ----------------------------------------------------------------------------
     def create_run(

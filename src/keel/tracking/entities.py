@@ -11,6 +11,7 @@ __all__ = [
     "ArtifactEntry",
     "DatasetInput",
     "Experiment",
+    "ExperimentKeys",
     "Metric",
     "PagedList",
     "Run",
@@ -65,6 +66,19 @@ class Experiment:
             "updated_at": self.updated_at,
             "tags": dict(self.tags),
         }
+
+
+@dataclass(frozen=True)
+class ExperimentKeys:
+    """The distinct metric, param and tag keys of an experiment's active runs, sorted."""
+
+    metrics: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict of the three key lists."""
+        return {"metrics": list(self.metrics), "params": list(self.params), "tags": list(self.tags)}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Experiments on SQL: create, read, list and delete."""
+"""Experiments on SQL: create, read, list and delete, and the keys their runs use."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from keel.store.clock import now_ms
 from keel.store.database import Database
 from keel.tracking.entities import (
     Experiment,
+    ExperimentKeys,
 )
 
 __all__ = ["SqlExperiments"]
@@ -121,3 +122,31 @@ class SqlExperiments:
                 .values(lifecycle_stage=_DELETED)
             )
             append(conn, [Entry("experiment.delete", "experiment", experiment_id, {})])
+
+    def get_experiment_keys(self, experiment_id: str) -> ExperimentKeys:
+        found: dict[str, tuple[str, ...]] = {}
+        with self.db.read() as conn:
+            exists = conn.execute(
+                select(t.experiments.c.experiment_id).where(
+                    t.experiments.c.experiment_id == experiment_id
+                )
+            ).first()
+            if exists is None:
+                raise NotFound(f"no experiment with id {experiment_id!r}")
+            for kind, table in (
+                ("metrics", t.latest_metrics),
+                ("params", t.params),
+                ("tags", t.tags),
+            ):
+                query = (
+                    select(table.c.key)
+                    .distinct()
+                    .join(t.runs, t.runs.c.run_id == table.c.run_id)
+                    .where(
+                        t.runs.c.experiment_id == experiment_id,
+                        t.runs.c.lifecycle_stage == _ACTIVE,
+                    )
+                    .order_by(table.c.key)
+                )
+                found[kind] = tuple(conn.execute(query).scalars())
+        return ExperimentKeys(**found)

@@ -9,6 +9,7 @@ from keel.tracking.entities import (
     ArtifactEntry,
     DatasetInput,
     Experiment,
+    ExperimentKeys,
     Metric,
     PagedList,
     Run,
@@ -51,6 +52,14 @@ class TrackingStore(ABC):
     @abstractmethod
     def delete_experiment(self, experiment_id: str) -> None:
         """Mark an experiment and its runs deleted (they stay in the database)."""
+
+    @abstractmethod
+    def get_experiment_keys(self, experiment_id: str) -> ExperimentKeys:
+        """Return the distinct metric, param and tag keys of the experiment's active runs.
+
+        Reads only the key columns (no values, no runs), so it stays cheap on experiments
+        with many runs and thousands of keys; ``NotFound`` if the experiment does not exist.
+        """
 
     # -- runs ----------------------------------------------------------------------------
     @abstractmethod

@@ -55,6 +55,12 @@ def get_experiment(experiment_id: str, stores: Stores = Depends(get_stores)) -> 
     return stores.tracking.get_experiment(check_id("experiment", experiment_id)).to_dict()
 
 
+@router.get("/experiments/{experiment_id}/keys")
+def get_experiment_keys(experiment_id: str, stores: Stores = Depends(get_stores)) -> Any:
+    """Return ``{"metrics", "params", "tags"}``: the distinct keys of the experiment's runs."""
+    return stores.tracking.get_experiment_keys(check_id("experiment", experiment_id)).to_dict()
+
+
 @router.delete("/experiments/{experiment_id}", status_code=204)
 def delete_experiment(experiment_id: str, stores: Stores = Depends(get_stores)) -> Response:
     """Return 204 after marking the experiment and its runs deleted."""
