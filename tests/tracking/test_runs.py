@@ -49,6 +49,20 @@ def test_nested_runs_point_at_their_parent() -> None:
     assert keel.get_run(child.run_id).parent_run_id == parent.run_id
 
 
+def test_a_child_run_naming_no_experiment_joins_its_parents() -> None:
+    with keel.start_run(experiment="hpo") as parent:
+        with keel.start_run(run_name="trial-1", nested=True) as child:
+            pass
+    with keel.start_run(run_name="trial-2", parent_run_id=parent.run_id) as late:
+        pass
+    with keel.start_run(experiment="other", parent_run_id=parent.run_id) as elsewhere:
+        pass
+    assert keel.get_run(child.run_id).experiment_id == parent.experiment_id
+    assert keel.get_run(late.run_id).experiment_id == parent.experiment_id
+    assert keel.get_run(elsewhere.run_id).experiment_id != parent.experiment_id
+    assert {r.name for r in keel.search_runs(experiment="hpo")} >= {"trial-1", "trial-2"}
+
+
 def test_a_second_unnested_run_in_the_same_thread_is_refused() -> None:
     with keel.start_run(experiment="e"):
         with pytest.raises(InvalidInput, match="already active"):
@@ -174,6 +188,28 @@ def test_bad_names_are_refused(kwargs, message) -> None:
     with pytest.raises(InvalidInput, match=message):
         keel.start_run(**kwargs)
     assert keel.active_run() is None
+
+
+def test_dataset_inputs_record_name_digest_source_and_context(tmp_path) -> None:
+    np = pytest.importorskip("numpy")
+    data = tmp_path / "train.csv"
+    data.write_text("a,b\n1,2\n")
+    with keel.start_run(experiment="e") as run:
+        run.log_dataset(np.ones((4, 2)), name="features", context="training", source="s3://b/x")
+        run.log_dataset(np.ones((4, 2)), name="holdout", context="validation")
+        run.log_dataset(data)  # a path is named after its file
+        for bad in ("", " ", "x" * 10_000):
+            with pytest.raises(InvalidInput, match="dataset"):
+                run.log_dataset(np.ones(3), name=bad)
+        with pytest.raises(InvalidInput, match="dataset"):
+            run.log_dataset(data, name="")
+    inputs = {i.name: i for i in keel.get_run_inputs(run.run_id)}
+    assert set(inputs) == {"features", "holdout", "train.csv"}
+    assert (inputs["features"].context, inputs["features"].source) == ("training", "s3://b/x")
+    assert inputs["holdout"].context == "validation"
+    assert inputs["features"].digest == inputs["holdout"].digest  # same content, same digest
+    assert inputs["train.csv"].digest != inputs["features"].digest
+    assert inputs["train.csv"].source == data.resolve().as_uri()
 
 
 def test_numpy_scalars_are_accepted_as_metric_values() -> None:

@@ -91,7 +91,7 @@ def dataset_input(
         digest = digest_path(path)
         schema: dict[str, Any] | None = None
         profile: dict[str, Any] | None = {"bytes": _size(path)}
-        name = name or path.name
+        name = path.name if name is None else name
         source = source or path.resolve().as_uri()
     else:
         kind = type(data).__module__.split(".")[0]
@@ -106,7 +106,7 @@ def dataset_input(
                 f"cannot log a dataset from {type(data).__name__}; pass a pandas DataFrame, "
                 "a numpy array or a path"
             )
-        name = name or "dataset"
+        name = "dataset" if name is None else name
     return DatasetInput(
         name=check_name("dataset", name),
         digest=digest,

@@ -326,6 +326,13 @@ def start_run(
     else:
         if parent_run_id is None and nested and stack:
             parent_run_id = stack[-1].run_id
+        if experiment is None and experiment_id is None and parent_run_id is not None:
+            # A child run named no experiment: it belongs with its parent, not in Default.
+            experiment_id = (
+                stack[-1].experiment_id
+                if stack and stack[-1].run_id == parent_run_id
+                else stores.tracking.get_run(parent_run_id).experiment_id
+            )
         exp_id = _resolve_experiment(stores, experiment, experiment_id)
         clean_tags = {check_key("tag", k): tag_value(k, v) for k, v in (tags or {}).items()}
         src = source_info()
