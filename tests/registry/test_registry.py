@@ -94,6 +94,10 @@ def test_each_version_gets_a_model_card(fitted, cancer) -> None:
     assert "roc_auc" in card
     assert "mean radius" in card
     assert run_id in card  # lineage
+    # The output tensor is a table row (dtype and shape), not a Python dict's repr.
+    assert "| tensor | type | shape |" in card
+    assert "| — | int64 | (any) |" in card
+    assert "'kind'" not in card
 
     card = keel.set_model_card("churn", 1, intended_use="Ranking accounts for retention calls.")
     assert "Ranking accounts for retention calls." in card

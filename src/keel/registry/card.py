@@ -29,8 +29,14 @@ def _schema_lines(schema: dict[str, Any] | None) -> list[str]:
     if not schema:
         return ["_not recorded_"]
     columns = schema.get("columns") or []
-    if schema.get("kind") == "tensor" or not columns:
-        return [f"tensor: `{schema}`"]
+    if not columns:
+        return ["_not recorded_"]
+    if schema.get("kind") == "tensor":
+        lines = ["| tensor | type | shape |", "|---|---|---|"]
+        for column in columns:
+            dims = ", ".join("any" if d is None else str(d) for d in column.get("shape") or [])
+            lines.append(f"| {column.get('name') or '—'} | {column.get('dtype')} | ({dims}) |")
+        return lines
     lines = ["| column | type |", "|---|---|"]
     for column in columns:
         shape = f" {column.get('shape')}" if column.get("shape") else ""
