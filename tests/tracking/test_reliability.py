@@ -141,3 +141,40 @@ def test_a_run_left_open_is_flushed_and_ended_at_interpreter_exit(
     # The flush interval (60 s) never elapsed: only the exit hook can have written these.
     assert len(keel.get_metric_history(run_id, "loss")) == 2000
     assert keel.get_run(run_id).status == RunStatus(status)
+
+
+IDLE_AFTER_LOGGING = textwrap.dedent(
+    """
+    import time, keel
+    run = keel.start_run(experiment="timer")
+    for step in range(100):
+        run.log_metric("loss", float(step), step=step)
+    print(run.run_id, flush=True)
+    time.sleep(120)  # no flush, no end: only the background timer can write the points
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_buffered_metrics_are_written_by_the_timer_while_the_run_is_open(
+    keel_env, tmp_path: Path
+) -> None:
+    script = tmp_path / "idle.py"
+    script.write_text(IDLE_AFTER_LOGGING)
+    env = {**os.environ, "KEEL_HOME": str(keel_env.home), "KEEL_METRIC_FLUSH_INTERVAL": "0.05"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        run_id = proc.stdout.readline().strip()
+        deadline = time.monotonic() + 30
+        steps: list[int] = []
+        while time.monotonic() < deadline and len(steps) < 100:
+            time.sleep(0.1)
+            steps = [m.step for m in keel.get_metric_history(run_id, "loss")]
+        assert proc.poll() is None  # still running: no end-of-run or exit flush happened
+    finally:
+        proc.kill()  # SIGKILL: no exit hook runs
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    assert steps == list(range(100))
