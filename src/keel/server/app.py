@@ -32,4 +32,7 @@ def create_app(*, settings: KeelSettings | None = None, stores: Stores | None = 
     app.include_router(health.router)
     for module in (experiments, runs, blobs, models):
         app.include_router(module.router, prefix=API_PREFIX)
+    from keel.server.ui import install_ui
+
+    install_ui(app)
     return app
