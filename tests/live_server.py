@@ -10,11 +10,14 @@ __all__ = ["running_server"]
 
 
 @contextmanager
-def running_server(home: Path) -> Iterator[str]:
-    """Serve a Keel server whose stores live in ``home``; yield its base URL, then stop it."""
+def running_server(home: Path, *, auth: bool = False) -> Iterator[str]:
+    """Serve a Keel server whose stores live in ``home``; yield its base URL, then stop it.
+
+    ``auth`` makes it demand API tokens (``create_app(auth=True)``).
+    """
     from keel.config import load_settings
     from keel.server import create_app
     from keel.server.serving import serving
 
-    with serving(create_app(settings=load_settings(home))) as url:
+    with serving(create_app(settings=load_settings(home), auth=auth)) as url:
         yield url

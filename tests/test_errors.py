@@ -15,6 +15,7 @@ from keel import errors
         (errors.NotFound, LookupError, 404, 2),
         (errors.AlreadyExists, errors.KeelError, 409, 2),
         (errors.Conflict, errors.KeelError, 409, 1),
+        (errors.Unauthenticated, errors.KeelError, 401, 1),
         (errors.PermissionDenied, PermissionError, 403, 1),
         (errors.IntegrityError, errors.KeelError, 500, 1),
         (errors.StoreUnavailable, ConnectionError, 503, 1),

@@ -57,6 +57,9 @@ class KeelSettings(BaseSettings):
     token: str = Field(
         default="", description="API token sent to a Keel server (remote mode, auth on)."
     )
+    auth: bool = Field(
+        default=False, description="Make `keel server` demand an API token on every route."
+    )
     metric_flush_interval: float = Field(default=1.0, gt=0, le=3600)
     metric_buffer_size: int = Field(default=200_000, ge=1, le=100_000_000)
     heartbeat_interval: float = Field(default=10.0, gt=0, le=3600)

@@ -11,6 +11,7 @@ one exists, so ``except LookupError`` still catches ``NotFound``::
     ├── NotFound (LookupError)               404  exit 2
     ├── AlreadyExists                        409  exit 2
     ├── Conflict                             409  exit 1
+    ├── Unauthenticated                      401  exit 1
     ├── PermissionDenied (PermissionError)   403  exit 1
     ├── IntegrityError                       500  exit 1
     ├── StoreUnavailable (ConnectionError)   503  exit 1
@@ -36,6 +37,7 @@ __all__ = [
     "SchemaOutOfDate",
     "SchemaTooNew",
     "StoreUnavailable",
+    "Unauthenticated",
     "error_class_for_code",
 ]
 
@@ -93,6 +95,13 @@ class Conflict(KeelError):
     http_status = 409
 
 
+class Unauthenticated(KeelError):
+    """No valid API token came with a request to a server that requires one."""
+
+    error_code = "UNAUTHENTICATED"
+    http_status = 401
+
+
 class PermissionDenied(KeelError, PermissionError):
     """The caller is not allowed to do this."""
 
@@ -140,6 +149,7 @@ _ALL: tuple[type[KeelError], ...] = (
     NotFound,
     AlreadyExists,
     Conflict,
+    Unauthenticated,
     PermissionDenied,
     IntegrityError,
     StoreUnavailable,

@@ -15,8 +15,15 @@ __all__ = ["API_PREFIX", "create_app"]
 API_PREFIX = "/api/v1"
 
 
-def create_app(*, settings: KeelSettings | None = None, stores: Stores | None = None) -> FastAPI:
-    """Return the Keel server application on ``stores`` (opened from settings if omitted)."""
+def create_app(
+    *, settings: KeelSettings | None = None, stores: Stores | None = None, auth: bool | None = None
+) -> FastAPI:
+    """Return the Keel server application on ``stores`` (opened from settings if omitted).
+
+    ``auth`` (default: the ``auth`` setting, ``KEEL_AUTH``) makes every route but /health
+    demand an API token and a role (``keel.server.auth``).
+    """
+    from keel.server.routes import auth as auth_routes
     from keel.server.routes import blobs, experiments, health, models, runs
 
     settings = settings or get_settings()
@@ -28,10 +35,20 @@ def create_app(*, settings: KeelSettings | None = None, stores: Stores | None = 
     )
     app.state.settings = settings
     app.state.stores = stores or open_stores(settings)
+    app.state.auth = settings.auth if auth is None else auth
     install_error_handlers(app)
+    if app.state.auth:
+        from functools import partial
+
+        from keel.server.auth import AuthGate, authenticate
+
+        app.add_middleware(AuthGate)
+        app.state.ui_authenticate = partial(authenticate, app.state.stores)
     app.include_router(health.router)
     for module in (experiments, runs, blobs, models):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(auth_routes.me_router, prefix=API_PREFIX)
+    app.include_router(auth_routes.router, prefix=API_PREFIX)
     from keel.server.ui import install_ui
 
     install_ui(app)

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from keel.errors import KeelError, StoreUnavailable
+from keel.errors import KeelError, StoreUnavailable, Unauthenticated
 from keel.server.responses import JsonResponse
 
 __all__ = ["install_error_handlers"]
@@ -39,6 +39,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KeelError)
     async def keel_error(_: Request, exc: KeelError):  # type: ignore[no-untyped-def]
         headers = {"Retry-After": "1"} if isinstance(exc, StoreUnavailable) else None
+        if isinstance(exc, Unauthenticated):
+            headers = {"WWW-Authenticate": "Bearer"}
         return _body(exc.error_code, exc.message, exc.http_status, headers)
 
     @app.exception_handler(RequestValidationError)

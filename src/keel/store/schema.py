@@ -28,7 +28,7 @@ __all__ = ["HEAD_REVISION", "REVISIONS", "metadata"]
 
 # Oldest first; the last one is what this Keel writes. Kept here (not read from Alembic)
 # so that opening a store never imports Alembic.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
 HEAD_REVISION = REVISIONS[-1]
 
 NAMING = {
@@ -330,6 +330,47 @@ event.listen(
     ),
 )
 
+# --- revision 0004: identity and roles --------------------------------------------------
+
+# A user's ``role`` is their global role (viewer, editor or admin); ``role_bindings`` raise
+# it on one experiment (by id) or one registered model (by name).
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+role_bindings = Table(
+    "role_bindings",
+    metadata,
+    Column(
+        "user_name",
+        String(64),
+        ForeignKey("users.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("object_type", String(16), primary_key=True),
+    Column("object_id", NAME, primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Only a token's SHA-256 is stored; ``token_id`` is the short, non-secret id inside it.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(16), primary_key=True),
+    Column("user_name", String(64), ForeignKey("users.name", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", DIGEST, nullable=False),
+    Column("label", String(200), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index("ix_api_tokens_user_name", "user_name"),
+)
+
 TRACKING_TABLES = (
     keel_meta,
     experiments,
@@ -351,4 +392,4 @@ REGISTRY_TABLES = (
     model_aliases,
     model_alias_history,
 )
-GOVERNANCE_TABLES = (audit_log, audit_head)
+GOVERNANCE_TABLES = (audit_log, audit_head, users, role_bindings, api_tokens)

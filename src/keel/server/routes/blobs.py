@@ -19,13 +19,15 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from keel.errors import IntegrityError, InvalidInput, NotFound
+from keel.governance.auth import Role
+from keel.server.auth import ANY_OBJECT, require
 from keel.server.deps import get_stores
 from keel.store.artifacts import CHUNK_SIZE
 from keel.stores import Stores
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["blobs"])
+router = APIRouter(tags=["blobs"], dependencies=[require(Role.VIEWER)])
 log = logging.getLogger("keel.server")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
@@ -71,7 +73,7 @@ class _BodyReader(io.RawIOBase):
         return n
 
 
-@router.put("/blobs/{digest}")
+@router.put("/blobs/{digest}", dependencies=[require(Role.EDITOR, on=ANY_OBJECT)])
 async def put_blob(digest: str, request: Request, stores: Stores = Depends(get_stores)) -> Any:
     """Return ``{"digest", "size"}`` once the streamed body is stored under its digest.
 

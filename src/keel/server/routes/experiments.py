@@ -7,16 +7,20 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from keel.errors import NotFound
+from keel.governance.auth import Role
+from keel.server.auth import experiment_in_path, require
 from keel.server.deps import get_stores
 from keel.server.routes.runs import LimitedBodyRoute
 from keel.server.schemas.tracking import ExperimentBody, clean_tags
 from keel.stores import Stores
 from keel.tracking.validation import check_id, check_name
 
-router = APIRouter(tags=["experiments"], route_class=LimitedBodyRoute)
+router = APIRouter(
+    tags=["experiments"], route_class=LimitedBodyRoute, dependencies=[require(Role.VIEWER)]
+)
 
 
-@router.post("/experiments")
+@router.post("/experiments", dependencies=[require(Role.EDITOR)])
 def create_experiment(body: ExperimentBody, stores: Stores = Depends(get_stores)) -> Any:
     """Return the new experiment; 409 ``ALREADY_EXISTS`` if the name is taken."""
     experiment = stores.tracking.create_experiment(
@@ -61,7 +65,11 @@ def get_experiment_keys(experiment_id: str, stores: Stores = Depends(get_stores)
     return stores.tracking.get_experiment_keys(check_id("experiment", experiment_id)).to_dict()
 
 
-@router.delete("/experiments/{experiment_id}", status_code=204)
+@router.delete(
+    "/experiments/{experiment_id}",
+    status_code=204,
+    dependencies=[require(Role.EDITOR, on=experiment_in_path)],
+)
 def delete_experiment(experiment_id: str, stores: Stores = Depends(get_stores)) -> Response:
     """Return 204 after marking the experiment and its runs deleted."""
     stores.tracking.delete_experiment(check_id("experiment", experiment_id))

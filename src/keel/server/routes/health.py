@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 
 from keel._version import __version__
+from keel.governance.auth import Role
+from keel.server.auth import require
 from keel.server.deps import get_stores
 from keel.stores import Stores
 
@@ -18,7 +20,7 @@ def health(stores: Stores = Depends(get_stores)) -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False, dependencies=[require(Role.VIEWER)])
 def metrics() -> Response:
     """Return the process's Prometheus metrics."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest

@@ -16,8 +16,10 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.types import Message
 
+from keel.governance.auth import Role
 from keel.registry.store import RegistryStore
 from keel.registry.uris import check_alias, check_model_name
+from keel.server.auth import caller, model_in_path, require
 from keel.server.deps import get_stores
 from keel.server.schemas.registry import (
     MAX_VERSION,
@@ -74,7 +76,8 @@ class _BoundedRoute(APIRoute):
         return bounded
 
 
-router = APIRouter(tags=["models"], route_class=_BoundedRoute)
+router = APIRouter(tags=["models"], route_class=_BoundedRoute, dependencies=[require(Role.VIEWER)])
+_EDIT_MODEL = [require(Role.EDITOR, on=model_in_path)]
 
 ModelName = Annotated[str, Path(min_length=1, max_length=256, description="registered model")]
 VersionNo = Annotated[int, Path(ge=1, le=MAX_VERSION, description="version number, from 1")]
@@ -89,8 +92,18 @@ def _registry(stores: Stores = Depends(get_stores)) -> RegistryStore:
 Registry = Annotated[RegistryStore, Depends(_registry)]
 
 
+def _actor(request: Request, claimed: str) -> str:
+    principal = caller(request)
+    return claimed if principal is None else principal.user
+
+
 # -- registered models -------------------------------------------------------------------
-@router.post("/models", status_code=201, response_model=RegisteredModelOut)
+@router.post(
+    "/models",
+    status_code=201,
+    response_model=RegisteredModelOut,
+    dependencies=[require(Role.EDITOR)],
+)
 def create_registered_model(body: ModelIn, registry: Registry) -> dict[str, Any]:
     """Return the new registered model; 409 if the name is taken."""
     tags = {check_key("tag", k): v for k, v in (body.tags or {}).items()}
@@ -112,7 +125,7 @@ def get_registered_model(name: ModelName, registry: Registry) -> dict[str, Any]:
     return registry.get_registered_model(check_model_name(name)).to_dict()
 
 
-@router.patch("/models/{name}", response_model=RegisteredModelOut)
+@router.patch("/models/{name}", response_model=RegisteredModelOut, dependencies=_EDIT_MODEL)
 def update_registered_model(
     name: ModelName, body: DescriptionIn, registry: Registry
 ) -> dict[str, Any]:
@@ -122,14 +135,19 @@ def update_registered_model(
     ).to_dict()
 
 
-@router.delete("/models/{name}", status_code=204, response_class=Response)
+@router.delete("/models/{name}", status_code=204, response_class=Response, dependencies=_EDIT_MODEL)
 def delete_registered_model(name: ModelName, registry: Registry) -> Response:
     """Delete a model with its versions and aliases; answer 204."""
     registry.delete_registered_model(check_model_name(name))
     return Response(status_code=204)
 
 
-@router.put("/models/{name}/tags/{key:path}", status_code=204, response_class=Response)
+@router.put(
+    "/models/{name}/tags/{key:path}",
+    status_code=204,
+    response_class=Response,
+    dependencies=_EDIT_MODEL,
+)
 def set_model_tag(name: ModelName, key: TagKey, body: TagIn, registry: Registry) -> Response:
     """Set a tag on a registered model; answer 204."""
     registry.set_model_tag(check_model_name(name), check_key("tag", key), body.value)
@@ -137,13 +155,19 @@ def set_model_tag(name: ModelName, key: TagKey, body: TagIn, registry: Registry)
 
 
 # -- versions ----------------------------------------------------------------------------
-@router.post("/models/{name}/versions", status_code=201, response_model=ModelVersionOut)
+@router.post(
+    "/models/{name}/versions",
+    status_code=201,
+    response_model=ModelVersionOut,
+    dependencies=_EDIT_MODEL,
+)
 def create_model_version(
-    name: ModelName, body: ModelVersionIn, registry: Registry
+    name: ModelName, body: ModelVersionIn, registry: Registry, request: Request
 ) -> dict[str, Any]:
     """Return a new version numbered one past the model's last (the model is created if
     ``create_model`` is true, else 404 when it does not exist)."""
     fields = body.model_dump(exclude={"create_model"})
+    fields["created_by"] = _actor(request, body.created_by)
     if body.metrics is not None:
         fields["metrics"] = {
             check_key("metric", k): metric_from_json(v) for k, v in body.metrics.items()
@@ -166,7 +190,9 @@ def get_model_version(name: ModelName, version: VersionNo, registry: Registry) -
     return registry.get_model_version(check_model_name(name), version).to_dict()
 
 
-@router.patch("/models/{name}/versions/{version}", response_model=ModelVersionOut)
+@router.patch(
+    "/models/{name}/versions/{version}", response_model=ModelVersionOut, dependencies=_EDIT_MODEL
+)
 def update_model_version(
     name: ModelName, version: VersionNo, body: DescriptionIn, registry: Registry
 ) -> dict[str, Any]:
@@ -176,7 +202,12 @@ def update_model_version(
     ).to_dict()
 
 
-@router.put("/models/{name}/versions/{version}/card", status_code=204, response_class=Response)
+@router.put(
+    "/models/{name}/versions/{version}/card",
+    status_code=204,
+    response_class=Response,
+    dependencies=_EDIT_MODEL,
+)
 def set_model_card(
     name: ModelName, version: VersionNo, body: CardIn, registry: Registry
 ) -> Response:
@@ -192,7 +223,10 @@ def get_model_card(name: ModelName, version: VersionNo, registry: Registry) -> d
 
 
 @router.put(
-    "/models/{name}/versions/{version}/tags/{key:path}", status_code=204, response_class=Response
+    "/models/{name}/versions/{version}/tags/{key:path}",
+    status_code=204,
+    response_class=Response,
+    dependencies=_EDIT_MODEL,
 )
 def set_version_tag(
     name: ModelName, version: VersionNo, key: TagKey, body: TagIn, registry: Registry
@@ -203,36 +237,42 @@ def set_version_tag(
 
 
 # -- aliases -----------------------------------------------------------------------------
-# ``actor`` is taken from the request for now (the SDK sends the OS user); once the server
-# authenticates callers it will record the token's user instead.
-@router.put("/models/{name}/aliases/{alias}", response_model=AliasChangeOut)
+# ``actor`` is taken from the request when auth is off (the SDK sends the OS user); with
+# auth on, the token's user replaces it.
+@router.put(
+    "/models/{name}/aliases/{alias}", response_model=AliasChangeOut, dependencies=_EDIT_MODEL
+)
 def set_alias(
-    name: ModelName, alias: AliasName, body: AliasIn, registry: Registry
+    name: ModelName, alias: AliasName, body: AliasIn, registry: Registry, request: Request
 ) -> dict[str, Any]:
     """Return the recorded change after pointing ``alias`` at ``body.version``.
 
-    ``body.actor`` names who moved the alias; it is client-supplied until the server
-    authenticates callers, when the token's user will replace it.
+    ``body.actor`` names who moved the alias when auth is off; with auth on, the token's
+    user does.
     """
     change = registry.set_alias(
-        check_model_name(name), check_alias(alias), body.version, actor=body.actor
+        check_model_name(name), check_alias(alias), body.version, actor=_actor(request, body.actor)
     )
     return change.to_dict()
 
 
-@router.delete("/models/{name}/aliases/{alias}", response_model=AliasChangeOut)
+@router.delete(
+    "/models/{name}/aliases/{alias}", response_model=AliasChangeOut, dependencies=_EDIT_MODEL
+)
 def delete_alias(
     name: ModelName,
     alias: AliasName,
     registry: Registry,
+    request: Request,
     actor: Annotated[str, Query(min_length=1, max_length=256)],
 ) -> dict[str, Any]:
     """Return the recorded removal of ``alias``; 404 if it is not set.
 
-    ``actor`` is client-supplied until the server authenticates callers, when the token's
-    user will replace it.
+    ``actor`` names who removed it when auth is off; with auth on, the token's user does.
     """
-    change = registry.delete_alias(check_model_name(name), check_alias(alias), actor=actor)
+    change = registry.delete_alias(
+        check_model_name(name), check_alias(alias), actor=_actor(request, actor)
+    )
     return change.to_dict()
 
 

@@ -14,6 +14,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from keel.governance.auth import Role
+from keel.server.auth import caller, experiment_in_body, experiment_of_run, require
 from keel.server.deps import get_stores
 from keel.server.schemas.tracking import (
     MAX_JSON_BODY,
@@ -67,20 +69,22 @@ class LimitedBodyRoute(APIRoute):
         return limited
 
 
-router = APIRouter(tags=["runs"], route_class=LimitedBodyRoute)
+router = APIRouter(tags=["runs"], route_class=LimitedBodyRoute, dependencies=[require(Role.VIEWER)])
+_EDIT_RUN = [require(Role.EDITOR, on=experiment_of_run)]
 
 
 def _run_id(run_id: str) -> str:
     return check_id("run", run_id)
 
 
-@router.post("/runs")
-def create_run(body: RunBody, stores: Stores = Depends(get_stores)) -> Any:
-    """Return the new running run."""
+@router.post("/runs", dependencies=[require(Role.EDITOR, on=experiment_in_body)])
+def create_run(request: Request, body: RunBody, stores: Stores = Depends(get_stores)) -> Any:
+    """Return the new running run (with auth on, its user is the caller)."""
+    principal = caller(request)
     run = stores.tracking.create_run(
         check_id("experiment", body.experiment_id),
         name=check_name("run", body.name),
-        user=body.user,
+        user=body.user if principal is None else principal.user,
         start_time=body.start_time,
         source=body.source,
         git_commit=body.git_commit,
@@ -105,7 +109,7 @@ def search_runs(body: SearchBody, stores: Stores = Depends(get_stores)) -> Any:
     return {"runs": [r.to_dict() for r in page], "next_page_token": page.next_page_token}
 
 
-@router.post("/runs/fail-stale")
+@router.post("/runs/fail-stale", dependencies=[require(Role.EDITOR)])
 def fail_stale_runs(body: FailStaleBody, stores: Stores = Depends(get_stores)) -> Any:
     """Return ``{"run_ids": [...]}``: the runs just marked failed for a missed heartbeat."""
     return {"run_ids": stores.tracking.fail_stale_runs(body.now, body.timeout_ms)}
@@ -117,35 +121,35 @@ def get_run(run_id: str, stores: Stores = Depends(get_stores)) -> Any:
     return stores.tracking.get_run(_run_id(run_id)).to_dict()
 
 
-@router.delete("/runs/{run_id}", status_code=204)
+@router.delete("/runs/{run_id}", status_code=204, dependencies=_EDIT_RUN)
 def delete_run(run_id: str, stores: Stores = Depends(get_stores)) -> Response:
     """Return 204 after marking the run deleted."""
     stores.tracking.delete_run(_run_id(run_id))
     return Response(status_code=204)
 
 
-@router.post("/runs/{run_id}/end")
+@router.post("/runs/{run_id}/end", dependencies=_EDIT_RUN)
 def end_run(run_id: str, body: EndRunBody, stores: Stores = Depends(get_stores)) -> Any:
     """Return the run with its final status and end time."""
     status = RunStatus.parse(body.status)
     return stores.tracking.end_run(_run_id(run_id), status, body.end_time).to_dict()
 
 
-@router.post("/runs/{run_id}/claim")
+@router.post("/runs/{run_id}/claim", dependencies=_EDIT_RUN)
 def claim_run(run_id: str, body: ClaimBody, stores: Stores = Depends(get_stores)) -> Any:
     """Return the run now written by ``writer``; 409 if another live writer holds it."""
     run = stores.tracking.claim_run(_run_id(run_id), body.writer, body.now, body.timeout_ms)
     return run.to_dict()
 
 
-@router.post("/runs/{run_id}/heartbeat", status_code=204)
+@router.post("/runs/{run_id}/heartbeat", status_code=204, dependencies=_EDIT_RUN)
 def heartbeat(run_id: str, body: HeartbeatBody, stores: Stores = Depends(get_stores)) -> Response:
     """Return 204 after recording the writer's heartbeat."""
     stores.tracking.heartbeat(_run_id(run_id), body.writer, body.now)
     return Response(status_code=204)
 
 
-@router.post("/runs/{run_id}/batch", status_code=204)
+@router.post("/runs/{run_id}/batch", status_code=204, dependencies=_EDIT_RUN)
 def log_batch(run_id: str, body: BatchBody, stores: Stores = Depends(get_stores)) -> Response:
     """Return 204 after writing the metrics, params and tags in one transaction."""
     stores.tracking.log_batch(
@@ -166,7 +170,7 @@ def get_metric_history(
     return {"metrics": [m.to_dict() for m in history]}
 
 
-@router.post("/runs/{run_id}/inputs", status_code=204)
+@router.post("/runs/{run_id}/inputs", status_code=204, dependencies=_EDIT_RUN)
 def log_inputs(run_id: str, body: InputsBody, stores: Stores = Depends(get_stores)) -> Response:
     """Return 204 after recording the datasets the run consumed."""
     stores.tracking.log_inputs(_run_id(run_id), [i.to_entity() for i in body.inputs])
@@ -179,7 +183,7 @@ def get_inputs(run_id: str, stores: Stores = Depends(get_stores)) -> Any:
     return {"inputs": [i.to_dict() for i in stores.tracking.get_inputs(_run_id(run_id))]}
 
 
-@router.post("/runs/{run_id}/artifacts", status_code=204)
+@router.post("/runs/{run_id}/artifacts", status_code=204, dependencies=_EDIT_RUN)
 def add_artifacts(
     run_id: str, body: ArtifactsBody, stores: Stores = Depends(get_stores)
 ) -> Response:
