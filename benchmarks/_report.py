@@ -45,6 +45,7 @@ class Row:
     keel_figure: str | None = None  # the Keel figure it compares with; default: same name
     target: Target | None = None
     note: str = ""
+    compare: bool = True  # False: no "keel ×" (another Keel path, or set-up figures)
 
 
 WORKLOAD = "{target_versions:,} versions + {target_moves:,} moves, from per-call figures"
@@ -129,6 +130,81 @@ def _rows() -> tuple[Row, ...]:
             note=WORKLOAD,
         ),
         Row("c", "floor", "floor", **workload, note=WORKLOAD),
+        *_server_rows(),
+    )
+
+
+def _server_rows() -> tuple[Row, ...]:
+    """Rows of (d), (e) and (f): through a server on 127.0.0.1."""
+    pts = {"figure": "points_per_s", "unit": "points/s", "higher_is_better": True}
+    create = {
+        "figure": "create_ms_per_run",
+        "unit": "ms/run (set-up)",
+        "higher_is_better": False,
+        "compare": False,
+    }
+    search = {"figure": "ms_median", "unit": "ms median (search)", "higher_is_better": False}
+
+    def page(prefix: str, label: str, note: str, target: bool = True) -> Row:
+        return Row(
+            "f",
+            "keel",
+            label,
+            figure=f"{prefix}_ms_median",
+            unit="ms median (request)",
+            higher_is_better=False,
+            target=Target("< 300 ms", max_value=300.0) if target else None,
+            note=note + f"; p90 {{{prefix}_ms_p90:.1f}} ms, {{{prefix}_bytes:,}} bytes",
+        )
+
+    return (
+        Row(
+            "d", "keel", "keel", **pts, note="SDK in remote mode: run.log_metric loop; exit flushes"
+        ),
+        Row(
+            "d",
+            "keel_rest",
+            "keel REST batch",
+            **pts,
+            compare=False,
+            note="REST client log_batch, {batch_size:,} points per request",
+        ),
+        Row(
+            "d",
+            "mlflow_log_batch",
+            "mlflow log_batch",
+            **pts,
+            target=Target("keel ≥ 5×", min_speedup=5),
+            note="MlflowClient.log_batch via mlflow server, {batch_size:,} per call",
+        ),
+        Row(
+            "d",
+            "mlflow_log_metric",
+            "mlflow log_metric",
+            **pts,
+            note="per-call loop via mlflow server; measured on {points:,} calls, per point",
+        ),
+        Row("e", "keel", "keel", **create, note="bulk insert into Keel's tables, {runs:,} runs"),
+        Row("e", "mlflow", "mlflow", **create, note="bulk insert into MLflow's tables"),
+        Row(
+            "e",
+            "keel",
+            "keel",
+            **search,
+            target=Target("< 50 ms", max_value=50.0),
+            note="keel.search_runs, remote mode, {runs:,} runs; p90 {ms_p90:.1f} ms",
+        ),
+        Row(
+            "e",
+            "mlflow",
+            "mlflow",
+            **search,
+            note="MlflowClient.search_runs via mlflow server; p90 {ms_p90:.1f} ms",
+        ),
+        page("narrow", "runs page", "GET /experiments/{{id}}, {runs:,} runs, {page_size} a page"),
+        page("wide", "runs page, many keys", "the same, runs with {keys:,} metric keys in all"),
+        page("wide_columns", "… with ?columns=", "4 metrics + 1 param chosen"),
+        page("wide_keys", "column picker keys", "GET …/keys: all keys, on opening", False),
     )
 
 
@@ -137,11 +213,14 @@ TITLES = {
     "a": "(a) metric logging",
     "b": "(b) run search",
     "c": "(c) model registry",
+    "d": "(d) logging via server",
+    "e": "(e) search via server",
+    "f": "(f) UI runs page",
 }
 
 
 def _speedup(row: Row, value: float | None, keel: dict[str, Any] | None) -> float | None:
-    if row.system == "keel" or value is None or keel is None:
+    if row.system == "keel" or not row.compare or value is None or keel is None:
         return None
     mine = keel.get("figures", {}).get(row.keel_figure or row.figure)
     if not isinstance(mine, int | float) or mine <= 0 or value <= 0:

@@ -1,6 +1,6 @@
 """Run Keel's benchmarks side by side with MLflow and a raw-SQLite floor; print one table.
 
-    .venv/bin/python benchmarks/run.py [--only a,b,c] [--quick] [--repeat N]
+    .venv/bin/python benchmarks/run.py [--only a,b,c,d,e,f] [--quick] [--repeat N]
                                        [--systems keel,mlflow,floor] [--reinstall]
 
 MLflow (latest) is installed into ``benchmarks/.venvs/mlflow`` on first use, never into
@@ -36,6 +36,7 @@ MLFLOW_VENV = HERE / ".venvs" / "mlflow"
 MLFLOW_PYTHON = MLFLOW_VENV / "bin" / "python"
 RESULTS = HERE / "results"
 INSTALL_TIMEOUT = 1800.0
+BENCHMARKS = ("a", "b", "c", "d", "e", "f")
 
 # Piped output (make bench | tee) would otherwise be cut to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -59,12 +60,18 @@ def sizes(quick: bool, args: argparse.Namespace) -> dict[str, dict[str, int]]:
             "a": {"points": 10_000, "calls": 200},
             "b": {"runs": 100, "searches": 5},
             "c": {"versions": 50, "alias_moves": 10},
+            "d": {"points": 10_000, "calls": 100},
+            "e": {"runs": 500, "searches": 5},
+            "f": {"runs": 500, "keys": 2_000, "keys_per_run": 20, "requests": 5},
         }
     else:
         base = {
             "a": {"points": 100_000, "calls": 2_000},
             "b": {"runs": 1_000, "searches": 30},
             "c": {"versions": 1_000, "alias_moves": 100},
+            "d": {"points": 100_000, "calls": 1_000},
+            "e": {"runs": 10_000, "searches": 30},
+            "f": {"runs": 10_000, "keys": 2_000, "keys_per_run": 20, "requests": 30},
         }
     if args.mlflow_calls:
         base["a"]["calls"] = args.mlflow_calls
@@ -99,6 +106,14 @@ def plan(args: argparse.Namespace) -> list[Job]:
         Job("c", "keel", "model_registry.py", "keel", flags({**size["c"], **targets})),
         Job("c", "mlflow", "model_registry.py", "mlflow", flags({**mlflow_c, **targets})),
         Job("c", "floor", "model_registry.py", "floor", flags({**size["c"], **targets})),
+        # Through a server on 127.0.0.1 (each job starts and stops its own).
+        Job("d", "keel", "server_logging.py", "keel", flags(size["d"])),
+        Job("d", "keel_rest", "server_logging.py", "keel", flags(size["d"])),
+        Job("d", "mlflow_log_batch", "server_logging.py", "mlflow", flags(size["d"])),
+        Job("d", "mlflow_log_metric", "server_logging.py", "mlflow", flags(size["d"])),
+        Job("e", "keel", "server_search.py", "keel", flags(size["e"])),
+        Job("e", "mlflow", "server_search.py", "mlflow", flags(size["e"])),
+        Job("f", "keel", "runs_page.py", "keel", flags(size["f"])),
     ]
     return [j for j in jobs if j.benchmark in args.only and j.side in args.systems]
 
@@ -284,7 +299,9 @@ def ensure_mlflow(reinstall: bool) -> str | None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="a,b,c", help="benchmarks to run, e.g. a,c")
+    parser.add_argument(
+        "--only", default=",".join(BENCHMARKS), help="benchmarks to run, e.g. a,c or d,e,f"
+    )
     parser.add_argument(
         "--systems", default="keel,mlflow,floor", help="sides to run: keel, mlflow, floor"
     )
@@ -302,8 +319,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.only = {b.strip() for b in args.only.split(",") if b.strip()}
     args.systems = {s.strip() for s in args.systems.split(",") if s.strip()}
-    if not args.only <= {"a", "b", "c"}:
-        parser.error("--only takes a comma-separated subset of a,b,c")
+    if not args.only <= set(BENCHMARKS):
+        parser.error(f"--only takes a comma-separated subset of {','.join(BENCHMARKS)}")
     if not args.systems <= {"keel", "mlflow", "floor"}:
         parser.error("--systems takes a comma-separated subset of keel,mlflow,floor")
     if args.repeat < 1:
@@ -383,8 +400,13 @@ def main(argv: list[str] | None = None) -> int:
         },
         "machine": {**machine(), "load_average_at_start": load_start},
         "interpreters": {
-            "keel": probe(Path(sys.executable), ("keel-mlops", "sqlalchemy", "scikit-learn")),
-            "mlflow": probe(MLFLOW_PYTHON, ("mlflow", "sqlalchemy", "scikit-learn"))
+            "keel": probe(
+                Path(sys.executable),
+                ("keel-mlops", "sqlalchemy", "scikit-learn", "fastapi", "uvicorn", "httpx"),
+            ),
+            "mlflow": probe(
+                MLFLOW_PYTHON, ("mlflow", "sqlalchemy", "scikit-learn", "fastapi", "uvicorn")
+            )
             if mlflow_version
             else None,
         },
