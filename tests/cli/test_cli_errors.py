@@ -67,10 +67,19 @@ def test_an_unexpected_exception_is_one_line_and_exit_1(
     assert "Traceback (most recent call last)" in debug.stderr
 
 
-def test_usage_errors_exit_2(cli: Cli) -> None:
-    assert cli("runs", "show").exit_code == 2  # missing argument
-    assert cli("runs", "frobnicate").exit_code == 2
-    assert cli("runs", "list", "--max-results", "many").exit_code == 2
+def test_usage_errors_are_one_line_and_exit_2(cli: Cli) -> None:
+    missing = cli("runs", "show")
+    assert missing.exit_code == 2
+    assert one_error_line(missing) == (
+        "error: Missing argument 'run_id'. (see 'keel runs show --help')"
+    )
+    unknown = cli("runs", "frobnicate")
+    assert unknown.exit_code == 2
+    assert "No such command 'frobnicate'" in one_error_line(unknown)
+    wrong_type = cli("runs", "list", "--max-results", "many")
+    assert wrong_type.exit_code == 2
+    assert "'--max-results'" in one_error_line(wrong_type)
+    assert cli("runs").exit_code == 2  # a group alone shows its help
     result = cli("runs", "compare", UNKNOWN_RUN)
     assert result.exit_code == 2
     assert "at least two" in one_error_line(result)
