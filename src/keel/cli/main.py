@@ -6,6 +6,8 @@ keel db status | upgrade
 keel experiments list
 keel runs list | show | compare | gc
 keel models list | show | versions | alias | card
+keel audit log | verify
+keel auth user add | list; token create | list | revoke; role grant | revoke
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from keel.cli import audit, db, demo, doctor, experiments, home, models, runs, server
+from keel.cli import audit, auth, db, demo, doctor, experiments, home, models, runs, server
 from keel.cli._group import KeelGroup
 
 __all__ = ["app", "main"]
@@ -65,6 +67,7 @@ app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(audit.app, name="audit")
+app.add_typer(auth.app, name="auth")
 
 
 def main() -> None:
