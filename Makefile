@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.keel-installed
-EXTRAS ?= dev,postgres,s3,onnx
+EXTRAS ?= dev,postgres,s3,onnx,ui-charts
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .PHONY: demo test bench lint format lock clean
@@ -15,7 +15,7 @@ PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "Keel needs Python >= 3.11 (python3.11, 3.12 or 3.13 on PATH)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet pip==26.3
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -233,16 +235,31 @@ def test_a_python_function_model_round_trips(cancer) -> None:
     np.testing.assert_array_equal(model.predict(X), expected)
 
 
-def test_a_lightgbm_model_uses_the_sklearn_flavor(cancer) -> None:
-    lightgbm = pytest.importorskip("lightgbm")
+def _lightgbm() -> Any:
+    import lightgbm
+
+    return lightgbm.LGBMClassifier(n_estimators=20, verbose=-1, random_state=0)
+
+
+def _xgboost() -> Any:
+    import xgboost
+
+    return xgboost.XGBClassifier(n_estimators=20, max_depth=3, n_jobs=1, random_state=0)
+
+
+@pytest.mark.parametrize("make", [_lightgbm, _xgboost], ids=["lightgbm", "xgboost"])
+def test_gradient_boosting_libraries_use_the_sklearn_flavor(make, cancer) -> None:
+    # Both are dev dependencies: a missing one fails here rather than skipping.
     X, y = cancer
-    model = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1, random_state=0).fit(X, y)
+    model = make().fit(X, y)
     with keel.start_run(experiment="gbm") as run:
         run.log_model(model, "model", input_example=X.head(5))
     version = keel.register_model(f"runs:/{run.run_id}/model", "gbm")
     loaded = keel.load_model(version.uri)
     assert loaded.flavor == "sklearn"
     np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))
+    with pytest.raises(InvalidInput, match="mean radius"):
+        loaded.predict(X.drop(columns=["mean radius"]))
 
 
 def test_concurrent_registrations_get_distinct_versions(fitted, cancer) -> None:
