@@ -101,7 +101,7 @@ def _environment() -> Environment:
         script_json=script_json,
         json_text=_json_text,
     )
-    env.globals.update(version=__version__, query=_query)
+    env.globals.update(keel_version=__version__, query=_query)
     return env
 
 

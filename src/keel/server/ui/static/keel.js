@@ -17,12 +17,16 @@ function drawCharts() {
       x: t.x, y: t.y, name: escapeForPlotly(t.name), type: "scatter",
       mode: t.x.length > 1 ? "lines" : "markers",
     }));
+    const overlaid = traces.length > 1;
+    // One run: the x axis is titled "step". Several: the legend goes under the plot
+    // instead (the hover still says which step).
     Plotly.newPlot(el, traces, {
       title: { text: escapeForPlotly(chart.title), font: { size: 14 } },
-      margin: { l: 50, r: 16, t: 40, b: 40 },
-      xaxis: { title: { text: "step" } },
-      showlegend: traces.length > 1,
-      legend: { orientation: "h", y: -0.25 },
+      margin: { l: 50, r: 16, t: 40, b: overlaid ? 24 : 40 },
+      xaxis: overlaid ? {} : { title: { text: "step" } },
+      showlegend: overlaid,
+      legend: { orientation: "h", x: 0, y: -0.12, yanchor: "top", font: { size: 11 } },
+      hovermode: "x unified",
     }, { displaylogo: false, responsive: true });
   }
 }
