@@ -77,3 +77,27 @@ def test_a_good_token_sets_a_strict_httponly_cookie_and_goes_back(auth_client) -
 def test_login_never_redirects_off_this_server(auth_client, target) -> None:
     response = auth_client.post("/login", data={"token": GOOD, "next": target})
     assert response.headers["location"] == "/"
+
+
+def test_with_server_auth_on_the_ui_takes_a_real_api_token(tmp_path) -> None:
+    from keel.config import load_settings
+    from keel.governance.auth import auth_store
+    from keel.server import create_app
+
+    app = create_app(settings=load_settings(tmp_path / "home"), auth=True)
+    stores = app.state.stores
+    stores.tracking.create_experiment("guarded")
+    auth = auth_store(stores)
+    auth.create_user("vera")
+    token = auth.create_token("vera").token
+    with TestClient(app, follow_redirects=False) as client:
+        assert client.get("/").status_code == 303
+        assert client.get("/api/v1/experiments").status_code == 401
+        refused = client.post("/login", data={"token": token + "x", "next": "/"})
+        assert refused.status_code == 401
+        assert client.post("/login", data={"token": token, "next": "/"}).status_code == 303
+        page = client.get("/")
+        assert page.status_code == 200
+        assert "guarded" in page.text
+        # The same cookie lets the page's own JavaScript read the JSON API.
+        assert client.get("/api/v1/experiments").status_code == 200

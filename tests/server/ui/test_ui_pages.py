@@ -13,7 +13,7 @@ import pytest
 
 HOSTILE = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
-RUN_LINK = re.compile(r'<td><a href="/runs/([0-9a-f]{32})">([^<]*)</a></td>')
+RUN_LINK = re.compile(r'<td class="nowrap"><a href="/runs/([0-9a-f]{32})">([^<]*)</a></td>')
 
 
 def _run_names(html: str) -> list[str]:
@@ -117,9 +117,10 @@ def test_a_run_page_shows_params_charts_tags_artifacts_and_inputs(ui_client, see
     html = _get(ui_client, f"/runs/{seeded.model_run_id}")
     assert "<h1>final-model" in html
     assert '<td>solver</td><td class="mono">lbfgs</td>' in html
-    assert 'id="charts-data"' in html
-    assert '"title":"loss"' in html
-    assert '"x":[0,1,2,3,4]' in html
+    data = orjson.loads(html.split('id="charts-data">', 1)[1].split("</script>", 1)[0])
+    # loss is charted over its 5 steps; accuracy, logged at one step, is in the table only.
+    assert [(c["title"], c["traces"][0]["x"]) for c in data] == [("loss", [0, 1, 2, 3, 4])]
+    assert '<td>accuracy</td><td class="num">0.973333</td>' in html
     assert "/static/plotly/" in html
     assert "notes/readme.txt" in html
     assert "<td>iris</td><td>training</td>" in html
@@ -136,6 +137,8 @@ def test_a_hostile_run_is_escaped_in_html_and_in_the_chart_data(ui_client, seede
     html = _get(ui_client, f"/runs/{seeded.hostile_run_id}")
     assert HOSTILE not in html
     assert f"<h1>{ESCAPED}" in html
+    assert "Every metric was logged at a single step" in html
+    assert 'id="charts-data"' not in html
     compare = _get(ui_client, f"/compare?run={seeded.hostile_run_id}&run={seeded.best_run_id}")
     assert HOSTILE not in compare
     data = compare.split('id="charts-data">', 1)[1].split("</script>", 1)[0]

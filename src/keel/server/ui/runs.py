@@ -26,6 +26,7 @@ router = APIRouter(
 )
 
 MAX_CHARTS = 12
+MAX_EXAMINED = 48
 MAX_COMPARED = 10
 
 
@@ -38,12 +39,32 @@ def _history(stores: Stores, run_id: str, key: str) -> dict[str, list[Any]]:
     return {"x": [p.step for p in points], "y": [p.value for p in points]}
 
 
-def _chart_page_context(charts: list[dict[str, Any]], total_keys: int) -> dict[str, Any]:
+def _charts(
+    stores: Stores, runs: list[Run], keys: list[str], label: Any
+) -> tuple[list[dict[str, Any]], bool]:
+    """Return charts of the first ``MAX_CHARTS`` of ``keys`` that some run logged at more
+    than one step (a single point is read better in the table), and whether keys were left
+    unexamined (at most ``MAX_EXAMINED`` histories are read for one page)."""
+    charts: list[dict[str, Any]] = []
+    for key in keys[:MAX_EXAMINED]:
+        if len(charts) == MAX_CHARTS:
+            break
+        traces = [
+            {"name": label(run, key), **_history(stores, run.run_id, key)}
+            for run in runs
+            if key in run.metrics
+        ]
+        if any(len(t["x"]) > 1 for t in traces):
+            charts.append({"id": f"chart-{len(charts)}", "title": key, "traces": traces})
+    return charts, len(keys) > MAX_EXAMINED or len(charts) == MAX_CHARTS
+
+
+def _chart_page_context(charts: list[dict[str, Any]], truncated: bool) -> dict[str, Any]:
     return {
         "charts": charts,
         "plotly_url": plotly_url(),
         "charts_note": MISSING_NOTE,
-        "more_metrics": max(0, total_keys - len(charts)),
+        "charts_truncated": truncated,
     }
 
 
@@ -52,15 +73,7 @@ def run_page(request: Request, run_id: str, stores: Stores = Depends(get_stores)
     """A run: what it is, its params, metric charts over steps, tags, artifacts, inputs."""
     run = stores.tracking.get_run(page_id("run", run_id))
     experiment = stores.tracking.get_experiment(run.experiment_id)
-    keys = sorted(run.metrics)
-    charts = [
-        {
-            "id": f"chart-{i}",
-            "title": key,
-            "traces": [{"name": key, **_history(stores, run.run_id, key)}],
-        }
-        for i, key in enumerate(keys[:MAX_CHARTS])
-    ]
+    charts, truncated = _charts(stores, [run], sorted(run.metrics), lambda _, key: key)
     return page(
         request,
         "run.html",
@@ -68,7 +81,7 @@ def run_page(request: Request, run_id: str, stores: Stores = Depends(get_stores)
         experiment=experiment,
         artifacts=stores.tracking.list_artifacts(run.run_id),
         inputs=stores.tracking.get_inputs(run.run_id),
-        **_chart_page_context(charts, len(keys)),
+        **_chart_page_context(charts, truncated),
     )
 
 
@@ -113,12 +126,7 @@ def compare(
     # The metrics most of the runs have come first: those are the ones to overlay.
     counts = Counter(k for r in runs for k in r.metrics)
     keys = sorted(counts, key=lambda k: (-counts[k], k))
-    charts = []
-    for i, key in enumerate(keys[:MAX_CHARTS]):
-        traces = [
-            {"name": _label(r), **_history(stores, r.run_id, key)} for r in runs if key in r.metrics
-        ]
-        charts.append({"id": f"chart-{i}", "title": key, "traces": traces})
+    charts, truncated = _charts(stores, runs, keys, lambda run, _: _label(run))
     params = _rows(runs, "params")
     return page(
         request,
@@ -127,5 +135,5 @@ def compare(
         params=params,
         metrics=_rows(runs, "metrics"),
         differing=sum(row["differs"] for row in params),
-        **_chart_page_context(charts, len(keys)),
+        **_chart_page_context(charts, truncated),
     )
