@@ -126,7 +126,7 @@ def _call(site: Site, method: str, path: str, headers: dict[str, str]) -> Any:
     return site.client.request(method.upper(), path, json=body, headers=headers)
 
 
-def _roles_by_route(site: Site) -> dict[tuple[str, str], Role | None]:
+def _roles_by_route(app: Any) -> dict[tuple[str, str], Role | None]:
     """The highest role each route declares with ``require`` (None: none declared)."""
 
     def declared(dependant: Any) -> list[Role]:
@@ -148,7 +148,7 @@ def _roles_by_route(site: Site) -> dict[tuple[str, str], Role | None]:
                 yield from route.effective_route_contexts()
 
     out = {}
-    for route in effective(site.client.app.routes):  # type: ignore[attr-defined]
+    for route in effective(app.routes):
         roles = declared(route.dependant)
         for method in route.methods:
             path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {key:path} -> {key}
@@ -157,7 +157,7 @@ def _roles_by_route(site: Site) -> dict[tuple[str, str], Role | None]:
 
 
 def test_every_operation_declares_a_role_and_writes_need_more_than_viewer(site: Site) -> None:
-    roles = _roles_by_route(site)
+    roles = _roles_by_route(site.client.app)
     operations = _operations(site)
     assert len(operations) > 35  # the whole API
     for op in operations:
@@ -195,7 +195,7 @@ def test_every_operation_without_a_valid_token_is_401(site: Site) -> None:
 
 
 def test_every_write_with_a_viewer_token_is_403_and_every_read_is_allowed(site: Site) -> None:
-    roles = _roles_by_route(site)
+    roles = _roles_by_route(site.client.app)
     for path, method in _operations(site):
         r = _call(site, method, _path(site, path), site.as_("vic"))
         if roles[(path, method)] > Role.VIEWER:  # type: ignore[operator]
@@ -208,7 +208,7 @@ def test_every_write_with_a_viewer_token_is_403_and_every_read_is_allowed(site: 
 
 
 def test_every_admin_operation_refuses_an_editor(site: Site) -> None:
-    roles = _roles_by_route(site)
+    roles = _roles_by_route(site.client.app)
     admin_ops = [op for op in _operations(site) if roles[op] is Role.ADMIN]
     assert len(admin_ops) >= 7
     for path, method in admin_ops:
@@ -317,6 +317,18 @@ def test_the_ui_gets_an_authenticator_that_checks_tokens(site: Site) -> None:
         check("keel_" + "0" * 12 + "_" + "A" * 43)
 
 
+def test_ui_pages_send_a_caller_without_a_valid_cookie_to_the_login_page(site: Site) -> None:
+    r = site.client.get("/", follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"].startswith("/login")
+    assert site.client.get("/login").status_code == 200
+    site.client.cookies.set("keel_token", site.tokens["vic"])
+    try:
+        assert site.client.get("/", follow_redirects=False).status_code == 200
+    finally:
+        site.client.cookies.clear()
+
+
 def test_the_admin_api_manages_users_tokens_and_roles(site: Site) -> None:
     h = site.as_("ada")
     r = site.client.post(f"{API}/auth/users", json={"name": "new", "role": "editor"}, headers=h)
@@ -406,6 +418,9 @@ def test_with_auth_off_no_token_is_needed_or_looked_up(
     app = create_app(settings=load_settings(tmp_path / "home"))
     assert app.state.auth is False
     assert not any(m.cls is server_auth.AuthGate for m in app.user_middleware)
+    roles = _roles_by_route(app)
+    assert roles[(f"{API}/runs/{{run_id}}", "get")] is None  # reads carry no check at all
+    assert roles[(f"{API}/runs/{{run_id}}/batch", "post")] is Role.EDITOR
     with TestClient(app) as client:
         assert client.post(f"{API}/experiments", json={"name": "open"}).status_code == 200
         assert client.get("/metrics").status_code == 200

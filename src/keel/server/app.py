@@ -23,6 +23,8 @@ def create_app(
     ``auth`` (default: the ``auth`` setting, ``KEEL_AUTH``) makes every route but /health
     demand an API token and a role (``keel.server.auth``).
     """
+    from keel.governance.auth import Role
+    from keel.server.auth import require
     from keel.server.routes import auth as auth_routes
     from keel.server.routes import blobs, experiments, health, models, runs
 
@@ -45,8 +47,12 @@ def create_app(
         app.add_middleware(AuthGate)
         app.state.ui_authenticate = partial(authenticate, app.state.stores)
     app.include_router(health.router)
+    # Every route of these routers needs a viewer at least; writes declare more themselves
+    # (``require(Role.EDITOR, on=…)``). With auth off the read check is left out entirely,
+    # so reads pay nothing for it.
+    reads = [require(Role.VIEWER)] if app.state.auth else []
     for module in (experiments, runs, blobs, models):
-        app.include_router(module.router, prefix=API_PREFIX)
+        app.include_router(module.router, prefix=API_PREFIX, dependencies=reads)
     app.include_router(auth_routes.me_router, prefix=API_PREFIX)
     app.include_router(auth_routes.router, prefix=API_PREFIX)
     from keel.server.ui import install_ui

@@ -15,9 +15,7 @@ from keel.server.schemas.tracking import ExperimentBody, clean_tags
 from keel.stores import Stores
 from keel.tracking.validation import check_id, check_name
 
-router = APIRouter(
-    tags=["experiments"], route_class=LimitedBodyRoute, dependencies=[require(Role.VIEWER)]
-)
+router = APIRouter(tags=["experiments"], route_class=LimitedBodyRoute)
 
 
 @router.post("/experiments", dependencies=[require(Role.EDITOR)])

@@ -76,7 +76,7 @@ class _BoundedRoute(APIRoute):
         return bounded
 
 
-router = APIRouter(tags=["models"], route_class=_BoundedRoute, dependencies=[require(Role.VIEWER)])
+router = APIRouter(tags=["models"], route_class=_BoundedRoute)
 _EDIT_MODEL = [require(Role.EDITOR, on=model_in_path)]
 
 ModelName = Annotated[str, Path(min_length=1, max_length=256, description="registered model")]
