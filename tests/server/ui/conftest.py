@@ -176,8 +176,8 @@ def page(
 ) -> Iterator[object]:
     """A fresh browser page; on a failed test its screenshot is saved and its path printed.
 
-    Any JavaScript dialog (an ``alert`` injected through user input) or page error fails
-    the test.
+    Any JavaScript dialog (an ``alert`` injected through user input), page error or console
+    error (a Content-Security-Policy violation among them) fails the test.
     """
     context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
     page = context.new_page()
@@ -185,6 +185,14 @@ def page(
     problems: list[str] = []
     page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+
+    def on_console(message: Any) -> None:
+        # Error pages the tests open on purpose log "Failed to load resource"; their
+        # statuses are asserted where they are opened.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            problems.append(f"console error: {message.text}")
+
+    page.on("console", on_console)
     yield page
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:

@@ -35,6 +35,8 @@ def _get(client: Any, url: str, status: int = 200) -> str:
 
 
 def test_the_experiments_page_lists_experiments_with_hostile_names_escaped(ui_client, seeded):
+    response = ui_client.get("/")
+    assert "script-src 'self';" in response.headers["content-security-policy"]
     html = _get(ui_client, "/")
     assert f'href="/experiments/{seeded.experiment_id}">iris-sweep</a>' in html
     assert ESCAPED in html
