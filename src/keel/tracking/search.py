@@ -58,9 +58,23 @@ def build_search(
     order = compile_order_by(parse_order_by(order_by), dialect)
     from keel.tracking.sql_rows import run_columns
 
-    query = select(*run_columns(dialect)).where(
-        t.runs.c.experiment_id.in_(list(experiment_ids)), t.runs.c.lifecycle_stage == "active"
-    )
+    where = [
+        t.runs.c.experiment_id.in_(list(experiment_ids)),
+        t.runs.c.lifecycle_stage == "active",
+    ]
     if clause is not None:
-        query = query.where(clause)
-    return query.order_by(*order).limit(max_results + 1).offset(offset), offset
+        where.append(clause)
+    # The page's run ids first (filter, order, limit), then the columns of those runs only:
+    # selected in one query with the sort, the params, tags and metrics would be aggregated
+    # to JSON for every run the filter matches, before the sort drops all but a page. The
+    # order ends with run_id, so ordering the page again gives the same order.
+    page = (
+        select(t.runs.c.run_id)
+        .where(*where)
+        .order_by(*order)
+        .limit(max_results + 1)
+        .offset(offset)
+        .subquery("page")
+    )
+    query = select(*run_columns(dialect)).join(page, page.c.run_id == t.runs.c.run_id)
+    return query.order_by(*order), offset
