@@ -273,3 +273,18 @@ def test_every_change_is_audited_in_the_chain(world: World) -> None:
     if world.base_users:  # through the server: the admin whose token made the change
         assert {e.actor for e in entries} == {"boot"}
     assert verify(world.db).ok
+
+
+def test_deleting_a_model_drops_the_roles_bound_to_it(keel_env: Any) -> None:
+    from keel.stores import current_stores
+
+    stores = current_stores()
+    auth = auth_store(stores)
+    stores.registry.create_registered_model("churn")
+    auth.create_user("ada")
+    token = auth.create_token("ada").token
+    auth.grant("ada", Role.ADMIN, model="churn")
+    stores.registry.delete_registered_model("churn")
+    assert auth.get_user("ada").bindings == ()
+    stores.registry.create_registered_model("churn")  # the same name, a new model
+    assert auth.authenticate(token).role_on("model", "churn") is Role.VIEWER

@@ -139,6 +139,10 @@ class SqlRegistryStore(SqlAliases, RegistryStore):
                 t.registered_model_tags.delete().where(t.registered_model_tags.c.name == name)
             )
             conn.execute(t.registered_models.delete().where(t.registered_models.c.name == name))
+            # Roles on a model are bound by its name: a later model of the same name must
+            # not inherit them.
+            rb = t.role_bindings
+            conn.execute(rb.delete().where(rb.c.object_type == "model", rb.c.object_id == name))
             append(conn, [Entry("model.delete", "model", name, {})])
 
     @staticmethod
