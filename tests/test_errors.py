@@ -20,6 +20,7 @@ from keel import errors
         (errors.IntegrityError, errors.KeelError, 500, 1),
         (errors.StoreUnavailable, ConnectionError, 503, 1),
         (errors.SchemaOutOfDate, errors.KeelError, 503, 1),
+        (errors.Overloaded, errors.KeelError, 503, 1),
         (errors.MissingDependency, ImportError, 500, 1),
     ],
 )
@@ -38,6 +39,11 @@ def test_codes_are_unique_and_round_trip() -> None:
     for cls in classes:
         assert errors.error_class_for_code(cls.error_code) is cls
     assert errors.error_class_for_code("NO_SUCH_CODE") is errors.KeelError
+
+
+def test_overloaded_carries_a_retry_after() -> None:
+    assert errors.Overloaded("queue full", retry_after=2.5).retry_after == 2.5
+    assert errors.Overloaded("queue full").retry_after == 1.0
 
 
 def test_a_missing_extra_names_the_pip_command() -> None:

@@ -17,6 +17,7 @@ one exists, so ``except LookupError`` still catches ``NotFound``::
     ├── StoreUnavailable (ConnectionError)   503  exit 1
     ├── SchemaOutOfDate                      503  exit 1
     ├── SchemaTooNew                         503  exit 1
+    ├── Overloaded                           503  exit 1
     └── MissingDependency (ImportError)      500  exit 1
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "KeelError",
     "MissingDependency",
     "NotFound",
+    "Overloaded",
     "PermissionDenied",
     "SchemaError",
     "SchemaOutOfDate",
@@ -136,6 +138,17 @@ class SchemaTooNew(KeelError):
     http_status = 503
 
 
+class Overloaded(KeelError):
+    """A server's request queue is full; retry after ``retry_after`` seconds."""
+
+    error_code = "OVERLOADED"
+    http_status = 503
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class MissingDependency(KeelError, ImportError):
     """An optional dependency is not installed; the message names the extra."""
 
@@ -155,6 +168,7 @@ _ALL: tuple[type[KeelError], ...] = (
     StoreUnavailable,
     SchemaOutOfDate,
     SchemaTooNew,
+    Overloaded,
     MissingDependency,
 )
 _BY_CODE: dict[str, type[KeelError]] = {cls.error_code: cls for cls in _ALL}
