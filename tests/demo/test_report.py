@@ -23,6 +23,7 @@ def test_next_steps_quote_a_home_with_spaces() -> None:
     commands = [command for command, _ in steps]
     assert "export KEEL_HOME='/tmp/my demo'" in commands
     assert "keel models card m 3" in commands
+    assert commands[-1] == "keel server"  # the web UI on the same home
 
 
 def test_next_steps_say_how_to_reach_keel_when_it_is_not_on_path(monkeypatch) -> None:

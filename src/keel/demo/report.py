@@ -184,6 +184,7 @@ def next_steps(
         (f"keel runs compare {' '.join(compare)}", "the two best runs side by side"),
         (f"keel models show {shlex.quote(model_name)}", "versions and the champion alias"),
         (f"keel models card {shlex.quote(model_name)} {version}", "the whole model card"),
+        ("keel server", "all of it in the web UI at http://127.0.0.1:8750/"),
     ]
 
 
