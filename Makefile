@@ -7,10 +7,10 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.keel-installed
-EXTRAS ?= dev,postgres,s3,onnx,ui-charts
+EXTRAS ?= dev,postgres,s3,grpc,onnx,ui-charts
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test bench lint format lock clean
+.PHONY: demo test bench lint format lock clean proto
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "Keel needs Python >= 3.11 (python3.11, 3.12 or 3.13 on PATH)"; exit 1; }
@@ -43,6 +43,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Regenerate the Open Inference Protocol gRPC modules from src/keel/serving/proto/*.proto.
+proto: $(STAMP)
+	$(BIN)/python -m keel.serving.proto._generate
 
 # Re-pin every dependency from a fresh resolve (run after changing pyproject.toml).
 lock:
