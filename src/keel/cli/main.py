@@ -1,7 +1,7 @@
 """The ``keel`` command: the root options and every command group, composed.
 
 keel [--debug] [--version] COMMAND
-keel init | info | doctor | demo | server
+keel init | info | doctor | demo | server | serve
 keel db status | upgrade
 keel experiments list
 keel runs list | show | compare | gc
@@ -18,6 +18,7 @@ import typer
 
 from keel.cli import audit, auth, db, demo, doctor, experiments, home, models, runs, server
 from keel.cli._group import KeelGroup
+from keel.cli.serve import serve
 
 __all__ = ["app", "main"]
 
@@ -62,6 +63,7 @@ app.command("info")(home.info)
 app.command("doctor")(doctor.doctor)
 app.command("demo")(demo.demo)
 app.command("server")(server.server)
+app.command("serve")(serve)
 app.add_typer(db.app, name="db")
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")

@@ -1,0 +1,344 @@
+"""One registered model version as an inference runtime: tensors in, named tensors out.
+
+How tensors map to the model (the version's signature decides; a model without one is
+refused, the server could not name its inputs):
+
+* dataframe signature — either one tensor per column (shape ``[n]`` or ``[n, 1]``, named as
+  the column; optional columns may be left out) or one 2-D tensor ``[n, columns]`` of any
+  name that is not a column name, read in the signature's column order;
+* tensor signature — one tensor (model metadata names it ``input``) of the signature's shape.
+
+``BYTES`` tensors become ``str`` for string/category/datetime columns and stay ``bytes`` for
+binary ones. A float value that is NaN or infinite is refused unless its column is
+``optional``: a non-optional column forbids missing values, and a network request carrying
+them is more often a client bug than a meaningful input.
+
+Outputs: ``predict`` always, and ``predict_proba`` when the model has it. Asking for no
+output returns every output, as the protocol says; ask for ``predict`` alone to skip the
+``predict_proba`` call. Output datatypes and shapes in the model metadata come from the
+warm-up prediction on the input example (or one synthesised row), run before the version
+is reported ready.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from keel.errors import InvalidInput
+
+from .protocol import (
+    InferenceRequest,
+    ModelMetadata,
+    RequestedOutput,
+    Tensor,
+    TensorMetadata,
+    datatype_of,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from keel.registry.packaging import LoadedModel
+    from keel.registry.signature import ColumnSpec
+
+__all__ = ["ModelRuntime", "Prepared", "load_runtime"]
+
+TENSOR_INPUT = "input"
+_TEXT = frozenset(("string", "category", "datetime", "timedelta"))
+_NUMERIC_KINDS = "iuf"
+_DATATYPE_OF_DTYPE = {
+    **{f"int{b}": f"INT{b}" for b in (8, 16, 32, 64)},
+    **{f"uint{b}": f"UINT{b}" for b in (8, 16, 32, 64)},
+    "float16": "FP16",
+    "float32": "FP32",
+    "float64": "FP64",
+    "bool": "BOOL",
+}
+
+
+@dataclass
+class Prepared:
+    """One request's input, checked and ready to concatenate with others.
+
+    ``columns`` holds 1-D arrays by column name (dataframe signatures); ``array`` the single
+    array (tensor signatures). ``outputs`` are the output names to return, in order.
+    """
+
+    rows: int
+    outputs: list[str]
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    array: np.ndarray | None = None
+
+
+def load_runtime(model_uri: str) -> ModelRuntime:
+    """Load (digests verified) the version a ``models:/`` or ``runs:/`` URI names."""
+    from keel.registry.api import load_model, resolve_model_version
+
+    if model_uri.startswith("models:/"):
+        version = resolve_model_version(model_uri)
+        pinned = f"models:/{version.name}/{version.version}"  # an alias may move meanwhile
+        return ModelRuntime(load_model(pinned), name=version.name, version=str(version.version))
+    name = model_uri.rstrip("/").rpartition("/")[2]
+    return ModelRuntime(load_model(model_uri), name=name, version=None)
+
+
+class ModelRuntime:
+    """A loaded model with its signature-derived tensor mapping; :meth:`warm` before use."""
+
+    def __init__(self, model: LoadedModel, *, name: str, version: str | None) -> None:
+        if model.signature is None:
+            raise InvalidInput(
+                f"model {name!r} has no signature; log it with an input_example or a "
+                "signature so the server can name its input tensors"
+            )
+        self.model = model
+        self.name = name
+        self.version = version
+        self.schema = model.signature.inputs
+        self.output_names = ["predict"]
+        if callable(getattr(model.unwrap(), "predict_proba", None)):
+            self.output_names.append("predict_proba")
+        self._outputs_meta: list[TensorMetadata] = []
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    def metadata(self) -> ModelMetadata:
+        """The protocol's model metadata (outputs known after :meth:`warm`)."""
+        if self.schema.kind == "tensor":
+            spec = self.schema.columns[0]
+            shape = [-1 if d is None else d for d in (spec.shape or (None,))]
+            inputs = [TensorMetadata(TENSOR_INPUT, _datatype(spec.dtype), [-1, *shape[1:]])]
+        else:
+            inputs = [TensorMetadata(c.name or "", _datatype(c.dtype), [-1]) for c in self._cols]
+        return ModelMetadata(
+            name=self.name,
+            versions=[] if self.version is None else [self.version],
+            platform=f"keel_{self.model.flavor}",
+            inputs=inputs,
+            outputs=list(self._outputs_meta),
+        )
+
+    @property
+    def _cols(self) -> tuple[ColumnSpec, ...]:
+        return self.schema.columns
+
+    # -- warm-up ----------------------------------------------------------------------------
+
+    def warm(self) -> None:
+        """Predict on the input example (or a synthesised row); raise if the model fails."""
+        from keel.registry.packaging import input_example_to_data
+
+        example = self.model.metadata.input_example
+        if example is not None:
+            data = input_example_to_data(example, self.model.signature)
+        else:
+            data = self._synthetic_row()
+        result = self._predict(data, set(self.output_names))
+        self._outputs_meta = [
+            TensorMetadata(n, datatype_of(a), [-1, *a.shape[1:]]) for n, a in result.items()
+        ]
+
+    def _synthetic_row(self) -> Any:
+        import pandas as pd
+
+        def value(spec: ColumnSpec) -> Any:
+            if spec.dtype in _DATATYPE_OF_DTYPE:
+                return np.zeros(1, dtype=spec.dtype)
+            return np.array([""], dtype=object)
+
+        if self.schema.kind == "tensor":
+            spec = self.schema.columns[0]
+            shape = [1, *(d or 1 for d in (spec.shape or (None,))[1:])]
+            return np.zeros(shape, dtype=spec.dtype if spec.dtype in _DATATYPE_OF_DTYPE else "f8")
+        return pd.DataFrame({c.name: value(c) for c in self._cols})
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def prepare(self, request: InferenceRequest) -> Prepared:
+        """Check a request against the signature; ``InvalidInput`` names what is wrong."""
+        outputs = self._outputs(request)
+        if self.schema.kind == "tensor":
+            return self._prepare_tensor(request.inputs, outputs)
+        by_name = {t.name: t for t in request.inputs}
+        names = {c.name for c in self._cols}
+        unknown = [n for n in by_name if n not in names]
+        if len(request.inputs) == 1 and unknown:
+            return self._prepare_matrix(request.inputs[0], outputs)
+        if unknown:
+            raise InvalidInput(
+                f"unknown input tensor(s) {unknown}; the model takes one tensor per column "
+                f"{[c.name for c in self._cols]} or a single 2-D tensor"
+            )
+        rows: int | None = None
+        columns: dict[str, np.ndarray] = {}
+        for spec in self._cols:
+            tensor = by_name.get(spec.name or "")
+            if tensor is None:
+                if not spec.optional:
+                    raise InvalidInput(f"missing input tensor {spec.name!r}")
+                continue
+            data = tensor.data
+            if data.ndim == 2 and data.shape[1] == 1:
+                data = data[:, 0]
+            if data.ndim != 1:
+                raise InvalidInput(
+                    f"input {tensor.name!r} has shape {list(tensor.data.shape)}; a column "
+                    "tensor has shape [rows] or [rows, 1]"
+                )
+            if rows is not None and len(data) != rows:
+                raise InvalidInput(
+                    f"input {tensor.name!r} has {len(data)} rows, other inputs have {rows}"
+                )
+            rows = len(data)
+            columns[spec.name or ""] = _column(tensor.name, tensor.datatype, data, spec)
+        if rows is None:
+            raise InvalidInput("the request has no inputs the model takes")
+        for spec in self._cols:
+            if spec.name not in columns:  # an optional column left out: nulls
+                columns[spec.name or ""] = np.full(rows, None, dtype=object)
+        return Prepared(rows=rows, outputs=outputs, columns=columns)
+
+    def _prepare_matrix(self, tensor: Tensor, outputs: list[str]) -> Prepared:
+        data, width = tensor.data, len(self._cols)
+        if data.ndim != 2 or data.shape[1] != width:
+            raise InvalidInput(
+                f"input {tensor.name!r} has shape {list(data.shape)}; the model takes "
+                f"[rows, {width}] or one tensor per column {[c.name for c in self._cols]}"
+            )
+        columns = {
+            spec.name or "": _column(f"{tensor.name}[:, {j}]", tensor.datatype, data[:, j], spec)
+            for j, spec in enumerate(self._cols)
+        }
+        return Prepared(rows=data.shape[0], outputs=outputs, columns=columns)
+
+    def _prepare_tensor(self, inputs: list[Tensor], outputs: list[str]) -> Prepared:
+        if len(inputs) != 1:
+            raise InvalidInput(f"the model takes one input tensor, got {len(inputs)}")
+        tensor, spec = inputs[0], self.schema.columns[0]
+        if tensor.name != TENSOR_INPUT:
+            raise InvalidInput(f"unknown input tensor {tensor.name!r}; expected {TENSOR_INPUT!r}")
+        expected = spec.shape or (None,)
+        data = tensor.data
+        if data.ndim != len(expected) or any(
+            d is not None and d != n for d, n in zip(expected[1:], data.shape[1:], strict=True)
+        ):
+            shown = [-1 if d is None else d for d in expected]
+            raise InvalidInput(
+                f"input {tensor.name!r} has shape {list(data.shape)}; the model expects {shown}"
+            )
+        array = _column(tensor.name, tensor.datatype, data, spec)
+        return Prepared(rows=data.shape[0], outputs=outputs, array=array)
+
+    def _outputs(self, request: InferenceRequest) -> list[str]:
+        if not request.outputs:
+            return list(self.output_names)
+        wanted = [o.name for o in request.outputs]
+        unknown = [n for n in wanted if n not in self.output_names]
+        if unknown:
+            raise InvalidInput(f"unknown output(s) {unknown}; the model has {self.output_names}")
+        return wanted
+
+    def prepare_frame(self, frame: pd.DataFrame) -> Prepared:
+        """Check a DataFrame (``/invocations``) and return it as one ``predict`` request."""
+        if self.schema.kind == "tensor":
+            tensor = Tensor(TENSOR_INPUT, "FP64", list(frame.shape), frame.to_numpy())
+            return self._prepare_tensor([tensor], ["predict"])
+        labels = frame.columns.tolist()
+        if not all(isinstance(c, str) for c in labels):  # rows given as lists
+            if len(labels) != len(self._cols):
+                raise InvalidInput(
+                    f"rows have {len(labels)} values; the model takes {len(self._cols)}: "
+                    f"{[c.name for c in self._cols]}"
+                )
+            frame = frame.set_axis([c.name for c in self._cols], axis=1)
+        inputs = []
+        for name in frame.columns.tolist():
+            values = frame[name].to_numpy()
+            if values.dtype.kind in "OSU":
+                values = np.array([_encode(v) for v in values.tolist()], dtype=object)
+            inputs.append(Tensor(str(name), datatype_of(values), [len(values)], values))
+        return self.prepare(InferenceRequest(inputs=inputs, outputs=[RequestedOutput("predict")]))
+
+    # -- prediction -------------------------------------------------------------------------
+
+    def run(self, batch: list[Prepared]) -> dict[str, np.ndarray]:
+        """Predict once on the concatenation of ``batch``; outputs asked by any of them."""
+        wanted = {name for item in batch for name in item.outputs}
+        if self.schema.kind == "tensor":
+            arrays = [item.array for item in batch if item.array is not None]
+            data: Any = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+        else:
+            import pandas as pd
+
+            if len(batch) == 1:
+                merged = batch[0].columns
+            else:
+                merged = {
+                    n: np.concatenate([item.columns[n] for item in batch]) for n in batch[0].columns
+                }
+            data = pd.DataFrame(merged, copy=False)
+        return self._predict(data, wanted)
+
+    def _predict(self, data: Any, wanted: set[str]) -> dict[str, np.ndarray]:
+        results: dict[str, np.ndarray] = {}
+        for name in self.output_names:
+            if name not in wanted:
+                continue
+            method = self.model.predict if name == "predict" else self.model.predict_proba
+            results[name] = _as_array(method(data))
+        return results
+
+
+def _column(where: str, datatype: str, data: np.ndarray, spec: ColumnSpec) -> np.ndarray:
+    """Check one input array against its column spec (kind, finiteness); decode text."""
+    target = spec.dtype
+    kind = data.dtype.kind
+    if target in _DATATYPE_OF_DTYPE and target != "bool":
+        if kind not in _NUMERIC_KINDS:
+            raise InvalidInput(f"input {where!r}: expected numbers ({target}), got {datatype}")
+    elif target == "bool":
+        if kind != "b":
+            raise InvalidInput(f"input {where!r}: expected BOOL, got {datatype}")
+    elif target in _TEXT or target == "binary":
+        if datatype != "BYTES":
+            raise InvalidInput(f"input {where!r}: expected BYTES ({target}), got {datatype}")
+        if target != "binary":
+            data = _decode(where, data)
+    if kind == "f" and not spec.optional and data.size and not np.isfinite(data).all():
+        raise InvalidInput(
+            f"input {where!r} holds NaN or infinite values; the model's signature does not "
+            "allow missing values there"
+        )
+    return data
+
+
+def _decode(where: str, data: np.ndarray) -> np.ndarray:
+    out = np.empty(data.shape, dtype=object)
+    try:
+        out.reshape(-1)[:] = [v.decode() for v in data.reshape(-1).tolist()]
+    except UnicodeDecodeError:
+        raise InvalidInput(f"input {where!r}: BYTES data is not UTF-8 text") from None
+    return out
+
+
+def _encode(value: Any) -> Any:
+    return value.encode() if isinstance(value, str) else value
+
+
+def _datatype(dtype: str) -> str:
+    return _DATATYPE_OF_DTYPE.get(dtype, "BYTES")
+
+
+def _as_array(result: Any) -> np.ndarray:
+    to_numpy = getattr(result, "to_numpy", None)
+    array = to_numpy() if callable(to_numpy) else np.asarray(result)
+    if array.dtype.kind == "U":
+        array = array.astype(object)
+    if array.dtype.kind == "O":
+        array = np.array([_encode(v) for v in array.reshape(-1).tolist()], dtype=object).reshape(
+            array.shape
+        )
+    return array
