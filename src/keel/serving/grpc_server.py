@@ -192,6 +192,15 @@ class GrpcServer:
             thread.join(grace + 10.0)
         self._thread = None
 
+    async def aclose(self, grace: float = 5.0) -> None:
+        """:meth:`stop` from a coroutine, without blocking the running loop meanwhile.
+
+        Use it on the service loop (the REST app's shutdown): in-flight gRPC calls wait on
+        that loop for their results, so a blocking :meth:`stop` there would hold them until
+        ``grace`` ran out.
+        """
+        await asyncio.to_thread(self.stop, grace)
+
     def __enter__(self) -> GrpcServer:
         return self
 
