@@ -8,6 +8,7 @@ keel runs list | show | compare | gc
 keel models list | show | versions | alias | card
 keel audit log | verify
 keel auth user add | list; token create | list | revoke; role grant | revoke
+keel predict batch
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Annotated
 import typer
 
 from keel.cli import audit, auth, db, demo, doctor, experiments, home, models, runs, server
+from keel.cli import predict as predict_cli
 from keel.cli._group import KeelGroup
 from keel.cli.serve import serve
 
@@ -70,6 +72,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(audit.app, name="audit")
 app.add_typer(auth.app, name="auth")
+app.add_typer(predict_cli.app, name="predict")
 
 
 def main() -> None:
