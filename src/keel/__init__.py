@@ -43,6 +43,9 @@ if TYPE_CHECKING:
         set_alias,
         set_model_card,
     )
+    from keel.serving.batch import predict_batch
+    from keel.serving.bundle import bundle_model
+    from keel.serving.export import export_onnx
     from keel.tracking.api import (
         create_experiment,
         download_artifacts,
@@ -111,6 +114,10 @@ _EXPORTS: dict[str, str] = {
     "resolve_model_version": "keel.registry.api",
     "set_alias": "keel.registry.api",
     "set_model_card": "keel.registry.api",
+    # serving
+    "bundle_model": "keel.serving.bundle",
+    "export_onnx": "keel.serving.export",
+    "predict_batch": "keel.serving.batch",
 }
 
 __all__ = [
@@ -127,10 +134,12 @@ __all__ = [
     "SchemaError",
     "__version__",
     "active_run",
+    "bundle_model",
     "create_experiment",
     "delete_alias",
     "download_artifacts",
     "end_run",
+    "export_onnx",
     "gc_runs",
     "get_alias_history",
     "get_experiment",
@@ -150,6 +159,7 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "predict_batch",
     "register_model",
     "resolve_model_version",
     "search_runs",

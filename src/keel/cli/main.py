@@ -9,6 +9,8 @@ keel models list | show | versions | alias | card
 keel audit log | verify
 keel auth user add | list; token create | list | revoke; role grant | revoke
 keel predict batch
+keel export onnx
+keel bundle
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from typing import Annotated
 import typer
 
 from keel.cli import audit, auth, db, demo, doctor, experiments, home, models, runs, server
+from keel.cli import export as export_cli
 from keel.cli import predict as predict_cli
 from keel.cli._group import KeelGroup
+from keel.cli.bundle import bundle
 from keel.cli.serve import serve
 
 __all__ = ["app", "main"]
@@ -73,6 +77,8 @@ app.add_typer(models.app, name="models")
 app.add_typer(audit.app, name="audit")
 app.add_typer(auth.app, name="auth")
 app.add_typer(predict_cli.app, name="predict")
+app.add_typer(export_cli.app, name="export")
+app.command("bundle")(bundle)
 
 
 def main() -> None:
