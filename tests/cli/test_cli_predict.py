@@ -63,6 +63,8 @@ def test_predict_batch_errors(
         ((uri, str(source), str(tmp_path / "o.parquet"), "--chunk-rows", "0"), "chunk_rows"),
         ((uri, str(source), str(tmp_path / "o.parquet"), "--engine", "spark"), "engine"),
         ((uri, str(source), str(tmp_path / "o.parquet"), "--keep", "nope"), "'nope'"),
+        ((uri, str(source), str(tmp_path / "o.parquet"), "--columns", "ghost"), "needs: ghost"),
+        ((uri, str(source), str(tmp_path / "o.parquet"), "--columns", "a,,b"), "non-empty"),
     ]
     for args, fragment in cases:
         result = cli("predict", "batch", *args)

@@ -94,6 +94,26 @@ def test_csv_input_and_csv_output(regressor: Any, tmp_path: Path) -> None:
     np.testing.assert_allclose(out["prediction"], expected, rtol=1e-12)
 
 
+def test_tensor_model_reads_all_but_kept_columns_or_the_named_ones(
+    regressor: Any, tmp_path: Path
+) -> None:
+    names = [f"f{i}" for i in range(10)]
+    frame = pd.DataFrame(regressor.X, columns=names).assign(row_id=np.arange(442))
+    source = _write(frame[["row_id", *names]], tmp_path / "in.parquet")
+    expected = regressor.estimator.predict(regressor.X)
+    kept = predict_batch(
+        regressor.uri, source, tmp_path / "kept.parquet", workers=1, keep_columns=["row_id"]
+    )
+    out = pq.read_table(kept.output_path).to_pandas()
+    assert out["row_id"].tolist() == list(range(442))
+    np.testing.assert_allclose(out["prediction"], expected)
+    named = predict_batch(regressor.uri, source, tmp_path / "named.parquet", columns=names)
+    np.testing.assert_allclose(pq.read_table(named.output_path)["prediction"], expected)
+    with pytest.raises(SchemaError, match="rows 0–441"):  # 11 columns for a 10-wide tensor
+        predict_batch(regressor.uri, source, tmp_path / "all.parquet", workers=1)
+    assert not (tmp_path / "all.parquet").exists()
+
+
 def test_empty_input_gives_empty_output(classifier: Any, tmp_path: Path) -> None:
     source = _write(classifier.X.iloc[:0], tmp_path / "empty.parquet")
     report = predict_batch(classifier.uri, source, tmp_path / "out.parquet", workers=1)

@@ -92,6 +92,22 @@ def test_tensor_model_bundle(regressor: Any, tmp_path: Path) -> None:
     assert result.stderr.startswith("error: the input has shape [1, 2], the model takes")
 
 
+def test_onnx_model_bundle(classifier: Any, tmp_path: Path) -> None:
+    pytest.importorskip("skl2onnx", reason="the onnx extra is not installed")
+    from keel.serving.export import export_onnx
+
+    report = export_onnx(classifier.uri, tmp_path / "m.onnx", register="cancer-onnx")
+    out = bundle_model(report.registered_uri, tmp_path / "onnx-bundle").path
+    assert "onnxruntime==" in (out / "requirements.txt").read_text()
+    classifier.X.to_csv(tmp_path / "input.csv", index=False)
+    result = _serve(out, "predict", str(tmp_path / "input.csv"))
+    assert result.returncode == 0, result.stderr
+    got = pd.read_csv(pd.io.common.StringIO(result.stdout))
+    np.testing.assert_array_equal(got["prediction"], classifier.estimator.predict(classifier.X))
+    expected = classifier.estimator.predict_proba(classifier.X)
+    np.testing.assert_allclose(got[["probability_0", "probability_1"]], expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("how", ["change", "add", "remove"])
 def test_a_tampered_bundle_is_refused(classifier: Any, tmp_path: Path, how: str) -> None:
     out = bundle_model(classifier.uri, tmp_path / "out").path

@@ -26,6 +26,10 @@ def batch(
         int | None, typer.Option("--workers", help="Worker processes (default: one per CPU).")
     ] = None,
     engine: Annotated[str, typer.Option("--engine", help="local (process pool) or ray.")] = "local",
+    columns: Annotated[
+        str | None,
+        typer.Option("--columns", help="Comma-separated input columns the model reads, in order."),
+    ] = None,
     keep: Annotated[
         list[str] | None,
         typer.Option("--keep", help="Input column to copy into the output (repeatable)."),
@@ -45,6 +49,7 @@ def batch(
         "chunk_rows": chunk_rows,
         "workers": workers,
         "engine": engine,
+        "columns": None if columns is None else [c.strip() for c in columns.split(",")],
         "keep_columns": keep or (),
         "probabilities": not no_proba,
         "overwrite": force,

@@ -87,7 +87,8 @@ def predict_batch(
     """Predict every row of ``input_path`` with ``model_uri``; write ``output_path``.
 
     ``columns`` names the input columns the model reads, in order (default: the
-    signature's columns, or every column for a model with a tensor signature or none).
+    signature's columns, or every column but ``keep_columns`` for a model with a tensor
+    signature or none).
     ``workers`` defaults to one per CPU (at most one per chunk); ``progress(rows_done,
     total_rows)`` is called after each chunk is written (``total_rows`` is None for CSV).
     """
@@ -106,7 +107,7 @@ def predict_batch(
     files = model_files(model_uri)
     info = read_model_info(files.folder)
     source = _Source(source_path, chunk_rows)
-    features = _features(info.signature, columns, source.names, source_path)
+    features = _features(info.signature, columns, source.names, source_path, keep)
     missing = [c for c in keep if c not in source.names]
     if missing:
         raise SchemaError(f"{source_path.name} has no column {missing[0]!r} to keep")
@@ -322,7 +323,11 @@ class _Job:
 
 
 def _features(
-    signature: Any, columns: Sequence[str] | None, names: Sequence[str], path: Path
+    signature: Any,
+    columns: Sequence[str] | None,
+    names: Sequence[str],
+    path: Path,
+    keep: Sequence[str],
 ) -> list[str]:
     if columns is not None:
         wanted = _check_names("columns", columns)
@@ -331,8 +336,8 @@ def _features(
     elif signature is not None and signature.inputs.kind == "dataframe":
         optional = {c.name for c in signature.inputs.columns if c.optional}
         wanted = [n for n in signature.inputs.names if n in names or n not in optional]
-    else:
-        wanted = list(names)
+    else:  # a tensor (or unsigned) model reads every column it is not told to keep aside
+        wanted = [n for n in names if n not in keep]
     missing = [c for c in wanted if c not in names]
     if missing:
         shown = ", ".join(missing[:_SHOWN]) + (" …" if len(missing) > _SHOWN else "")
