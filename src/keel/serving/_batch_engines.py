@@ -221,15 +221,20 @@ class RayEngine:
                 log_to_driver=False,
             )
             self._started = True
-        cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
-        self.workers = workers or cpus
-        blobs = ray.put(files.read_all())
-        actor = ray.remote(num_cpus=1)(_RayPredictor)
-        self._actors = [
-            actor.remote(blobs, list(files.files), tensor, probabilities)
-            for _ in range(self.workers)
-        ]
+        self._actors: list[Any] = []
         self._next = 0
+        try:
+            cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
+            self.workers = workers or cpus
+            blobs = ray.put(files.read_all())
+            actor = ray.remote(num_cpus=1)(_RayPredictor)
+            self._actors = [
+                actor.remote(blobs, list(files.files), tensor, probabilities)
+                for _ in range(self.workers)
+            ]
+        except BaseException:
+            self.close()
+            raise
 
     def submit(self, batch: pa.RecordBatch) -> Any:
         actor = self._actors[self._next % len(self._actors)]

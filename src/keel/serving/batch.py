@@ -112,9 +112,11 @@ def predict_batch(
     if missing:
         raise SchemaError(f"{source_path.name} has no column {missing[0]!r} to keep")
     tensor = info.signature is None or info.signature.inputs.kind == "tensor"
+    chunks = source.chunks_estimate()
     if workers is None and engine == "local":
-        chunks = source.chunks_estimate()
-        workers = max(1, min(os.cpu_count() or 1, chunks if chunks is not None else 1 << 30))
+        workers = os.cpu_count() or 1
+    if workers is not None and chunks is not None:
+        workers = max(1, min(workers, chunks))  # no idle worker for a small file
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
     job = _Job(source, features, keep, tmp, target.suffix.lower() == ".csv", progress)
     try:
