@@ -110,7 +110,10 @@ def tensor_from_json(name: str, datatype: str, shape: list[int], data: Any) -> n
             raw = np.asarray(data)
         except (ValueError, TypeError):
             raise InvalidInput(f"input {name!r}: 'data' is ragged or not all numbers") from None
-        array = _cast(name, datatype, raw)
+        if datatype == "UINT64" and raw.dtype.kind in "fO":
+            array = _uint64(name, data, raw)
+        else:
+            array = _cast(name, datatype, raw)
     check_shape(name, shape, array.size)
     return array.reshape(shape)
 
@@ -132,6 +135,17 @@ def _cast(name: str, datatype: str, raw: np.ndarray) -> np.ndarray:
     elif kind not in "iuf":
         raise InvalidInput(f"input {name!r}: {datatype} data must be numbers")
     return raw.astype(target, copy=False)
+
+
+def _uint64(name: str, data: list[Any], raw: np.ndarray) -> np.ndarray:
+    """UINT64 beyond int64: numpy reads such ints as float64 or objects; read them exactly."""
+    try:
+        exact = np.array(data, dtype=np.uint64)
+    except (OverflowError, ValueError, TypeError):
+        raise InvalidInput(f"input {name!r}: UINT64 data must be integers in range") from None
+    if raw.dtype.kind == "f" and not np.array_equal(exact.astype(np.float64), raw):
+        raise InvalidInput(f"input {name!r}: UINT64 data must be integers")
+    return exact
 
 
 def _bytes_array(name: str, data: list[Any]) -> np.ndarray:

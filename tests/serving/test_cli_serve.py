@@ -1,0 +1,90 @@
+"""``keel serve`` as a real process: loads, warms, serves, stops; bad input exits 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.http as triton
+from oip_support import Churn, free_port, keel_home, register_churn
+
+KEEL = str(Path(sys.executable).with_name("keel"))
+START_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def churn(tmp_path_factory: pytest.TempPathFactory) -> Churn:
+    with keel_home(tmp_path_factory.mktemp("cli-serve-home")) as home:
+        return register_churn(home)
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEEL_")}
+    return {**env, "KEEL_HOME": str(home)}
+
+
+def _run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KEEL, *args], check=False, env=_env(home), capture_output=True, text=True, timeout=START_S
+    )
+
+
+def test_keel_serve_answers_the_standard_client(churn: Churn) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [KEEL, "serve", churn.uri, "--port", str(port), "--max-batch-size", "32"],
+        env=_env(churn.home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + START_S
+        while True:
+            assert process.poll() is None, process.communicate()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "keel serve never became ready"
+            time.sleep(0.1)
+        client = triton.InferenceServerClient(f"127.0.0.1:{port}")
+        try:
+            rows = churn.X.to_numpy()[:3]
+            tensor = triton.InferInput("x", list(rows.shape), "FP64")
+            tensor.set_data_from_numpy(rows)
+            result = client.infer("churn", [tensor], request_id="cli")
+            expected = churn.model.predict(churn.X.iloc[:3])
+            np.testing.assert_array_equal(result.as_numpy("predict"), expected)
+            assert result.get_response()["model_version"] == "1"
+        finally:
+            client.close()
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=START_S)
+    assert "serving churn/1 on http://127.0.0.1:" in out
+    assert "batching: max 32 rows, 2 ms" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["serve", "not-a-uri"], "error: invalid model URI 'not-a-uri'"),
+        (["serve", "models:/nobody@champion"], "error: "),
+        (["serve", "models:/churn/9"], "error: "),
+        (["serve", "models:/churn/1", "--host", "0.0.0.0"], "error: binding 0.0.0.0 would expose"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(churn: Churn, args: list[str], message: str) -> None:
+    result = _run(args, churn.home)
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(message)
