@@ -115,6 +115,23 @@ def loaded(model: Any, *, columns: list[str], example: list[list[float]] | None)
     return LoadedModel(model, info=info)
 
 
+@contextmanager
+def triton_client(url: str) -> Iterator[Any]:
+    """A ``tritonclient.http`` client for ``http://host:port``, closed after the block.
+
+    The client's ``__del__`` closes it again, and gevent refuses that from another thread
+    (the garbage collector may run in a server thread): closing makes the second a no-op.
+    """
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(url.removeprefix("http://"), network_timeout=WAIT_S)
+    try:
+        yield client
+    finally:
+        client.close()
+        client.close = lambda: None  # type: ignore[method-assign]
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from oip_support import Churn, free_port, keel_home, register_churn
+from oip_support import Churn, free_port, keel_home, register_churn, triton_client
 
 KEEL = str(Path(sys.executable).with_name("keel"))
 START_S = 60.0
@@ -55,8 +55,7 @@ def test_keel_serve_answers_the_standard_client(churn: Churn) -> None:
                 pass
             assert time.monotonic() < deadline, "keel serve never became ready"
             time.sleep(0.1)
-        client = triton.InferenceServerClient(f"127.0.0.1:{port}")
-        try:
+        with triton_client(f"http://127.0.0.1:{port}") as client:
             rows = churn.X.to_numpy()[:3]
             tensor = triton.InferInput("x", list(rows.shape), "FP64")
             tensor.set_data_from_numpy(rows)
@@ -64,8 +63,6 @@ def test_keel_serve_answers_the_standard_client(churn: Churn) -> None:
             expected = churn.model.predict(churn.X.iloc[:3])
             np.testing.assert_array_equal(result.as_numpy("predict"), expected)
             assert result.get_response()["model_version"] == "1"
-        finally:
-            client.close()
     finally:
         process.terminate()
         out, _ = process.communicate(timeout=START_S)

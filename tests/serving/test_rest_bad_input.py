@@ -12,7 +12,15 @@ import numpy as np
 import orjson
 import pytest
 import tritonclient.http as triton
-from oip_support import Churn, Gated, error_of, keel_home, loaded, register_churn
+from oip_support import (
+    Churn,
+    Gated,
+    error_of,
+    keel_home,
+    loaded,
+    register_churn,
+    triton_client,
+)
 
 from keel.errors import IntegrityError
 from keel.serving._uvicorn import serving
@@ -178,13 +186,10 @@ def test_a_model_that_fails_to_warm_never_reports_ready() -> None:
     calls_before = model.entered.is_set()
     model.entered.clear()
     with serving(create_app(service)) as base:
-        client = triton.InferenceServerClient(base.removeprefix("http://"))
-        try:
+        with triton_client(base) as client:
             assert client.is_server_live()
             assert not client.is_server_ready()
             assert not client.is_model_ready("broken")
-        finally:
-            client.close()
         assert httpx.get(f"{base}/v2/health/ready").status_code == 503
         doc = {
             "inputs": [

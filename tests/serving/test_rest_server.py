@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tritonclient.http as triton
-from oip_support import Churn, error_of, keel_home, register_churn
+from oip_support import Churn, error_of, keel_home, register_churn, triton_client
 from tritonclient.utils import InferenceServerException
 
 from keel.serving._uvicorn import serving
@@ -44,9 +44,8 @@ def url(server: tuple[str, ModelService]) -> str:
 
 @pytest.fixture
 def client(url: str) -> Iterator[Any]:
-    c = triton.InferenceServerClient(url.removeprefix("http://"), network_timeout=20.0)
-    yield c
-    c.close()
+    with triton_client(url) as c:
+        yield c
 
 
 def _rows(churn: Churn, start: int, n: int) -> np.ndarray:
