@@ -67,7 +67,7 @@ def test_keel_serve_answers_the_standard_client(churn: Churn) -> None:
         process.terminate()
         out, _ = process.communicate(timeout=START_S)
     assert "serving churn/1 on http://127.0.0.1:" in out
-    assert "batching: max 32 rows, 2 ms" in out
+    assert "batching: max 32 rows, 1 ms" in out
 
 
 @pytest.mark.parametrize(

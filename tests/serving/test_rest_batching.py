@@ -229,3 +229,28 @@ def test_a_full_batcher_raises_overloaded_without_queueing() -> None:
         await batcher.close()
 
     asyncio.run(scenario())
+
+
+def test_a_lone_caller_does_not_wait_for_company() -> None:
+    async def scenario() -> int:
+        batcher: MicroBatcher[int, int] = MicroBatcher(
+            lambda items: items, lambda item: 1, max_latency_ms=600_000
+        )
+        try:  # a ten-minute wait would trip this timeout: the wait is skipped when alone
+            return await asyncio.wait_for(batcher.submit(7), WAIT_S)
+        finally:
+            await batcher.close()
+
+    assert asyncio.run(scenario()) == 7
+
+
+def test_the_cli_defaults_are_the_measured_ones() -> None:
+    import inspect
+
+    from keel.cli.serve import serve
+    from keel.serving import batching
+
+    params = inspect.signature(serve).parameters
+    assert params["max_batch_size"].default == batching.DEFAULT_MAX_BATCH_SIZE
+    assert params["max_latency_ms"].default == batching.DEFAULT_MAX_LATENCY_MS
+    assert params["max_queue"].default == batching.DEFAULT_MAX_QUEUE

@@ -36,7 +36,7 @@ def serve(
     ] = 128,
     max_latency_ms: Annotated[
         float, typer.Option(min=0, help="How long a batch waits for more requests.")
-    ] = 2.0,
+    ] = 1.0,
     max_queue: Annotated[
         int, typer.Option(min=1, help="Requests waiting at most; beyond it, 503 Retry-After.")
     ] = 1024,

@@ -218,7 +218,7 @@ def app_from_env() -> Starlette:
     service = ModelService.from_uri(
         env["KEEL_SERVE_MODEL_URI"],
         max_batch_size=int(env.get("KEEL_SERVE_MAX_BATCH_SIZE", "128")),
-        max_latency_ms=float(env.get("KEEL_SERVE_MAX_LATENCY_MS", "2")),
+        max_latency_ms=float(env.get("KEEL_SERVE_MAX_LATENCY_MS", "1")),
         max_queue=int(env.get("KEEL_SERVE_MAX_QUEUE", "1024")),
         batching=env.get("KEEL_SERVE_BATCHING", "true") == "true",
     )
