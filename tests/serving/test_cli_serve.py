@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton
 from oip_support import Churn, free_port, keel_home, register_churn, triton_client
 
@@ -36,9 +37,19 @@ def _run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_keel_serve_answers_the_standard_client(churn: Churn) -> None:
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     process = subprocess.Popen(
-        [KEEL, "serve", churn.uri, "--port", str(port), "--max-batch-size", "32"],
+        [
+            KEEL,
+            "serve",
+            churn.uri,
+            "--port",
+            str(port),
+            "--grpc-port",
+            str(grpc_port),
+            "--max-batch-size",
+            "32",
+        ],
         env=_env(churn.home),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -63,10 +74,20 @@ def test_keel_serve_answers_the_standard_client(churn: Churn) -> None:
             expected = churn.model.predict(churn.X.iloc[:3])
             np.testing.assert_array_equal(result.as_numpy("predict"), expected)
             assert result.get_response()["model_version"] == "1"
+        grpc_client = triton_grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        try:  # the same service and batcher over gRPC
+            assert grpc_client.is_model_ready("churn")
+            tensor = triton_grpc.InferInput("x", list(rows.shape), "FP64")
+            tensor.set_data_from_numpy(rows)
+            result = grpc_client.infer("churn", [tensor])
+            np.testing.assert_array_equal(result.as_numpy("predict"), expected)
+        finally:
+            grpc_client.close()
     finally:
         process.terminate()
         out, _ = process.communicate(timeout=START_S)
     assert "serving churn/1 on http://127.0.0.1:" in out
+    assert f"gRPC on 127.0.0.1:{grpc_port}" in out
     assert "batching: max 32 rows, 1 ms" in out
 
 
@@ -85,3 +106,27 @@ def test_bad_arguments_are_one_line_and_exit_2(churn: Churn, args: list[str], me
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(message)
+
+
+class _Broken:
+    def predict(self, data: object) -> object:
+        raise RuntimeError("weights are corrupt")
+
+
+def test_a_version_that_fails_to_warm_exits_before_serving(churn: Churn) -> None:
+    import keel
+    from keel.registry.signature import ColumnSpec, Schema, Signature
+
+    signature = Signature(Schema((ColumnSpec("a", "float64"),), "dataframe"))
+    with keel_home(churn.home):
+        with keel.start_run(experiment="serving") as run:
+            run.log_model(_Broken(), "model", signature=signature, input_example={"a": [1.0]})
+        keel.register_model(f"runs:/{run.run_id}/model", "broken")
+    port = free_port()
+    result = _run(["serve", "models:/broken/1", "--port", str(port)], churn.home)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: broken/1 failed to warm up on its input example, not served: "
+        "RuntimeError: weights are corrupt"
+    ]
+    assert "serving" not in result.stdout

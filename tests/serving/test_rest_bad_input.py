@@ -22,7 +22,7 @@ from oip_support import (
     triton_client,
 )
 
-from keel.errors import IntegrityError
+from keel.errors import IntegrityError, KeelError
 from keel.serving._uvicorn import serving
 from keel.serving.rest import create_app
 from keel.serving.runtime import ModelRuntime
@@ -181,7 +181,7 @@ def test_a_model_that_fails_to_warm_never_reports_ready() -> None:
         loaded(model, columns=["a", "b"], example=[[1.0, 2.0]]), name="broken", version="1"
     )
     service = ModelService(lambda: runtime)
-    with pytest.raises(RuntimeError, match="cannot predict"):
+    with pytest.raises(KeelError, match=r"broken/1 failed to warm up.*cannot predict"):
         service.load()
     calls_before = model.entered.is_set()
     model.entered.clear()

@@ -25,6 +25,7 @@ from keel.tracking.entities import (
     Metric,
     PagedList,
     Run,
+    RunSnapshot,
     RunStatus,
     float_to_json,
 )
@@ -280,6 +281,16 @@ class RestTrackingStore(TrackingStore):
         params = {"prefix": prefix} if prefix else None
         found = self.http.request("GET", f"/api/v1/runs/{_seg(run_id)}/artifacts", params=params)
         return [ArtifactEntry(a["path"], a["digest"], a["size"]) for a in found["artifacts"]]
+
+    def get_run_snapshot(self, run_id: str, prefix: str | None = None) -> RunSnapshot:
+        """Return the run, its dataset inputs and its artifact files under ``prefix``."""
+        params = {"prefix": prefix} if prefix else None
+        found = self.http.request("GET", f"/api/v1/runs/{_seg(run_id)}/snapshot", params=params)
+        return RunSnapshot(
+            run_from_dict(found["run"]),
+            [_input_from_dict(i) for i in found["inputs"]],
+            [ArtifactEntry(a["path"], a["digest"], a["size"]) for a in found["artifacts"]],
+        )
 
     # -- search --------------------------------------------------------------------------
     def search_runs(

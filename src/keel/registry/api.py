@@ -61,14 +61,18 @@ def _check_version(version: object) -> int:
     return int(text)
 
 
-def _run_model_files(stores: Stores, ref: RunModelRef) -> list[ArtifactEntry]:
+def _check_model_files(ref: RunModelRef, entries: list[ArtifactEntry]) -> None:
     from keel.registry.packaging import MODEL_FILE
 
-    entries = stores.tracking.list_artifacts(ref.run_id, ref.path)
     if not any(e.path == f"{ref.path}/{MODEL_FILE}" for e in entries):
         raise NotFound(
             f"no Keel model at runs:/{ref.run_id}/{ref.path}; log one with run.log_model(...)"
         )
+
+
+def _run_model_files(stores: Stores, ref: RunModelRef) -> list[ArtifactEntry]:
+    entries = stores.tracking.list_artifacts(ref.run_id, ref.path)
+    _check_model_files(ref, entries)
     return entries
 
 
@@ -88,7 +92,10 @@ def register_model(
     if not isinstance(ref, RunModelRef):
         raise InvalidInput(f"register a logged model by its runs:/ URI, not {model_uri!r}")
     stores = _stores()
-    entries = _run_model_files(stores, ref)
+    # The run, its inputs (for the card) and the model's files, in one read.
+    snapshot = stores.tracking.get_run_snapshot(ref.run_id, ref.path)
+    entries, run = snapshot.artifacts, snapshot.run
+    _check_model_files(ref, entries)
     files = [
         {"path": e.path[len(ref.path) + 1 :], "digest": e.digest, "size": e.size} for e in entries
     ]
@@ -98,7 +105,6 @@ def register_model(
     manifest_blob = stores.artifacts.put_bytes(manifest)
     info_entry = next(e for e in entries if e.path == f"{ref.path}/{MODEL_FILE}")
     info = orjson.loads(stores.artifacts.read_bytes(info_entry.digest, name=info_entry.path))
-    run = stores.tracking.get_run(ref.run_id)
     fields = {
         "run_id": ref.run_id,
         "source": model_uri,
@@ -114,7 +120,7 @@ def register_model(
     draft = ModelVersion(
         name=name, version=0, status="ready", created_at=now, updated_at=now, **fields
     )
-    fields["model_card"] = render_card_body(draft, run, stores.tracking.get_inputs(ref.run_id))
+    fields["model_card"] = render_card_body(draft, run, snapshot.inputs)
     version = stores.registry.create_model_version(name, fields)
     for key, value in (tags or {}).items():
         stores.registry.set_version_tag(name, version.version, key, str(value))

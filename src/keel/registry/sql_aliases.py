@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from keel.errors import NotFound
 from keel.governance.chain import Entry, append
@@ -14,6 +14,18 @@ from keel.store.clock import now_ms
 from keel.store.database import Database
 
 __all__ = ["SqlAliases"]
+
+
+# Hot statements built once (SQLAlchemy reuses their cache keys and compiled forms).
+_ALIAS_VERSION = select(t.model_aliases.c.version).where(
+    t.model_aliases.c.name == bindparam("b_name"), t.model_aliases.c.alias == bindparam("b_alias")
+)
+_INSERT_HISTORY = t.model_alias_history.insert()
+_TOUCH_MODEL = (
+    update(t.registered_models)
+    .where(t.registered_models.c.name == bindparam("b_name"))
+    .values(updated_at=bindparam("b_now"))
+)
 
 
 class SqlAliases:
@@ -30,11 +42,7 @@ class SqlAliases:
         now = now_ms()
         with self.db.write() as conn:
             self._require_version(conn, name, version)
-            previous = conn.execute(
-                select(t.model_aliases.c.version).where(
-                    t.model_aliases.c.name == name, t.model_aliases.c.alias == alias
-                )
-            ).scalar()
+            previous = conn.execute(_ALIAS_VERSION, {"b_name": name, "b_alias": alias}).scalar()
             self.db.upsert(
                 conn,
                 t.model_aliases,
@@ -73,20 +81,17 @@ class SqlAliases:
         actor: str,
     ) -> AliasChange:
         conn.execute(
-            t.model_alias_history.insert().values(
-                name=name,
-                alias=alias,
-                version=version,
-                previous_version=previous,
-                changed_at=now,
-                changed_by=actor,
-            )
+            _INSERT_HISTORY,
+            {
+                "name": name,
+                "alias": alias,
+                "version": version,
+                "previous_version": previous,
+                "changed_at": now,
+                "changed_by": actor,
+            },
         )
-        conn.execute(
-            update(t.registered_models)
-            .where(t.registered_models.c.name == name)
-            .values(updated_at=now)
-        )
+        conn.execute(_TOUCH_MODEL, {"b_name": name, "b_now": now})
         action = "alias.delete" if version is None else "alias.set"
         change = {"version": version, "previous_version": previous}
         append(conn, [Entry(action, "alias", f"{name}@{alias}", change)])

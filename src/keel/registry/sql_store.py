@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy import exc as sa_exc
 
 from keel.errors import AlreadyExists, Conflict, NotFound
@@ -37,6 +37,22 @@ _VERSION_FIELDS = (
 # What a version's audit entry records (signature, example and card are long; the digest
 # pins the artifact).
 _AUDITED_VERSION_FIELDS = ("run_id", "source", "artifact_digest", "flavor", "created_by")
+
+
+# Hot statements built once: SQLAlchemy then reuses their cache keys and compiled forms
+# (a statement built anew on every call costs more in Python than running it).
+_rm, _mv = t.registered_models, t.model_versions
+_MODEL_EXISTS = select(_rm.c.name).where(_rm.c.name == bindparam("b_name"))
+_VERSION_EXISTS = select(_mv.c.version).where(
+    _mv.c.name == bindparam("b_name"), _mv.c.version == bindparam("b_version")
+)
+_BUMP_VERSION = (
+    update(_rm)
+    .where(_rm.c.name == bindparam("b_name"))
+    .values(last_version=_rm.c.last_version + 1, updated_at=bindparam("b_now"))
+    .returning(_rm.c.last_version)
+)
+_INSERT_VERSION = _mv.insert()
 
 
 def _loads(text: str | None) -> Any:
@@ -147,9 +163,7 @@ class SqlRegistryStore(SqlAliases, RegistryStore):
 
     @staticmethod
     def _require_model(conn: Connection, name: str) -> None:
-        found = conn.execute(
-            select(t.registered_models.c.name).where(t.registered_models.c.name == name)
-        ).first()
+        found = conn.execute(_MODEL_EXISTS, {"b_name": name}).first()
         if found is None:
             raise NotFound(f"no registered model named {name!r}")
 
@@ -199,12 +213,7 @@ class SqlRegistryStore(SqlAliases, RegistryStore):
         with self.db.write() as conn:
             # The counter row serialises concurrent registrations of one model, and its
             # absence means the model does not exist yet.
-            version = conn.execute(
-                update(t.registered_models)
-                .where(t.registered_models.c.name == name)
-                .values(last_version=t.registered_models.c.last_version + 1, updated_at=now)
-                .returning(t.registered_models.c.last_version)
-            ).scalar()
+            version = conn.execute(_BUMP_VERSION, {"b_name": name, "b_now": now}).scalar()
             entries = []
             if version is None:
                 if not create_model:
@@ -212,16 +221,8 @@ class SqlRegistryStore(SqlAliases, RegistryStore):
                 self._insert_model(conn, name, None, last_version=1)
                 version = 1
                 entries.append(Entry("model.create", "model", name, {"description": None}))
-            conn.execute(
-                t.model_versions.insert().values(
-                    name=name,
-                    version=version,
-                    status="ready",
-                    created_at=now,
-                    updated_at=now,
-                    **values,
-                )
-            )
+            row = {"name": name, "version": version, "status": "ready", **values}
+            conn.execute(_INSERT_VERSION, {**row, "created_at": now, "updated_at": now})
             change = {k: values[k] for k in _AUDITED_VERSION_FIELDS}
             entries.append(Entry("version.create", "version", f"{name}/{version}", change))
             append(conn, entries)
@@ -363,11 +364,7 @@ class SqlRegistryStore(SqlAliases, RegistryStore):
             append(conn, [Entry("version.tag", "version", object_id, {key: value})])
 
     def _require_version(self, conn: Connection, name: str, version: int) -> None:
-        found = conn.execute(
-            select(t.model_versions.c.version).where(
-                t.model_versions.c.name == name, t.model_versions.c.version == version
-            )
-        ).first()
+        found = conn.execute(_VERSION_EXISTS, {"b_name": name, "b_version": version}).first()
         if found is None:
             self._require_model(conn, name)
             raise NotFound(f"model {name!r} has no version {version}")

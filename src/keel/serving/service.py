@@ -74,7 +74,16 @@ class ModelService:
     def load(self) -> None:
         """Load and warm the model; on any failure it stays not ready and this raises."""
         runtime = self._loader()
-        runtime.warm()
+        label = runtime.name if runtime.version is None else f"{runtime.name}/{runtime.version}"
+        try:
+            runtime.warm()
+        except KeelError as exc:
+            raise type(exc)(f"{label} failed to warm up, not served: {exc.message}") from exc
+        except Exception as exc:
+            raise KeelError(
+                f"{label} failed to warm up on its input example, not served: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         self.runtime = runtime
 
     async def close(self) -> None:

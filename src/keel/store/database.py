@@ -68,6 +68,7 @@ class Database:
             )
         self.url = url
         self.dialect = backend
+        self._upserts: dict[tuple[Any, ...], Any] = {}
         self.engine = self._make_engine(parsed, busy_timeout)
 
     def _make_engine(self, parsed: Any, busy_timeout: float) -> Engine:
@@ -170,6 +171,17 @@ class Database:
         """Insert ``rows``; on a key clash update the ``update`` columns (if ``where``)."""
         if not rows:
             return
+        # Built once per shape (``where`` is a module-level function, never a new lambda),
+        # so SQLAlchemy reuses the statement's cache key and compiled form.
+        shape = (table, tuple(keys), tuple(update), where)
+        stmt = self._upserts.get(shape)
+        if stmt is None:
+            stmt = self._upserts[shape] = self._upsert_statement(table, keys, update, where)
+        conn.execute(stmt, rows)
+
+    def _upsert_statement(
+        self, table: Table, keys: list[str], update: list[str], where: Any
+    ) -> Any:
         if self.dialect == "sqlite":
             from sqlalchemy.dialects.sqlite import insert
         else:
@@ -178,10 +190,8 @@ class Database:
         if update:
             set_ = {col: stmt.excluded[col] for col in update}
             clause = where(table, stmt.excluded) if where is not None else None
-            stmt = stmt.on_conflict_do_update(index_elements=keys, set_=set_, where=clause)
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-        conn.execute(stmt, rows)
+            return stmt.on_conflict_do_update(index_elements=keys, set_=set_, where=clause)
+        return stmt.on_conflict_do_nothing(index_elements=keys)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

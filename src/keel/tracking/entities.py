@@ -15,6 +15,7 @@ __all__ = [
     "Metric",
     "PagedList",
     "Run",
+    "RunSnapshot",
     "RunStatus",
 ]
 
@@ -181,6 +182,23 @@ class Run:
             "params": dict(self.params),
             "metrics": {k: float_to_json(v) for k, v in self.metrics.items()},
             "tags": dict(self.tags),
+        }
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """A run with its dataset inputs and artifact files (under a prefix), read at once."""
+
+    run: Run
+    inputs: list[DatasetInput]
+    artifacts: list[ArtifactEntry]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict of this snapshot."""
+        return {
+            "run": self.run.to_dict(),
+            "inputs": [i.to_dict() for i in self.inputs],
+            "artifacts": [a.to_dict() for a in self.artifacts],
         }
 
 

@@ -7,13 +7,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, bindparam, literal, or_, select, union_all
 
+from keel.errors import NotFound
 from keel.governance.chain import Entry, append
 from keel.store import schema as t
 from keel.store.clock import now_ms
 from keel.store.database import Database
-from keel.tracking.entities import ArtifactEntry, DatasetInput
+from keel.tracking.entities import ArtifactEntry, DatasetInput, Run, RunSnapshot, RunStatus
 
 __all__ = ["SqlRunAssets"]
 
@@ -70,26 +71,9 @@ class SqlRunAssets:
             append(conn, [Entry("run.inputs", "run", run_id, change)])
 
     def get_inputs(self, run_id: str) -> list[DatasetInput]:
-        d, ri = t.datasets, t.run_inputs
         with self.db.read() as conn:
             self._require_run(conn, run_id)
-            rows = conn.execute(
-                select(d.c.name, d.c.digest, d.c.source, d.c.schema, d.c.profile, ri.c.context)
-                .join(ri, ri.c.dataset_id == d.c.dataset_id)
-                .where(ri.c.run_id == run_id)
-                .order_by(ri.c.context, d.c.name)
-            )
-            return [
-                DatasetInput(
-                    name=r.name,
-                    digest=r.digest,
-                    source=r.source,
-                    context=r.context,
-                    schema=json.loads(r.schema) if r.schema else None,
-                    profile=json.loads(r.profile) if r.profile else None,
-                )
-                for r in rows
-            ]
+            return _inputs(conn, run_id)
 
     def add_artifacts(self, run_id: str, entries: Iterable[ArtifactEntry]) -> None:
         rows = [
@@ -117,17 +101,92 @@ class SqlRunAssets:
             append(conn, [Entry("run.artifacts", "run", run_id, change)])
 
     def list_artifacts(self, run_id: str, prefix: str | None = None) -> list[ArtifactEntry]:
-        a = t.run_artifacts
-        query = select(a.c.path, a.c.digest, a.c.size).where(a.c.run_id == run_id)
-        if prefix:
-            prefix = prefix.strip("/")
-            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(or_(a.c.path == prefix, a.c.path.like(f"{escaped}/%", escape="\\")))
         with self.db.read() as conn:
-            entries = [
-                ArtifactEntry(path, digest, size)
-                for path, digest, size in conn.execute(query.order_by(a.c.path))
-            ]
+            entries = _artifacts(conn, run_id, prefix)
             if not entries:
                 self._require_run(conn, run_id)  # NotFound for an unknown run
             return entries
+
+    def get_run_snapshot(self, run_id: str, prefix: str | None = None) -> RunSnapshot:
+        params: dict[str, str] = {}
+        tags: dict[str, str] = {}
+        metrics: dict[str, float] = {}
+        with self.db.read() as conn:
+            row = conn.execute(_RUN, {"run_id": run_id}).first()
+            if row is None:
+                raise NotFound(f"no run with id {run_id!r}")
+            for kind, key, value in conn.execute(_RUN_VALUES, {"run_id": run_id}):
+                if kind == 0:
+                    params[key] = value
+                elif kind == 1:
+                    tags[key] = value
+                else:  # Python's exact repr of the latest value ("nan", "inf" included)
+                    metrics[key] = float(value)
+            inputs, artifacts = _inputs(conn, run_id), _artifacts(conn, run_id, prefix)
+        (run_id, experiment_id, name, status, start, end, user, source, commit, dirty,
+         parent, stage, heartbeat) = row  # fmt: skip
+        run = Run(
+            run_id, experiment_id, name, RunStatus(status), start, end, user, source, commit,
+            None if dirty is None else bool(dirty), parent, stage, heartbeat,
+            params, metrics, tags,
+        )  # fmt: skip
+        return RunSnapshot(run, inputs, artifacts)
+
+
+# Statements built once: SQLAlchemy then reuses their cache keys and compiled forms, where
+# a statement built anew on every call costs more in Python than running it.
+_d, _ri, _a = t.datasets, t.run_inputs, t.run_artifacts
+_INPUTS = (
+    select(_d.c.name, _d.c.digest, _d.c.source, _d.c.schema, _d.c.profile, _ri.c.context)
+    .join(_ri, _ri.c.dataset_id == _d.c.dataset_id)
+    .where(_ri.c.run_id == bindparam("run_id"))
+    .order_by(_ri.c.context, _d.c.name)
+)
+_ARTIFACTS = select(_a.c.path, _a.c.digest, _a.c.size).where(_a.c.run_id == bindparam("run_id"))
+_ARTIFACTS_ALL = _ARTIFACTS.order_by(_a.c.path)
+_ARTIFACTS_UNDER = _ARTIFACTS.where(
+    or_(_a.c.path == bindparam("prefix"), _a.c.path.like(bindparam("pattern"), escape="\\"))
+).order_by(_a.c.path)
+
+
+_r = t.runs
+_RUN = select(
+    _r.c.run_id, _r.c.experiment_id, _r.c.name, _r.c.status, _r.c.start_time, _r.c.end_time,
+    _r.c.user, _r.c.source, _r.c.git_commit, _r.c.git_dirty, _r.c.parent_run_id,
+    _r.c.lifecycle_stage, _r.c.heartbeat_at,
+).where(_r.c.run_id == bindparam("run_id"))  # fmt: skip
+# (0, param) / (1, tag) / (2, latest metric as value_text) rows of one run
+_RUN_VALUES = union_all(
+    select(literal(0), t.params.c.key, t.params.c.value).where(
+        t.params.c.run_id == bindparam("run_id")
+    ),
+    select(literal(1), t.tags.c.key, t.tags.c.value).where(t.tags.c.run_id == bindparam("run_id")),
+    select(literal(2), t.latest_metrics.c.key, t.latest_metrics.c.value_text).where(
+        t.latest_metrics.c.run_id == bindparam("run_id")
+    ),
+)
+
+
+def _inputs(conn: Connection, run_id: str) -> list[DatasetInput]:
+    return [
+        DatasetInput(
+            name=r.name,
+            digest=r.digest,
+            source=r.source,
+            context=r.context,
+            schema=json.loads(r.schema) if r.schema else None,
+            profile=json.loads(r.profile) if r.profile else None,
+        )
+        for r in conn.execute(_INPUTS, {"run_id": run_id})
+    ]
+
+
+def _artifacts(conn: Connection, run_id: str, prefix: str | None) -> list[ArtifactEntry]:
+    if prefix:
+        prefix = prefix.strip("/")
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params = {"run_id": run_id, "prefix": prefix, "pattern": f"{escaped}/%"}
+        rows = conn.execute(_ARTIFACTS_UNDER, params)
+    else:
+        rows = conn.execute(_ARTIFACTS_ALL, {"run_id": run_id})
+    return [ArtifactEntry(path, digest, size) for path, digest, size in rows]

@@ -13,6 +13,7 @@ from keel.tracking.entities import (
     Metric,
     PagedList,
     Run,
+    RunSnapshot,
     RunStatus,
 )
 
@@ -137,6 +138,14 @@ class TrackingStore(ABC):
     @abstractmethod
     def list_artifacts(self, run_id: str, prefix: str | None = None) -> list[ArtifactEntry]:
         """Return the run's artifact files under ``prefix`` (all when None), by path."""
+
+    @abstractmethod
+    def get_run_snapshot(self, run_id: str, prefix: str | None = None) -> RunSnapshot:
+        """Return the run, its dataset inputs and its artifact files under ``prefix``.
+
+        The same as ``get_run``, ``get_inputs`` and ``list_artifacts`` together, read in one
+        transaction (one request through a server); ``NotFound`` if there is no such run.
+        """
 
     @abstractmethod
     def search_runs(

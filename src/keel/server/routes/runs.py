@@ -208,3 +208,16 @@ def list_artifacts(
     clean = clean_artifact_path(prefix) if prefix else None
     entries = stores.tracking.list_artifacts(_run_id(run_id), clean or None)
     return {"artifacts": [e.to_dict() for e in entries]}
+
+
+@router.get("/runs/{run_id}/snapshot")
+def get_run_snapshot(
+    run_id: str,
+    prefix: str | None = Query(default=None, max_length=4096),
+    stores: Stores = Depends(get_stores),
+) -> Any:
+    """Return ``{"run": …, "inputs": [...], "artifacts": [...]}`` (files under ``prefix``)."""
+    from keel.tracking.fluent import clean_artifact_path
+
+    clean = clean_artifact_path(prefix) if prefix else None
+    return stores.tracking.get_run_snapshot(_run_id(run_id), clean or None).to_dict()
