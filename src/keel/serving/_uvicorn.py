@@ -22,17 +22,22 @@ try:  # httptools is the faster parser; h11 is uvicorn's pure-Python fallback
 except ImportError:  # pragma: no cover - depends on the installed extras
     from uvicorn.protocols.http.h11_impl import H11Protocol as _Base  # type: ignore[assignment]
 
-__all__ = ["NoDelayHTTPProtocol", "config", "serving"]
+__all__ = ["NoDelayHTTPProtocol", "config", "serving", "set_nodelay"]
 
 
 class NoDelayHTTPProtocol(_Base):  # type: ignore[misc,valid-type]
     """uvicorn's HTTP protocol with Nagle's algorithm off on the connection's socket."""
 
     def connection_made(self, transport: Any) -> None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_nodelay(transport)
         super().connection_made(transport)
+
+
+def set_nodelay(transport: Any) -> None:
+    """Turn Nagle's algorithm off on a TCP transport's socket (others are left alone)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def config(app: Any, *, host: str, port: int, **options: Any) -> Any:
