@@ -20,6 +20,11 @@ __all__ = ["SqlAliases"]
 _ALIAS_VERSION = select(t.model_aliases.c.version).where(
     t.model_aliases.c.name == bindparam("b_name"), t.model_aliases.c.alias == bindparam("b_alias")
 )
+# The version (a row only if it exists) and where the alias points now, in one read.
+_VERSION_AND_ALIAS = select(t.model_versions.c.version, _ALIAS_VERSION.scalar_subquery()).where(
+    t.model_versions.c.name == bindparam("b_name"),
+    t.model_versions.c.version == bindparam("b_version"),
+)
 _INSERT_HISTORY = t.model_alias_history.insert()
 _TOUCH_MODEL = (
     update(t.registered_models)
@@ -41,8 +46,12 @@ class SqlAliases:
     def set_alias(self, name: str, alias: str, version: int, *, actor: str) -> AliasChange:
         now = now_ms()
         with self.db.write() as conn:
-            self._require_version(conn, name, version)
-            previous = conn.execute(_ALIAS_VERSION, {"b_name": name, "b_alias": alias}).scalar()
+            params = {"b_name": name, "b_alias": alias, "b_version": version}
+            found = conn.execute(_VERSION_AND_ALIAS, params).first()
+            if found is None:
+                self._require_version(conn, name, version)  # NotFound: which one is missing
+                found = conn.execute(_VERSION_AND_ALIAS, params).one()  # created meanwhile
+            previous = found[1]
             self.db.upsert(
                 conn,
                 t.model_aliases,
