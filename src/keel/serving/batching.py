@@ -43,7 +43,10 @@ the DataFrame, enforcing the signature, the pipeline's checks), so batching mult
 throughput ~7x under concurrency; 1 ms of waiting was best at 8 and 64 connections, longer
 waits only added latency, and caps of 128 and 256 rows were equal within noise (32 lost).
 Before the no-wait rule for lone callers, a 2 ms wait halved single-connection throughput
-(214 req/s, p50 4.6 ms).
+(214 req/s, p50 4.6 ms). Since the table, a batch of same-dtype columns is built as one 2-D
+DataFrame block, which cut one 1-row predict call in-process from 2.18 ms to 1.62 ms; a
+re-run of the table then, at load average ~2.5 from other work on the machine, varied by 2x
+between identical runs and is not recorded.
 """
 
 from __future__ import annotations
