@@ -43,8 +43,13 @@ def build_search(
     order_by: Sequence[str] | str | None,
     max_results: int,
     page_token: str | None,
+    *,
+    as_json: bool = False,
 ) -> tuple[Select, int]:
-    """Return (query selecting one page plus one row, the page's offset)."""
+    """Return (query selecting one page plus one row, the page's offset).
+
+    The query selects ``run_columns``, or with ``as_json`` the one ``run_json_column``.
+    """
     from keel.tracking.filter import compile_filter, compile_order_by, parse_filter, parse_order_by
 
     if isinstance(max_results, bool) or not isinstance(max_results, int):
@@ -56,7 +61,7 @@ def build_search(
     offset = decode_page_token(page_token)
     clause = compile_filter(parse_filter(filter_text), dialect)
     order = compile_order_by(parse_order_by(order_by), dialect)
-    from keel.tracking.sql_rows import run_columns
+    from keel.tracking.sql_rows import run_columns, run_json_column
 
     where = [
         t.runs.c.experiment_id.in_(list(experiment_ids)),
@@ -76,5 +81,6 @@ def build_search(
         .offset(offset)
         .subquery("page")
     )
-    query = select(*run_columns(dialect)).join(page, page.c.run_id == t.runs.c.run_id)
+    columns = [run_json_column(dialect)] if as_json else run_columns(dialect)
+    query = select(*columns).join(page, page.c.run_id == t.runs.c.run_id)
     return query.order_by(*order), offset

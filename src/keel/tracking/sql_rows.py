@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, ColumnElement, case, cast, func, select
+from sqlalchemy import JSON, ColumnElement, String, Text, case, cast, func, literal, select
 
 from keel.store import schema as t
 from keel.tracking.entities import Run, RunStatus
 
-__all__ = ["hydrate", "run_columns"]
+__all__ = ["hydrate", "run_columns", "run_json_column"]
 
 _STATUS = {status.value: status for status in RunStatus}
 _NON_FINITE = ("nan", "inf", "-inf")
@@ -58,6 +58,70 @@ def run_columns(dialect: str) -> list[ColumnElement[Any]]:
         _json_object(dialect, tg, tg.c.value).label("tags_json"),
         _json_object(dialect, lm, _metric_value(dialect)).label("metrics_json"),
     ]
+
+
+def _rest_metrics(dialect: str) -> ColumnElement[Any]:
+    # A run's latest metrics as the REST API's JSON text: finite values are their exact
+    # repr, NaN and ±inf the strings "NaN", "Infinity" and "-Infinity" (``float_to_json``).
+    lm = t.latest_metrics
+    text = lm.c.value_text
+    where = lm.c.run_id == t.runs.c.run_id
+    if dialect == "postgresql":
+        value = case(
+            (text == "nan", func.to_json(literal("NaN", String))),
+            (text == "inf", func.to_json(literal("Infinity", String))),
+            (text == "-inf", func.to_json(literal("-Infinity", String))),
+            else_=cast(text, JSON),
+        )
+        found = select(func.json_object_agg(lm.c.key, value)).where(where).scalar_subquery()
+        return func.coalesce(found, cast(literal("{}"), JSON))
+    # Concatenated, not json_group_object: that would parse every value with json() first.
+    value = case(
+        (text == "nan", literal('"NaN"')),
+        (text == "inf", literal('"Infinity"')),
+        (text == "-inf", literal('"-Infinity"')),
+        else_=text,
+    )
+    pair = func.json_quote(lm.c.key).concat(":").concat(value)
+    found = select(func.group_concat(pair, ",")).where(where).scalar_subquery()
+    return literal("{").concat(func.coalesce(found, "")).concat("}")
+
+
+def run_json_column(dialect: str) -> ColumnElement[str]:
+    """Return each run as the JSON text of ``Run.to_dict()`` (built by the database).
+
+    A search through the server sends these texts as they are: no ``Run`` is built, and
+    no JSON decoded and encoded again.
+    """
+    r, p, tg = t.runs, t.params, t.tags
+    fields: list[Any] = []
+    for name in _RUN_FIELDS:
+        column: Any = r.c[name]
+        if name == "git_dirty" and dialect != "postgresql":  # SQLite stores 0 / 1
+            column = func.json(
+                case((column.is_(None), "null"), (column == 1, "true"), else_="false")
+            )
+        fields += [literal(name, String), column]
+    if dialect == "postgresql":
+        params = func.coalesce(_json_object(dialect, p, p.c.value), cast(literal("{}"), JSON))
+        tags = func.coalesce(_json_object(dialect, tg, tg.c.value), cast(literal("{}"), JSON))
+        obj = func.json_build_object(
+            *fields, "params", params, "metrics", _rest_metrics(dialect), "tags", tags
+        )
+        return cast(obj, Text).label("run_json")
+    # The three objects are spliced in as text: passed to json_object from a subquery,
+    # SQLite would take them for strings.
+    return (
+        literal('{"params":')
+        .concat(_json_object(dialect, p, p.c.value))
+        .concat(',"metrics":')
+        .concat(_rest_metrics(dialect))
+        .concat(',"tags":')
+        .concat(_json_object(dialect, tg, tg.c.value))
+        .concat(",")
+        .concat(func.substr(func.json_object(*fields), 2))
+        .label("run_json")
+    )
 
 
 def _object(value: Any) -> dict[str, Any]:

@@ -100,6 +100,16 @@ def create_run(request: Request, body: RunBody, stores: Stores = Depends(get_sto
 @router.post("/runs/search")
 def search_runs(body: SearchBody, stores: Stores = Depends(get_stores)) -> Any:
     """Return ``{"runs": [...], "next_page_token": ...}``: one page of matching runs."""
+    as_json = getattr(stores.tracking, "search_runs_json", None)
+    if as_json is not None:  # the SQL store builds the body itself (see sql_rows)
+        content = as_json(
+            body.checked_ids(),
+            filter=body.filter,
+            order_by=body.order_by,
+            max_results=body.max_results,
+            page_token=body.page_token,
+        )
+        return Response(content, media_type="application/json")
     page = stores.tracking.search_runs(
         body.checked_ids(),
         filter=body.filter,
