@@ -190,7 +190,7 @@ def test_a_model_that_fails_to_warm_never_reports_ready() -> None:
             assert client.is_server_live()
             assert not client.is_server_ready()
             assert not client.is_model_ready("broken")
-        assert httpx.get(f"{base}/v2/health/ready").status_code == 503
+        assert httpx.get(f"{base}/v2/health/ready").status_code == 400
         doc = {
             "inputs": [
                 {"name": "a", "datatype": "FP64", "shape": [1], "data": [1.0]},
@@ -214,5 +214,5 @@ def test_a_version_that_fails_to_load_never_reports_ready() -> None:
         service.load()
     assert not service.server_ready()
     with serving(create_app(service)) as base:
-        assert httpx.get(f"{base}/v2/health/ready").status_code == 503
+        assert httpx.get(f"{base}/v2/health/ready").status_code == 400
         assert httpx.get(f"{base}/v2/health/live").status_code == 200

@@ -60,11 +60,14 @@ def _proba(churn: Churn, rows: np.ndarray) -> np.ndarray:
     return churn.model.predict_proba(pd.DataFrame(rows, columns=churn.X.columns))
 
 
-def test_health_and_server_metadata(client: Any) -> None:
+def test_health_and_server_metadata(client: Any, url: str) -> None:
     assert client.is_server_live()
     assert client.is_server_ready()
     assert client.is_model_ready("churn")
     assert client.is_model_ready("churn", "1")
+    for path in ("/v2/health/live", "/v2/health/ready", "/v2/models/churn/ready"):
+        response = httpx.get(f"{url}{path}")
+        assert (response.status_code, response.content) == (200, b"")  # the spec: empty body
     meta = client.get_server_metadata()
     assert meta["name"] == "keel"
     assert "binary_tensor_data" in meta["extensions"]

@@ -3,7 +3,7 @@
 Routes (thin over :class:`~keel.serving.protocol.InferenceService`)::
 
     GET  /v2                                   server metadata
-    GET  /v2/health/live | /v2/health/ready    200, or 503 when not ready
+    GET  /v2/health/live | /v2/health/ready    200 true, 400 false (empty body, as specified)
     GET  /v2/models/{name}[/versions/{v}]      model metadata
     GET  /v2/models/{name}[/versions/{v}]/ready
     POST /v2/models/{name}[/versions/{v}]/infer
@@ -57,6 +57,11 @@ def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) ->
         media_type="application/json",
         headers=headers,
     )
+
+
+def _health(ok: bool) -> Response:
+    """The protocol's health answer: the status is the boolean (200 true, 400 false)."""
+    return Response(status_code=200 if ok else 400)
 
 
 def _error(exc: KeelError, *, keel_shape: bool) -> Response:
@@ -113,19 +118,16 @@ def create_app(
         return _json(asdict(service.server_metadata()))
 
     async def live(request: Request) -> Response:
-        ok = service.server_live()
-        return _json({"live": ok}, 200 if ok else 503)
+        return _health(service.server_live())
 
     async def ready(request: Request) -> Response:
-        ok = service.server_ready()
-        return _json({"ready": ok}, 200 if ok else 503)
+        return _health(service.server_ready())
 
     async def model_metadata(request: Request) -> Response:
         return _json(asdict(service.model_metadata(*target(request))))
 
     async def model_ready(request: Request) -> Response:
-        ok = service.model_ready(*target(request))
-        return _json({"name": request.path_params["name"], "ready": ok}, 200 if ok else 503)
+        return _health(service.model_ready(*target(request)))
 
     async def infer(request: Request) -> Response:
         name, version = target(request)
