@@ -106,6 +106,16 @@ def test_a_request_with_json_and_binary_inputs() -> None:
     assert request.outputs[0].parameters == {"binary_data": False}
 
 
+def test_an_unversioned_model_omits_model_version() -> None:
+    tensor = Tensor("p", "INT64", [1], np.array([1]))
+    doc = orjson.loads(encode_response(InferenceResponse("m", None, [tensor], id="i"), set())[0])
+    assert doc == {
+        "model_name": "m",
+        "id": "i",
+        "outputs": [{"name": "p", "datatype": "INT64", "shape": [1], "data": [1]}],
+    }
+
+
 def test_binary_response_sizes_and_order() -> None:
     a = np.array([1, 2], dtype=np.int64)
     b = np.array([[0.5, 0.5]], dtype=np.float64)

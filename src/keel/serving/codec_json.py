@@ -217,11 +217,9 @@ def encode_response(response: InferenceResponse, binary_outputs: set[str]) -> tu
         if parameters:
             entry["parameters"] = parameters
         outputs.append(entry)
-    doc: dict[str, Any] = {
-        "model_name": response.model_name,
-        "model_version": response.model_version,
-        "outputs": outputs,
-    }
+    doc: dict[str, Any] = {"model_name": response.model_name, "outputs": outputs}
+    if response.model_version is not None:  # unversioned (runs:/) models omit it
+        doc["model_version"] = response.model_version
     if response.id is not None:
         doc["id"] = response.id
     if response.parameters:
