@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -83,3 +84,29 @@ def test_served_connections_have_nagle_off() -> None:
         set_nodelay(Transport(sock))
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     assert _uvicorn.config(object(), host="127.0.0.1", port=0).http is NoDelayHTTPProtocol
+
+
+def test_a_run_model_uri_serves_an_unversioned_model(tmp_path: Path) -> None:
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    import keel
+
+    X, y = load_diabetes(return_X_y=True)
+    model = Ridge().fit(X, y)
+    with keel_home(tmp_path):
+        with keel.start_run(experiment="serving") as run:
+            run.log_model(model, "ridge", input_example=X[:3])
+        service = ModelService.from_uri(f"runs:/{run.run_id}/ridge")
+        service.load()
+    with serving(create_app(service)) as url:
+        meta = httpx.get(f"{url}/v2/models/ridge").json()
+        body = {
+            "inputs": [
+                {"name": "input", "datatype": "FP64", "shape": [1, 10], "data": X[0].tolist()}
+            ]
+        }
+        doc = httpx.post(f"{url}/v2/models/ridge/infer", json=body).json()
+    assert meta["versions"] == []
+    assert "model_version" not in doc
+    np.testing.assert_allclose(doc["outputs"][0]["data"], model.predict(X[:1]))
