@@ -18,17 +18,29 @@ __all__ = ["ROWS", "Row", "Target", "evaluate", "render"]
 
 @dataclass(frozen=True)
 class Target:
-    """A bound on Keel's speedup over a row (``min_speedup``) or on Keel's own value."""
+    """A bound on Keel's speedup over a row (``min_speedup``) or on Keel's own value.
+
+    ``max_above`` bounds the value to at most that much above ``reference``, a figure of
+    another system of the same benchmark, given as ``(system, figure)``.
+    """
 
     text: str
     min_speedup: float | None = None
     max_value: float | None = None
+    max_above: float | None = None
+    reference: tuple[str, str] | None = None
 
-    def met(self, value: float | None, speedup: float | None) -> bool | None:
+    def met(
+        self, value: float | None, speedup: float | None, reference: float | None = None
+    ) -> bool | None:
         if self.min_speedup is not None:
             return None if speedup is None else speedup >= self.min_speedup
         if self.max_value is not None:
             return None if value is None else value < self.max_value
+        if self.max_above is not None:
+            if value is None or reference is None:
+                return None
+            return value <= reference + self.max_above
         return None
 
 
@@ -131,7 +143,109 @@ def _rows() -> tuple[Row, ...]:
         ),
         Row("c", "floor", "floor", **workload, note=WORKLOAD),
         *_server_rows(),
+        *_serving_rows(),
     )
+
+
+def _serving_rows() -> tuple[Row, ...]:
+    """Rows of (g): one model served under load, Keel vs ``mlflow models serve``."""
+    rows: list[Row] = []
+    rps = {"unit": "req/s", "higher_is_better": True}
+    for n in (1, 100):
+        what = "1 row" if n == 1 else f"{n} rows"
+        rows += [
+            Row(
+                "g",
+                "floor",
+                f"in-process predict, ndarray, {what}",
+                figure=f"predict_ndarray_r{n}_ms",
+                unit="ms (in-process)",
+                higher_is_better=False,
+                compare=False,
+                note="the model's own predict, median of {calls:,} calls",
+            ),
+            Row(
+                "g",
+                "floor",
+                f"in-process predict, DataFrame, {what}",
+                figure=f"predict_frame_r{n}_ms",
+                unit="ms (in-process)",
+                higher_is_better=False,
+                compare=False,
+                note="the same on a DataFrame with the 30 column names",
+            ),
+        ]
+    for n in (1, 100):
+        what = "1 row" if n == 1 else f"{n} rows"
+        for c in (1, 8, 32):
+            cell = f"r{n}_c{c}"
+            for system, prefix, label in (
+                ("keel", "inv", "keel /invocations"),
+                ("keel", "oip", "keel OIP infer"),
+                ("mlflow", "inv", "mlflow /invocations"),
+            ):
+                key = f"{prefix}_{cell}"
+                target = None
+                if system == "mlflow" and c == 32:
+                    target = Target("keel ≥ 3×", min_speedup=3)
+                rows.append(
+                    Row(
+                        "g",
+                        system,
+                        f"{label}, {what}, c={c}",
+                        figure=f"{key}_rps",
+                        **rps,
+                        keel_figure=f"inv_{cell}_rps",
+                        target=target,
+                        note=f"p50 {{{key}_p50_ms:.2f}} ms, p99 {{{key}_p99_ms:.2f}} ms, "
+                        f"{{{key}_errors:,.0f}} errors of {{{key}_requests:,.0f}}",
+                    )
+                )
+    for n in (1, 100):
+        what = "1 row" if n == 1 else f"{n} rows"
+        for prefix, label in (("inv", "keel /invocations"), ("oip", "keel OIP infer")):
+            rows.append(
+                Row(
+                    "g",
+                    "keel",
+                    f"{label}, {what}, c=1",
+                    figure=f"{prefix}_r{n}_c1_p50_ms",
+                    unit="ms p50 (c=1)",
+                    higher_is_better=False,
+                    target=Target(
+                        "≤ in-process + 1 ms",
+                        max_above=1.0,
+                        reference=("floor", f"predict_ndarray_r{n}_ms"),
+                    ),
+                    note="vs the ndarray in-process predict of the same rows",
+                )
+            )
+    for n in (1, 100):
+        what = "1 row" if n == 1 else f"{n} rows"
+        for prefix, label in (("inv", "keel /invocations"), ("oip", "keel OIP infer")):
+            rows.append(
+                Row(
+                    "g",
+                    "keel",
+                    f"{label}, {what}, c=32",
+                    figure=f"{prefix}_r{n}_c32_errors",
+                    unit="errors (c=32)",
+                    higher_is_better=False,
+                    target=Target("0 errors", max_value=0.5),
+                    note="socket errors + non-2xx answers (median over repeats)",
+                )
+            )
+    rows.append(
+        Row(
+            "g",
+            "keel",
+            "trivial GET /v2/health/live, c=32",
+            figure="live_c32_rps",
+            **rps,
+            note="load generator check (wrk, 1 thread); p50 {live_c32_p50_ms:.2f} ms",
+        )
+    )
+    return tuple(rows)
 
 
 def _server_rows() -> tuple[Row, ...]:
@@ -216,6 +330,7 @@ TITLES = {
     "d": "(d) logging via server",
     "e": "(e) search via server",
     "f": "(f) UI runs page",
+    "g": "(g) model serving",
 }
 
 
@@ -247,7 +362,12 @@ def evaluate(summary: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, A
             elif not keel_ok:
                 verdict = "n/a"
             else:
-                met = row.target.met(value, speedup)
+                reference = None
+                if row.target.reference is not None:
+                    ref_system, ref_figure = row.target.reference
+                    ref = summary.get((row.benchmark, ref_system)) or {}
+                    reference = ref.get("figures", {}).get(ref_figure) if ref.get("ok") else None
+                met = row.target.met(value, speedup, reference)
                 verdict = "n/a" if met is None else ("PASS" if met else "MISS")
         try:
             note = row.note.format(**figures) if figures else ""

@@ -133,12 +133,12 @@ class Server:
         started = time.perf_counter()
         deadline = started + self.startup_timeout
         while True:
-            if self._proc.poll() is not None:
+            code = self._proc.poll()
+            if code is not None:
                 tail = self.tail()
                 self.stop()
                 raise BenchmarkError(
-                    f"{self.name} exited with code {self._proc.returncode} before it was "
-                    f"ready: {tail}"
+                    f"{self.name} exited with code {code} before it was ready: {tail}"
                 )
             try:
                 with urllib.request.urlopen(self.url + self.health_path, timeout=2) as response:

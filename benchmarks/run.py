@@ -1,6 +1,6 @@
 """Run Keel's benchmarks side by side with MLflow and a raw-SQLite floor; print one table.
 
-    .venv/bin/python benchmarks/run.py [--only a,b,c,d,e,f] [--quick] [--repeat N]
+    .venv/bin/python benchmarks/run.py [--only a,b,c,d,e,f,g] [--quick] [--repeat N]
                                        [--systems keel,mlflow,floor] [--reinstall]
 
 MLflow (latest) is installed into ``benchmarks/.venvs/mlflow`` on first use, never into
@@ -36,7 +36,7 @@ MLFLOW_VENV = HERE / ".venvs" / "mlflow"
 MLFLOW_PYTHON = MLFLOW_VENV / "bin" / "python"
 RESULTS = HERE / "results"
 INSTALL_TIMEOUT = 1800.0
-BENCHMARKS = ("a", "b", "c", "d", "e", "f")
+BENCHMARKS = ("a", "b", "c", "d", "e", "f", "g")
 
 # Piped output (make bench | tee) would otherwise be cut to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -63,6 +63,7 @@ def sizes(quick: bool, args: argparse.Namespace) -> dict[str, dict[str, int]]:
             "d": {"points": 10_000, "calls": 100},
             "e": {"runs": 500, "searches": 5},
             "f": {"runs": 500, "keys": 2_000, "keys_per_run": 20, "requests": 5},
+            "g": {"duration": 1, "calls": 200},
         }
     else:
         base = {
@@ -72,6 +73,7 @@ def sizes(quick: bool, args: argparse.Namespace) -> dict[str, dict[str, int]]:
             "d": {"points": 100_000, "calls": 1_000},
             "e": {"runs": 10_000, "searches": 30},
             "f": {"runs": 10_000, "keys": 2_000, "keys_per_run": 20, "requests": 30},
+            "g": {"duration": 5, "calls": 2_000},
         }
     if args.mlflow_calls:
         base["a"]["calls"] = args.mlflow_calls
@@ -114,6 +116,10 @@ def plan(args: argparse.Namespace) -> list[Job]:
         Job("e", "keel", "server_search.py", "keel", flags(size["e"])),
         Job("e", "mlflow", "server_search.py", "mlflow", flags(size["e"])),
         Job("f", "keel", "runs_page.py", "keel", flags(size["f"])),
+        # Model serving under load (wrk), each job starting and stopping its own server.
+        Job("g", "keel", "serving.py", "keel", flags(size["g"])),
+        Job("g", "mlflow", "serving.py", "mlflow", flags(size["g"])),
+        Job("g", "floor", "serving.py", "floor", flags(size["g"])),
     ]
     return [j for j in jobs if j.benchmark in args.only and j.side in args.systems]
 
