@@ -28,7 +28,7 @@ __all__ = ["HEAD_REVISION", "REVISIONS", "metadata"]
 
 # Oldest first; the last one is what this Keel writes. Kept here (not read from Alembic)
 # so that opening a store never imports Alembic.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005")
 HEAD_REVISION = REVISIONS[-1]
 
 NAMING = {
@@ -101,6 +101,14 @@ runs = Table(
     Column("heartbeat_at", BigInteger, nullable=True),
     Column("writer", NAME, nullable=True),
     Index("ix_runs_experiment_id_start_time", "experiment_id", "start_time"),
+    # revision 0005: a search reads its experiments' active run ids from the index alone
+    Index(
+        "ix_runs_experiment_id_lifecycle_stage_start_time_run_id",
+        "experiment_id",
+        "lifecycle_stage",
+        "start_time",
+        "run_id",
+    ),
     Index("ix_runs_status_heartbeat_at", "status", "heartbeat_at"),
     Index("ix_runs_parent_run_id", "parent_run_id"),
 )

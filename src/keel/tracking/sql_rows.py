@@ -68,9 +68,9 @@ def _rest_metrics(dialect: str) -> ColumnElement[Any]:
     where = lm.c.run_id == t.runs.c.run_id
     if dialect == "postgresql":
         value = case(
-            (text == "nan", func.to_json(literal("NaN", String))),
-            (text == "inf", func.to_json(literal("Infinity", String))),
-            (text == "-inf", func.to_json(literal("-Infinity", String))),
+            (text == "nan", cast(literal('"NaN"'), JSON)),
+            (text == "inf", cast(literal('"Infinity"'), JSON)),
+            (text == "-inf", cast(literal('"-Infinity"'), JSON)),
             else_=cast(text, JSON),
         )
         found = select(func.json_object_agg(lm.c.key, value)).where(where).scalar_subquery()
