@@ -8,7 +8,8 @@ fits the same model (same data, deterministic solver) in its own interpreter:
 * ``keel`` — ``run.log_model`` + ``keel.register_model``, then ``keel serve models:/…``
   (one worker; adaptive batching at its defaults, 128 rows / 1 ms), loaded with MLflow's
   ``POST /invocations`` ``dataframe_split`` JSON, and with the Open Inference Protocol's
-  ``POST /v2/models/{name}/infer`` JSON (one FP64 tensor ``[rows, 30]``) as an extra row.
+  ``POST /v2/models/{name}/infer`` JSON (one FP64 tensor ``[rows, 30]``, asking for the
+  ``predict`` output only, as ``/invocations`` answers) as an extra row.
   Also a trivial ``GET /v2/health/live`` at the highest concurrency, to show the load
   generator is not the bottleneck.
 * ``mlflow`` — ``mlflow.sklearn.log_model`` in MLflow's own virtualenv, then
@@ -96,7 +97,8 @@ def oip_body(X: Any, rows: int) -> bytes:
         "shape": list(data.shape),
         "data": data.ravel().tolist(),
     }
-    return json.dumps({"inputs": [tensor]}).encode()
+    # only "predict", as /invocations answers (no outputs would also run predict_proba)
+    return json.dumps({"inputs": [tensor], "outputs": [{"name": "predict"}]}).encode()
 
 
 def post(url: str, body: bytes) -> Any:

@@ -19,7 +19,7 @@ from .codec_json import parse_json
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FORMATS", "read_invocation"]
+__all__ = ["FORMATS", "frame_of", "is_csv", "read_invocation", "split_matrix"]
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
@@ -28,14 +28,60 @@ def read_invocation(body: bytes, content_type: str) -> pd.DataFrame:
     """Return the DataFrame an ``/invocations`` body describes, or raise ``InvalidInput``."""
     import pandas as pd
 
-    if content_type.split(";", maxsplit=1)[0].strip().lower() == "text/csv":
+    if is_csv(content_type):
         import io
 
         try:
             return pd.read_csv(io.BytesIO(body))
         except (ValueError, pd.errors.ParserError) as exc:
             raise InvalidInput(f"cannot read the CSV body: {exc}") from None
-    doc = parse_json(body)
+    return frame_of(parse_json(body))
+
+
+def is_csv(content_type: str) -> bool:
+    """Whether an ``/invocations`` body of this content type is CSV (else JSON)."""
+    return content_type.split(";", maxsplit=1)[0].strip().lower() == "text/csv"
+
+
+def split_matrix(doc: Any) -> tuple[list[str], Any] | None:
+    """``(columns, 2-D numpy array)`` for a plain numeric ``dataframe_split``, else None.
+
+    Plain: the only key, with string ``columns`` and non-empty ``data`` rows holding only
+    floats or only ints (no index, no nulls, no booleans, no text), so the array holds
+    what :func:`frame_of`'s DataFrame would, without building one. Anything else (None)
+    goes through :func:`frame_of`.
+    """
+    import itertools
+
+    import numpy as np
+
+    if not isinstance(doc, Mapping) or len(doc) != 1:
+        return None
+    value = doc.get("dataframe_split")
+    if not isinstance(value, Mapping) or len(value) != 2:
+        return None
+    columns, data = value.get("columns"), value.get("data")
+    if (
+        not isinstance(columns, list)
+        or not isinstance(data, list)
+        or not data
+        or not all(isinstance(c, str) for c in columns)
+    ):
+        return None
+    try:
+        kinds = set(map(type, itertools.chain.from_iterable(data)))
+        if kinds not in ({float}, {int}) or not all(type(row) is list for row in data):
+            return None
+        matrix = np.array(data, dtype=np.float64 if kinds == {float} else None)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if matrix.ndim != 2 or matrix.dtype.kind not in "if":
+        return None
+    return columns, matrix
+
+
+def frame_of(doc: Any) -> pd.DataFrame:
+    """The DataFrame a parsed ``/invocations`` JSON body describes, or ``InvalidInput``."""
     if not isinstance(doc, Mapping):
         raise InvalidInput(f"the body must be a JSON object with one of {list(FORMATS)}")
     present = [key for key in FORMATS if key in doc]

@@ -147,10 +147,19 @@ def create_app(
         )
 
     async def invocations(request: Request) -> Response:
-        from .mlflow_formats import read_invocation
+        from .mlflow_formats import frame_of, is_csv, read_invocation, split_matrix
 
-        frame = read_invocation(await body(request), request.headers.get("content-type", ""))
-        predictions = await service.predict_frame(frame)
+        raw, content_type = await body(request), request.headers.get("content-type", "")
+        if is_csv(content_type):
+            predictions = await service.predict_frame(read_invocation(raw, content_type))
+        else:
+            doc = parse_json(raw)
+            rows = split_matrix(doc)
+            prepared = None if rows is None else service.prepare_rows(*rows)
+            if prepared is None:
+                predictions = await service.predict_frame(frame_of(doc))
+            else:
+                predictions = await service.predict_prepared(prepared)
         return _json({"predictions": predictions})
 
     async def metrics(request: Request) -> Response:

@@ -65,12 +65,15 @@ class Prepared:
 
     ``columns`` holds 1-D arrays by column name (dataframe signatures); ``array`` the single
     array (tensor signatures). ``outputs`` are the output names to return, in order.
+    ``block``, when set, is the same input as one checked 2-D array in the signature's
+    column order (``columns`` are views of it): a request read as a matrix keeps it.
     """
 
     rows: int
     outputs: list[str]
     columns: dict[str, np.ndarray] = field(default_factory=dict)
     array: np.ndarray | None = None
+    block: np.ndarray | None = None
 
 
 def load_runtime(model_uri: str) -> ModelRuntime:
@@ -102,6 +105,7 @@ class ModelRuntime:
         if callable(getattr(model.unwrap(), "predict_proba", None)):
             self.output_names.append("predict_proba")
         self._outputs_meta: list[TensorMetadata] = []
+        self._uniform, self._direct = _fast_path(model, self.schema)
 
     # -- metadata ---------------------------------------------------------------------------
 
@@ -208,11 +212,58 @@ class ModelRuntime:
                 f"input {tensor.name!r} has shape {list(data.shape)}; the model takes "
                 f"[rows, {width}] or one tensor per column {[c.name for c in self._cols]}"
             )
+        if self._uniform is not None and data.dtype.kind in _NUMERIC_KINDS:
+            # every column numeric and required: what _column checks, once for the block
+            self._check_finite(data, [f"{tensor.name}[:, {j}]" for j in range(width)])
+            return self._block_prepared(data, outputs)
         columns = {
             spec.name or "": _column(f"{tensor.name}[:, {j}]", tensor.datatype, data[:, j], spec)
             for j, spec in enumerate(self._cols)
         }
         return Prepared(rows=data.shape[0], outputs=outputs, columns=columns)
+
+    def prepare_rows(self, names: list[str], matrix: np.ndarray) -> Prepared | None:
+        """A numeric 2-D ``matrix`` whose columns are ``names`` (``/invocations`` rows) as
+        one ``predict`` request, or None when only :meth:`prepare_frame` can tell.
+
+        Taken only when the signature's columns are all required and of one numeric dtype
+        and ``names`` are exactly those columns: the checks are then those ``prepare_frame``
+        makes column by column, made once on the whole block.
+        """
+        width = len(self._cols)
+        if (
+            self._uniform is None
+            or matrix.ndim != 2
+            or matrix.shape[1] != width
+            or matrix.dtype.kind not in _NUMERIC_KINDS
+            or len(names) != width
+        ):
+            return None
+        position = {name: j for j, name in enumerate(names)}
+        if len(position) != width:
+            return None
+        try:
+            order = [position[spec.name or ""] for spec in self._cols]
+        except KeyError:
+            return None
+        block = matrix if order == list(range(width)) else matrix[:, order]
+        self._check_finite(block, [spec.name or "" for spec in self._cols])
+        return self._block_prepared(block, ["predict"])
+
+    def _check_finite(self, block: np.ndarray, where: list[str]) -> None:
+        if block.dtype.kind != "f" or not block.size:
+            return
+        finite = np.isfinite(block).all(axis=0)
+        if not finite.all():
+            bad = where[int(np.flatnonzero(~finite)[0])]
+            raise InvalidInput(
+                f"input {bad!r} holds NaN or infinite values; the model's signature does not "
+                "allow missing values there"
+            )
+
+    def _block_prepared(self, block: np.ndarray, outputs: list[str]) -> Prepared:
+        columns = {spec.name or "": block[:, j] for j, spec in enumerate(self._cols)}
+        return Prepared(rows=block.shape[0], outputs=outputs, columns=columns, block=block)
 
     def _prepare_tensor(self, inputs: list[Tensor], outputs: list[str]) -> Prepared:
         if len(inputs) != 1:
@@ -267,6 +318,9 @@ class ModelRuntime:
     def run(self, batch: list[Prepared]) -> dict[str, np.ndarray]:
         """Predict once on the concatenation of ``batch``; outputs asked by any of them."""
         wanted = {name for item in batch for name in item.outputs}
+        direct = self._direct_input(batch)
+        if direct is not None:
+            return self._predict(direct, wanted, self.model.unwrap())
         if self.schema.kind == "tensor":
             arrays = [item.array for item in batch if item.array is not None]
             data: Any = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
@@ -288,14 +342,63 @@ class ModelRuntime:
                 data = pd.DataFrame(merged, copy=False)
         return self._predict(data, wanted)
 
-    def _predict(self, data: Any, wanted: set[str]) -> dict[str, np.ndarray]:
+    def _direct_input(self, batch: list[Prepared]) -> Any:
+        """The estimator's own input for ``batch``, when signature checks would change nothing.
+
+        That is when every request is a block of the signature's one dtype (enforcement
+        would pass the DataFrame through as it is) and the flavor's input preparation is
+        known: an array for an estimator fitted on one, the named DataFrame otherwise.
+        """
+        if self._direct is None or not all(
+            item.block is not None and item.block.dtype == self._uniform for item in batch
+        ):
+            return None
+        blocks = [item.block for item in batch if item.block is not None]
+        block = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+        if not len(block):  # zero rows: LoadedModel answers those without the model
+            return None
+        if self._direct == "array":
+            return block
+        import pandas as pd
+
+        return pd.DataFrame(block, columns=[spec.name for spec in self._cols])
+
+    def _predict(self, data: Any, wanted: set[str], model: Any = None) -> dict[str, np.ndarray]:
+        model = self.model if model is None else model
         results: dict[str, np.ndarray] = {}
         for name in self.output_names:
             if name not in wanted:
                 continue
-            method = self.model.predict if name == "predict" else self.model.predict_proba
+            method = model.predict if name == "predict" else model.predict_proba
             results[name] = _as_array(method(data))
         return results
+
+
+def _fast_path(model: LoadedModel, schema: Any) -> tuple[np.dtype | None, str | None]:
+    """``(dtype, feed)`` for a signature of required columns of one numeric dtype, else
+    ``(None, None)``; ``feed`` says how a checked block goes to a scikit-learn estimator:
+    ``"array"`` (fitted on an array, so ``SklearnFlavor.prepare_input`` would convert the
+    DataFrame to one) or ``"frame"`` (fitted on named columns, or unknown); None for other
+    flavors, whose input goes through ``LoadedModel.predict``.
+    """
+    if schema.kind == "tensor" or not schema.columns:
+        return None, None
+    dtypes = {spec.dtype for spec in schema.columns}
+    dtype = next(iter(dtypes))
+    if (
+        len(dtypes) != 1
+        or dtype not in _DATATYPE_OF_DTYPE
+        or dtype == "bool"
+        or any(spec.optional for spec in schema.columns)
+    ):
+        return None, None
+    if model.flavor != "sklearn":
+        return np.dtype(dtype), None
+    estimator = model.unwrap()
+    fitted_on_array = getattr(estimator, "feature_names_in_", None) is None and hasattr(
+        estimator, "n_features_in_"
+    )
+    return np.dtype(dtype), "array" if fitted_on_array else "frame"
 
 
 def _column(where: str, datatype: str, data: np.ndarray, spec: ColumnSpec) -> np.ndarray:

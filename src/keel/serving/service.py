@@ -136,6 +136,15 @@ class ModelService:
         results = await self.batcher.submit(runtime.prepare_frame(frame))
         return results["predict"]
 
+    def prepare_rows(self, names: list[str], matrix: np.ndarray) -> Prepared | None:
+        """``ModelRuntime.prepare_rows`` of the served model (None: use a DataFrame)."""
+        return self._ready(None, None).prepare_rows(names, matrix)
+
+    async def predict_prepared(self, prepared: Prepared) -> np.ndarray:
+        """``predict`` for an input :meth:`prepare_rows` checked, batched like ``infer``."""
+        results = await self.batcher.submit(prepared)
+        return results["predict"]
+
     # -- helpers ----------------------------------------------------------------------------
 
     def _find(self, name: str | None, version: str | None) -> ModelRuntime | None:
