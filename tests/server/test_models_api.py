@@ -211,6 +211,8 @@ def test_bad_model_bodies_are_400(client: TestClient, body: object) -> None:
         {"metrics": ["auc"]},
         {"metrics": {" spaced": 1.0}},
         {"signature": "text"},
+        {"signature": {"inputs": 2**64}},  # stored, it could never be sent back
+        {"input_example": [[1.0, 2**70]]},
         {"create_model": "yes"},
         {"created_by": 7},
     ],

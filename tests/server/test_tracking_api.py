@@ -271,11 +271,13 @@ def test_inputs_and_artifacts(client: TestClient) -> None:
         _error(response, 400, "INVALID_INPUT")
     hostile = client.get(f"{API}/runs/{rid}/artifacts", params={"prefix": "../.."})
     _error(hostile, 400, "INVALID_INPUT")
-    _error(
-        client.post(f"{API}/runs/{rid}/inputs", json={"inputs": [{**item, "name": ""}]}),
-        400,
-        "INVALID_INPUT",
-    )
+    for bad_item in ({**item, "name": ""}, {**item, "profile": {"rows": 2**64}}):
+        _error(
+            client.post(f"{API}/runs/{rid}/inputs", json={"inputs": [bad_item]}),
+            400,
+            "INVALID_INPUT",
+        )
+    assert client.get(f"{API}/runs/{rid}/inputs").json() == {"inputs": [item]}  # unchanged
 
 
 def test_wrong_methods_and_paths_are_json(client: TestClient) -> None:

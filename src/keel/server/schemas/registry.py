@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
+
+from keel.server.schemas.json_values import StorableJson, storable_json
 
 __all__ = [
     "MAX_VERSION",
@@ -70,8 +81,8 @@ class ModelVersionIn(_Body):
     flavor: Annotated[StrictStr, Field(min_length=1, max_length=64)]
     created_by: Name
     run_id: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
-    signature: dict[str, Any] | None = None
-    input_example: Any = None
+    signature: Annotated[dict[str, Any] | None, AfterValidator(storable_json)] = None
+    input_example: StorableJson = None
     description: Text | None = None
     metrics: dict[Key, JsonFloat] | None = None
     model_card: Text | None = None

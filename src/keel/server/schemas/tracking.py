@@ -11,9 +11,10 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from keel.errors import InvalidInput
+from keel.server.schemas.json_values import storable_json
 from keel.tracking.entities import ArtifactEntry, DatasetInput
 from keel.tracking.store import MetricRow
 from keel.tracking.validation import (
@@ -125,8 +126,10 @@ class DatasetInputBody(_Body):
     digest: str = Field(min_length=1, max_length=256)
     source: str | None = Field(default=None, max_length=4096)
     context: str
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
-    profile: dict[str, Any] | None = None
+    schema_: Annotated[dict[str, Any] | None, AfterValidator(storable_json)] = Field(
+        default=None, alias="schema"
+    )
+    profile: Annotated[dict[str, Any] | None, AfterValidator(storable_json)] = None
 
     def to_entity(self) -> DatasetInput:
         """Return the checked ``DatasetInput``."""
