@@ -33,7 +33,12 @@ test: $(STAMP)
 	else echo "PostgreSQL not reachable on 127.0.0.1:5432: its tests will skip"; fi; \
 	$(BIN)/pytest -n 2 --dist loadgroup -p no:cacheprovider $(PYTEST_ARGS)
 
+# The serving figure (g) drives load with wrk, Debian's package: installed here when missing.
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { echo "installing wrk (apt-get) for the serving benchmark"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; } \
+		|| echo "wrk could not be installed: figure (g) will fail; apt-get install wrk"
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
