@@ -6,6 +6,7 @@ on its own event loop in a thread the way uvicorn's loop runs beside the gRPC se
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -30,8 +31,8 @@ def runner() -> Iterator[LoopThread]:
 
 
 def _serve(runner: LoopThread, service: ModelService) -> Any:
-    async def start() -> Any:  # from the service's loop, as the REST app's startup does
-        return start_grpc_server(service, "127.0.0.1", 0)
+    async def start() -> Any:  # on the service's loop, as the REST app's startup does
+        return start_grpc_server(service, "127.0.0.1", 0, service_loop=asyncio.get_running_loop())
 
     return runner.run(start())
 

@@ -8,6 +8,7 @@ end-to-end test on a registered scikit-learn model is ``test_grpc_model_service.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -310,13 +311,14 @@ def test_a_full_batching_queue_is_unavailable() -> None:
     assert service.batcher.stats.rejected == 1
 
 
-def test_the_batcher_runs_on_the_loop_the_server_was_started_from() -> None:
-    """Started from a running loop (as from uvicorn's startup), inference runs on it."""
+def test_the_batcher_runs_on_the_service_loop_it_is_given() -> None:
+    """Given the caller's loop (as uvicorn's startup does), inference runs on it."""
     service = AffineService()
     with loop_thread() as runner:
 
         async def start() -> Any:
-            return start_grpc_server(service, "127.0.0.1", 0)
+            loop = asyncio.get_running_loop()
+            return start_grpc_server(service, "127.0.0.1", 0, service_loop=loop)
 
         server = runner.run(start())
         try:

@@ -9,9 +9,8 @@ Threads and event loops: the gRPC server is a ``grpc.aio`` server running on its
 loop in its own daemon thread, so it neither needs nor disturbs the loop the REST server
 (uvicorn) runs. ``service.infer`` is a coroutine, and Keel's batcher binds itself to the
 first loop that submits to it, so every transport must call ``infer`` on one loop: the
-``service_loop``. It defaults to the loop running when :func:`start_grpc_server` is called
-(the REST app's startup, i.e. uvicorn's loop), else the gRPC server's own loop (gRPC
-alone). Each inference is submitted to the service loop with
+``service_loop``: the one the caller passes (the REST app's startup passes uvicorn's),
+else the gRPC server's own loop (gRPC alone). Each inference is submitted to the service loop with
 :func:`asyncio.run_coroutine_threadsafe` and awaited from the gRPC loop; a call the client
 cancels is cancelled there too. The synchronous methods (readiness, metadata)
 are called from the gRPC thread directly.
@@ -25,7 +24,6 @@ unexpected exception is INTERNAL with no traceback sent (it is logged).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import threading
@@ -223,17 +221,15 @@ def start_grpc_server(
     """Serve ``service`` over gRPC on ``host:port`` (0 picks a free port) and return at once.
 
     ``max_message_bytes`` bounds requests and responses (64 MiB by default).
-    ``service.infer`` runs on ``service_loop``; it defaults to the event loop running when
-    this is called (call it from the REST app's startup, and both transports feed one
-    batcher on uvicorn's loop), else to the gRPC server's own loop. Raises ``InvalidInput``
+    ``service.infer`` runs on ``service_loop`` (the REST app passes uvicorn's, so both
+    transports feed one batcher), else on the gRPC server's own loop. The running loop is
+    not adopted implicitly: under a greenlet-driven loop (Playwright's sync API, gevent) the
+    thread's "running" loop may never run again, and every call would hang. Raises ``InvalidInput``
     when the address cannot be bound.
     """
     grpc = _grpc()
     from keel.serving.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 
-    if service_loop is None:
-        with contextlib.suppress(RuntimeError):  # called outside any event loop
-            service_loop = asyncio.get_running_loop()
     if max_message_bytes <= 0:
         raise InvalidInput(f"max_message_bytes must be positive, not {max_message_bytes}")
     servicer = _servicer_class()(service, service_loop)

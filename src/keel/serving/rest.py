@@ -19,6 +19,7 @@ element in Python.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import sys
@@ -189,7 +190,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> Any:
-        grpc = None if grpc_address is None else _start_grpc(service, *grpc_address)
+        # Both transports feed one batcher: infer runs on this (uvicorn's) loop.
+        loop = asyncio.get_running_loop()
+        grpc = None if grpc_address is None else _start_grpc(service, *grpc_address, loop)
         try:
             yield
         finally:
@@ -204,12 +207,14 @@ def create_app(
     )
 
 
-def _start_grpc(service: ModelService, host: str, port: int) -> Any:
+def _start_grpc(
+    service: ModelService, host: str, port: int, loop: asyncio.AbstractEventLoop
+) -> Any:
     """Start the gRPC transport, or warn (REST only) when the grpc extra is missing."""
     try:
         from .grpc_server import start_grpc_server
 
-        handle = start_grpc_server(service, host, port)
+        handle = start_grpc_server(service, host, port, service_loop=loop)
     except ImportError:  # MissingDependency is an ImportError too
         print(
             "gRPC needs the grpc extra: pip install 'keel-mlops[grpc]'; serving REST only",
