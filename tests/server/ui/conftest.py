@@ -153,7 +153,10 @@ def live_url(seeded: Seeded) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is open, this thread's asyncio
+# "running loop" is Playwright's (driven by greenlets), so asyncio.run() and code that adopts
+# the running loop fail or hang in any later test of the same worker.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """One headless Debian Chromium for the session, driven by Playwright."""
     if not CHROMIUM.is_file():
