@@ -1,0 +1,1 @@
+"""Deployments: named endpoints that route traffic to model versions by strategy."""
