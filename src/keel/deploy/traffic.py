@@ -9,13 +9,14 @@ and A/B analysis read. Both sides depend on this module only, never on each othe
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from keel.errors import InvalidInput
 
-__all__ = ["Backend", "BackendStats", "Role", "TrafficPlan"]
+__all__ = ["Backend", "BackendStats", "Role", "TrafficPlan", "sticky_point"]
 
 
 class Role(StrEnum):
@@ -78,10 +79,34 @@ class TrafficPlan:
         """Return the backends that receive live traffic."""
         return tuple(b for b in self.backends if b.weight > 0)
 
+    def choose(self, u: float) -> Backend:
+        """Return the live backend that the point ``u`` in [0, 1) falls on.
+
+        The live backends tile [0, 1) in their listed order, each as wide as its weight,
+        so the same ``u`` meets the same backend while the weights stay the same.
+        """
+        edge = 0.0
+        live = self.live
+        for backend in live:
+            edge += backend.weight / 100
+            if u < edge:
+                return backend
+        return live[-1]  # u within rounding of 1
+
+    def choose_sticky(self, key: str) -> Backend:
+        """Return the backend a request key is assigned to (the same one every time)."""
+        return self.choose(sticky_point(key))
+
     def all_backends(self) -> tuple[Backend, ...]:
         """Return every backend the data plane must keep loaded (live, standby, shadow)."""
         extra = (self.shadow,) if self.shadow and self.shadow not in self.backends else ()
         return self.backends + extra
+
+
+def sticky_point(key: str) -> float:
+    """Return the point in [0, 1) that a request key hashes to (stable across processes)."""
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
 
 
 @dataclass(frozen=True)
