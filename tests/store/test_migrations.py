@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import struct
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,91 @@ def test_every_declared_index_exists_after_creation(empty_url: str) -> None:
         present = {ix["name"] for ix in inspector.get_indexes(table.name)}
         assert {ix.name for ix in table.indexes} <= present, table.name
     db.dispose()
+
+
+_RUN_ID = "c" * 32
+_EMPTY_RUN_ID = "d" * 32
+_PARAMS = {"p": "v", 'quo"te.d': "x'y\"z\\", "ünï": "ß\n\t", "": "empty key"}
+_TAGS = {"team": "a", "keel.note": '{"not": "json"}'}
+# value_text as the store writes it: Python's repr of the float
+_METRICS = {
+    "nan": math.nan,
+    "inf": math.inf,
+    "ninf": -math.inf,
+    "sum": 0.1 + 0.2,
+    "tiny": 1e-320,
+    "big": 1.7976931348623157e308,
+    "neg0": -0.0,
+    "int": 3.0,
+    'k"ey': 1e16,
+}
+
+
+def _insert_run_rows(db: Database) -> None:
+    with db.write() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO experiments (experiment_id, name, lifecycle_stage, created_at,"
+                " updated_at) VALUES (:i, 'kept', 'active', 1, 1)"
+            ),
+            {"i": "a" * 32},
+        )
+        for run_id in (_RUN_ID, _EMPTY_RUN_ID):
+            conn.execute(
+                text(
+                    'INSERT INTO runs (run_id, experiment_id, name, status, start_time, "user",'
+                    " lifecycle_stage) VALUES (:r, :e, 'r', 'finished', 1, 'u', 'active')"
+                ),
+                {"r": run_id, "e": "a" * 32},
+            )
+        for table, values in (("params", _PARAMS), ("tags", _TAGS)):
+            conn.execute(
+                text(f"INSERT INTO {table} (run_id, key, value) VALUES (:r, :k, :v)"),
+                [{"r": _RUN_ID, "k": k, "v": v} for k, v in values.items()],
+            )
+        conn.execute(
+            text(
+                "INSERT INTO latest_metrics (run_id, key, value, value_text, timestamp, step,"
+                " is_nan) VALUES (:r, :k, :v, :t, 1, 0, :n)"
+            ),
+            [
+                {
+                    "r": _RUN_ID,
+                    "k": k,
+                    "v": 0.0 if math.isnan(v) else v,
+                    "t": repr(v),
+                    "n": math.isnan(v),
+                }
+                for k, v in _METRICS.items()
+            ],
+        )
+
+
+def test_the_run_json_columns_are_backfilled_exactly(empty_url: str) -> None:
+    import orjson
+
+    db = Database(empty_url)
+    run_alembic_upgrade(db, "0005")
+    _insert_run_rows(db)
+    upgrade(db)
+    with db.read() as conn:
+        rows = {
+            r.run_id: r
+            for r in conn.execute(
+                text("SELECT run_id, params_json, metrics_json, tags_json FROM runs")
+            )
+        }
+    db.dispose()
+    full, empty = rows[_RUN_ID], rows[_EMPTY_RUN_ID]
+    assert (empty.params_json, empty.metrics_json, empty.tags_json) == ("{}", "{}", "{}")
+    assert orjson.loads(full.params_json) == _PARAMS
+    assert orjson.loads(full.tags_json) == _TAGS
+    metrics = orjson.loads(full.metrics_json)
+    assert metrics.pop("nan") == "NaN"
+    assert metrics.pop("inf") == "Infinity"
+    assert metrics.pop("ninf") == "-Infinity"
+    expected = {k: v for k, v in _METRICS.items() if math.isfinite(v)}
+    # bit for bit, so -0.0 and the subnormal count
+    assert {k: struct.pack("<d", v) for k, v in metrics.items()} == {
+        k: struct.pack("<d", v) for k, v in expected.items()
+    }

@@ -28,7 +28,7 @@ __all__ = ["HEAD_REVISION", "REVISIONS", "metadata"]
 
 # Oldest first; the last one is what this Keel writes. Kept here (not read from Alembic)
 # so that opening a store never imports Alembic.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006")
 HEAD_REVISION = REVISIONS[-1]
 
 NAMING = {
@@ -100,6 +100,13 @@ runs = Table(
     Column("lifecycle_stage", String(16), nullable=False, default="active"),
     Column("heartbeat_at", BigInteger, nullable=True),
     Column("writer", NAME, nullable=True),
+    # revision 0006: copies of the run's params, tags and latest metrics as JSON objects,
+    # rewritten in the same transaction as every write to those tables (see
+    # keel.tracking.run_json), so a search reads one row per run. Metric values are their
+    # exact repr, NaN and ±inf the strings "NaN", "Infinity" and "-Infinity".
+    Column("params_json", Text, nullable=False, server_default="{}"),
+    Column("metrics_json", Text, nullable=False, server_default="{}"),
+    Column("tags_json", Text, nullable=False, server_default="{}"),
     Index("ix_runs_experiment_id_start_time", "experiment_id", "start_time"),
     # revision 0005: a search reads its experiments' active run ids from the index alone
     Index(
