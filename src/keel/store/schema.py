@@ -28,7 +28,7 @@ __all__ = ["HEAD_REVISION", "REVISIONS", "metadata"]
 
 # Oldest first; the last one is what this Keel writes. Kept here (not read from Alembic)
 # so that opening a store never imports Alembic.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 HEAD_REVISION = REVISIONS[-1]
 
 NAMING = {
@@ -408,3 +408,5 @@ REGISTRY_TABLES = (
     model_alias_history,
 )
 GOVERNANCE_TABLES = (audit_log, audit_head, users, role_bindings, api_tokens)
+
+from keel.store import schema_deployments as _deployments  # noqa: E402, F401 (0007 tables)
