@@ -9,12 +9,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from keel.errors import InvalidInput
 
 if TYPE_CHECKING:
     from keel.config import KeelSettings
+    from keel.deploy.store import DeploymentStore
     from keel.registry.store import RegistryStore
     from keel.store.artifacts import BlobStore
     from keel.tracking.store import TrackingStore
@@ -31,6 +33,18 @@ class Stores:
     tracking: TrackingStore
     registry: RegistryStore
     artifacts: BlobStore
+
+    @cached_property
+    def deployments(self) -> DeploymentStore:
+        """Return the deployments store on the same backend as ``tracking`` (opened once)."""
+        db = getattr(self.tracking, "db", None)
+        if db is not None:
+            from keel.deploy.sql_store import SqlDeploymentStore
+
+            return SqlDeploymentStore(db)
+        from keel.client.deployments import RestDeploymentStore
+
+        return RestDeploymentStore(self.tracking.http)  # type: ignore[attr-defined]
 
 
 _Opened = tuple["TrackingStore", "RegistryStore", "BlobStore | None"]
