@@ -23,15 +23,23 @@ start is persisted and must survive a restart; the store keeps epoch millisecond
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from keel.deploy.entities import Deployment
+from keel.deploy import transitions as tr
+from keel.deploy.entities import Deployment, Strategy, check_deployment_name
+from keel.deploy.store import DeploymentStore
 from keel.deploy.traffic import BackendStats, TrafficPlan
+from keel.errors import InvalidInput, KeelError
+from keel.governance.identity import acting_as
 
 __all__ = ["CONTROLLER_ACTOR", "DeploymentController", "TrafficApplier"]
 
 CONTROLLER_ACTOR = "controller"
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @runtime_checkable
@@ -63,33 +71,157 @@ class TrafficApplier(Protocol):
 class DeploymentController:
     """Runs rollouts of the deployments in one store against one data plane (see module doc).
 
-    ``applier`` may be None (a server without a data plane, or a test): every operation
-    is then persisted only, and a controller with an applier applies it on its next tick.
+    ``store`` is the SQL deployments store of the server's metadata database.
+    ``applier`` may be None (a server without a data plane yet, or a test): operations are
+    then persisted only, and a controller with an applier applies them on its next tick.
     """
 
-    def __init__(self, store: object, applier: TrafficApplier | None = None) -> None:
-        self.store = store
+    def __init__(self, store: DeploymentStore, applier: TrafficApplier | None = None) -> None:
+        if not callable(getattr(store, "transition", None)):
+            raise InvalidInput(
+                "the deployment controller runs on the metadata database (a SQL store), "
+                f"not on {type(store).__name__}"
+            )
+        self.store: Any = store
         self.applier = applier
-        self._applied: dict[str, int] = {}
+        self._serving: dict[str, TrafficPlan] = {}  # what the data plane serves, by name
         self._locks: dict[str, asyncio.Lock] = {}
 
+    def _lock(self, name: str) -> asyncio.Lock:
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
+        return lock
+
+    @staticmethod
+    async def _call(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        # Store calls block on the database: off the event loop, with the caller's
+        # context (its acting_as actor) carried into the thread.
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def applied_revision(self, name: str) -> int | None:
+        """Return the revision of ``name`` the data plane serves (None if none)."""
+        plan = self._serving.get(name)
+        return None if plan is None else plan.revision
+
+    # -- applying ------------------------------------------------------------------------
+    async def _apply(self, dep: Deployment) -> Deployment:
+        """Apply ``dep``'s plan; if refused, record the revert and re-raise the error."""
+        if self.applier is None:
+            return dep
+        try:
+            await self.applier.apply(dep.plan)
+        except KeelError as exc:
+            why = f"the data plane refused revision {dep.revision}: {exc.message}"
+            serving = self._serving.get(dep.name)
+            if serving is not None or (dep.rollout is not None and dep.rollout.running):
+                plan = serving or dep.plan
+
+                def revert(current: Deployment) -> tr.Change | None:
+                    if current.revision != dep.revision:
+                        return None  # changed meanwhile: the next tick applies that
+                    return tr.fail(current, plan, why)
+
+                with acting_as(CONTROLLER_ACTOR):
+                    reverted = await self._call(self.store.transition, dep.name, revert)
+                if reverted is not None:
+                    try:
+                        await self.applier.apply(reverted.plan)
+                        self._serving[dep.name] = reverted.plan
+                    except KeelError as again:
+                        _log.error("deployment %s: revert refused too: %s", dep.name, again)
+            raise type(exc)(f"deployment {dep.name!r}: {why}") from exc
+        self._serving[dep.name] = dep.plan
+        return dep
+
+    def _stats(self, dep: Deployment) -> dict[str, BackendStats]:
+        rollout = dep.rollout
+        if self.applier is None or rollout is None:
+            return {}
+        return self.applier.stats(dep.name, rollout.step_started_at / 1000)
+
+    def live_stats(self, name: str) -> dict[str, BackendStats]:
+        """Return the data plane's figures for ``name`` since its rollout's step started
+        (empty without a data plane or a rollout)."""
+        return self._stats(self.store.get_deployment(check_deployment_name(name)))
+
+    # -- the loop ------------------------------------------------------------------------
     async def resume(self) -> None:
-        """Apply every deployment's current plan (at server start); rollouts keep their step."""
-        raise NotImplementedError  # implemented in the next commit
+        """Apply every deployment's current plan (at server start); rollouts keep their step.
+
+        A deployment whose plan cannot be applied is logged and left to the next tick; the
+        others still resume.
+        """
+        for dep in await self._call(self.store.list_deployments):
+            async with self._lock(dep.name):
+                try:
+                    await self._apply(dep)
+                except KeelError as exc:
+                    _log.error("deployment %s did not resume: %s", dep.name, exc)
 
     async def tick(self, now: float | None = None) -> None:
-        """Apply unapplied revisions, then advance every rollout whose step is due."""
-        raise NotImplementedError
+        """Apply unapplied revisions, then advance every rollout whose step is due.
+
+        ``now`` is wall-clock epoch seconds (default ``time.time()``). One deployment's
+        failure is logged and does not stop the others.
+        """
+        moment = time.time() if now is None else now
+        deps = await self._call(self.store.list_deployments)
+        if self.applier is not None:
+            for gone in set(self._serving) - {d.name for d in deps}:
+                await self.applier.remove(gone)
+                self._serving.pop(gone, None)
+        for dep in deps:
+            async with self._lock(dep.name):
+                try:
+                    await self._tick_one(dep.name, moment)
+                except KeelError as exc:
+                    _log.warning("deployment %s: %s", dep.name, exc)
+
+    async def _tick_one(self, name: str, now: float) -> Deployment:
+        dep = await self._call(self.store.get_deployment, name)
+        if self.applier is None:
+            return dep  # nothing is served here: no step can be judged
+        if self.applied_revision(name) != dep.revision:
+            dep = await self._apply(dep)
+        while dep.rollout is not None and dep.rollout.running:
+
+            def decide(
+                current: Deployment, seen: int = dep.revision, stats: Any = self._stats(dep)
+            ) -> tr.Change | None:
+                if current.revision != seen:
+                    return None
+                return tr.step(current, stats, int(now * 1000))
+
+            with acting_as(CONTROLLER_ACTOR):
+                moved = await self._call(self.store.transition, name, decide)
+            if moved is None:
+                break
+            dep = await self._apply(moved)
+            if dep.rollout is None or dep.rollout.strategy is not Strategy.BLUE_GREEN:
+                break  # a canary step waits its interval; blue-green switches at once
+        return dep
 
     async def run(self, *, every: float = 1.0) -> None:
         """Tick every ``every`` seconds until cancelled (errors are logged, never fatal)."""
-        raise NotImplementedError
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # noqa: BLE001 - the background loop must outlive one bad tick
+                _log.exception("deployment controller tick failed")
+            await asyncio.sleep(every)
 
-    def live_stats(self, name: str) -> dict[str, BackendStats]:
-        """Return the data plane's figures for ``name`` since its rollout's step started."""
-        raise NotImplementedError
+    # -- operations (the REST routes call these; the SDK calls the store directly) -------
+    async def _change(
+        self, name: str, op: Callable[..., Deployment], *args: Any, **kw: Any
+    ) -> Deployment:
+        async with self._lock(name):
+            dep = await self._call(op, *args, **kw)
+            dep = await self._apply(dep)
+            if dep.rollout is not None and dep.rollout.running and self.applier is not None:
+                dep = await self._tick_one(name, time.time())  # blue-green switches now
+            return dep
 
-    # -- operations (SDK, REST and CLI call these through the store or the server) ---------
     async def create(
         self,
         name: str,
@@ -98,8 +230,25 @@ class DeploymentController:
         environment: str = "default",
         description: str | None = None,
     ) -> Deployment:
-        """Return a new deployment serving ``model`` (applied before returning)."""
-        raise NotImplementedError
+        """Return a new deployment serving ``model`` (applied before returning).
+
+        If the data plane cannot serve it, the deployment is deleted again and the
+        error raised: a version that fails to load never receives traffic.
+        """
+        name = check_deployment_name(name)
+        async with self._lock(name):
+            dep = await self._call(
+                self.store.create_deployment,
+                name,
+                model,
+                environment=environment,
+                description=description,
+            )
+            try:
+                return await self._apply(dep)
+            except KeelError:
+                await self._call(self.store.delete_deployment, name)
+                raise
 
     async def deploy(
         self,
@@ -110,24 +259,39 @@ class DeploymentController:
         config: Mapping[str, object] | None = None,
     ) -> Deployment:
         """Return the deployment after starting a rollout of ``model`` by ``strategy``."""
-        raise NotImplementedError
+        name = check_deployment_name(name)
+        return await self._change(
+            name, self.store.start_rollout, name, model, strategy=strategy, config=config
+        )
 
     async def set_traffic(self, name: str, weights: Mapping[str, float]) -> Deployment:
         """Return the deployment after a manual traffic split (applied)."""
-        raise NotImplementedError
+        name = check_deployment_name(name)
+        return await self._change(name, self.store.set_traffic, name, weights)
 
     async def promote(self, name: str, *, to: str | None = None) -> Deployment:
         """Return the deployment after promoting its candidate (applied)."""
-        raise NotImplementedError
+        name = check_deployment_name(name)
+        stats = await self._call(self.live_stats, name)
+        return await self._change(name, self.store.promote, name, to=to, stats=stats)
 
     async def rollback(self, name: str, *, to: str | None = None) -> Deployment:
         """Return the deployment after a rollback (applied; instant if the target is warm)."""
-        raise NotImplementedError
+        name = check_deployment_name(name)
+        stats = await self._call(self.live_stats, name)
+        return await self._change(name, self.store.rollback, name, to=to, stats=stats)
 
     async def abort(self, name: str) -> Deployment:
         """Return the deployment after aborting its rollout (applied)."""
-        raise NotImplementedError
+        name = check_deployment_name(name)
+        stats = await self._call(self.live_stats, name)
+        return await self._change(name, self.store.abort, name, stats=stats)
 
     async def delete(self, name: str) -> None:
         """Delete a deployment and stop serving it."""
-        raise NotImplementedError
+        name = check_deployment_name(name)
+        async with self._lock(name):
+            await self._call(self.store.delete_deployment, name)
+            if self.applier is not None:
+                await self.applier.remove(name)
+            self._serving.pop(name, None)

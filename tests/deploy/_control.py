@@ -1,0 +1,55 @@
+"""Test helpers for the deployments control plane: registered versions and a data plane.
+
+``RecordingApplier`` is a real ``TrafficApplier``: it keeps the plan it serves per
+deployment, refuses plans naming a version it was told cannot load (leaving the old plan
+serving, as the router must), and reports the figures a test sets per backend.
+"""
+
+from __future__ import annotations
+
+from keel.deploy.traffic import BackendStats, TrafficPlan
+from keel.errors import InvalidInput
+from keel.stores import current_stores
+
+__all__ = ["RecordingApplier", "register_versions"]
+
+
+def register_versions(model: str = "churn", count: int = 4) -> None:
+    """Register ``count`` versions of ``model`` in the current store (no artifact needed)."""
+    registry = current_stores().registry
+    for _ in range(count):
+        registry.create_model_version(
+            model,
+            {"source": "mem://x", "artifact_digest": "0" * 64, "flavor": "sklearn",
+             "created_by": "test"},
+        )  # fmt: skip
+
+
+class RecordingApplier:
+    """A data plane double that serves plans in memory (see the module doc)."""
+
+    def __init__(self) -> None:
+        self.serving: dict[str, TrafficPlan] = {}
+        self.applied: list[TrafficPlan] = []
+        self.loaded: set[str] = set()
+        self.broken: set[str] = set()
+        self.figures: dict[str, dict[str, BackendStats]] = {}
+        self.asked_since: list[float] = []
+
+    async def apply(self, plan: TrafficPlan) -> None:
+        for backend in plan.all_backends():
+            if backend.key in self.broken:
+                raise InvalidInput(f"{backend.key} failed its smoke prediction")
+        self.loaded |= {b.key for b in plan.all_backends()}
+        self.serving[plan.deployment] = plan
+        self.applied.append(plan)
+
+    async def remove(self, deployment: str) -> None:
+        self.serving.pop(deployment, None)
+
+    def stats(self, deployment: str, since: float) -> dict[str, BackendStats]:
+        self.asked_since.append(since)
+        return dict(self.figures.get(deployment, {}))
+
+    def set_stats(self, deployment: str, *stats: BackendStats) -> None:
+        self.figures[deployment] = {s.backend: s for s in stats}
