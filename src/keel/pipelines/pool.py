@@ -1,0 +1,196 @@
+"""Executors: a pool of spawned worker processes, or this process for debugging.
+
+The ``local`` executor keeps up to ``size`` worker processes (the ``spawn`` start method:
+no forked locks or database connections) and reuses them from step to step, so a worker's
+start-up is paid once per run, not per step. Each worker has its own pipe, so a step that
+overruns its timeout is stopped by terminating its worker alone (a fresh one replaces it
+on demand), and a worker that dies (a segfault, ``os._exit``) fails only its step —
+``concurrent.futures.ProcessPoolExecutor`` can do neither without breaking the whole pool.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import cloudpickle
+
+from keel.errors import InvalidInput
+from keel.pipelines.worker import StepResult, StepTask, execute, worker_main
+
+__all__ = ["EXECUTORS", "Executor", "InlineExecutor", "ProcessExecutor", "open_executor"]
+
+EXECUTORS = ("local", "inline")
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    task: StepTask | None = None
+    deadline: float | None = None
+
+
+class Executor(ABC):
+    """Runs step tasks; the engine submits when a slot is free and collects results."""
+
+    @property
+    @abstractmethod
+    def free_slots(self) -> int:
+        """How many more tasks can start now."""
+
+    @abstractmethod
+    def submit(self, task: StepTask, timeout: float | None) -> None:
+        """Start ``task``; it must finish within ``timeout`` seconds (None: no limit)."""
+
+    @abstractmethod
+    def collect(self, wait_at_most: float) -> list[StepResult]:
+        """Return results that are ready, waiting up to ``wait_at_most`` seconds for one."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop every worker (running tasks are abandoned)."""
+
+
+class ProcessExecutor(Executor):
+    """Runs each task in one of up to ``size`` reusable spawned worker processes."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._ctx = multiprocessing.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self._pending: list[StepResult] = []
+
+    @property
+    def free_slots(self) -> int:
+        busy = sum(1 for w in self._workers if w.task is not None)
+        return self._size - busy
+
+    def _idle_worker(self) -> _Worker:
+        for worker in self._workers:
+            if worker.task is None:
+                return worker
+        parent, child = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=worker_main, args=(child,), name="keel-step-worker", daemon=True
+        )
+        process.start()
+        child.close()
+        worker = _Worker(process, parent)
+        self._workers.append(worker)
+        return worker
+
+    def submit(self, task: StepTask, timeout: float | None) -> None:
+        worker = self._idle_worker()
+        payload = cloudpickle.dumps(task, protocol=5)
+        worker.task = task
+        worker.deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            worker.conn.send_bytes(payload)
+        except OSError:
+            self._pending.append(
+                self._lost(worker, "its worker process was gone before it started")
+            )
+
+    def collect(self, wait_at_most: float) -> list[StepResult]:
+        if self._pending:
+            ready, self._pending = self._pending, []
+            return ready
+        busy = [w for w in self._workers if w.task is not None]
+        if not busy:
+            return []
+        now = time.monotonic()
+        deadlines = [w.deadline - now for w in busy if w.deadline is not None]
+        limit = max(0.0, min([wait_at_most, *deadlines]))
+        by_conn = {w.conn: w for w in busy}
+        by_sentinel = {w.process.sentinel: w for w in busy}
+        results = []
+        for ready in wait([*by_conn, *by_sentinel], timeout=limit):
+            worker = by_conn.get(ready) or by_sentinel.get(ready)  # type: ignore[call-overload]
+            if worker is None or worker.task is None:
+                continue
+            if ready in by_conn:
+                try:
+                    results.append(pickle.loads(worker.conn.recv_bytes()))
+                    worker.task, worker.deadline = None, None
+                    continue
+                except (EOFError, OSError):
+                    pass
+            code = worker.process.exitcode if not worker.process.is_alive() else None
+            results.append(self._lost(worker, f"its worker process died (exit code {code})"))
+        now = time.monotonic()
+        for worker in busy:
+            if worker.task is not None and worker.deadline is not None and now >= worker.deadline:
+                results.append(self._lost(worker, "it timed out", timed_out=True))
+        return results
+
+    def _lost(self, worker: _Worker, why: str, *, timed_out: bool = False) -> StepResult:
+        task = worker.task
+        if task is None:  # only busy workers are lost
+            raise RuntimeError("an idle worker has no step to fail")
+        if timed_out:
+            limit = task.step.options.timeout
+            why = f"it ran longer than its timeout of {limit:g} s and was stopped"
+        self._stop(worker)
+        now = time.time_ns() // 1_000_000
+        return StepResult(task.node_id, None, why, None, "", now, now)
+
+    def _stop(self, worker: _Worker) -> None:
+        self._workers.remove(worker)
+        worker.conn.close()
+        if worker.process.is_alive():
+            worker.process.terminate()
+            worker.process.join(5)
+            if worker.process.is_alive():
+                worker.process.kill()
+        worker.process.join(1)
+
+    def close(self) -> None:
+        for worker in list(self._workers):
+            if worker.task is None:
+                worker.conn.close()  # an idle worker exits when its pipe closes
+                worker.process.join(2)
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join(2)
+        self._workers.clear()
+
+
+class InlineExecutor(Executor):
+    """Runs each task in this process, one at a time (for debugging: timeouts are not enforced)."""
+
+    def __init__(self) -> None:
+        self._done: list[StepResult] = []
+
+    @property
+    def free_slots(self) -> int:
+        return 1
+
+    def submit(self, task: StepTask, timeout: float | None) -> None:
+        self._done.append(execute(task))
+
+    def collect(self, wait_at_most: float) -> list[StepResult]:
+        done, self._done = self._done, []
+        return done
+
+    def close(self) -> None:
+        self._done.clear()
+
+
+def open_executor(name: str, max_workers: int | None) -> Executor:
+    """Return the executor called ``name`` (``local`` or ``inline``)."""
+    if name == "local":
+        if max_workers is not None and (
+            type(max_workers) is not int or not 1 <= max_workers <= 256
+        ):
+            raise InvalidInput("max_workers must be an integer from 1 to 256")
+        return ProcessExecutor(max_workers or max(1, os.cpu_count() or 1))
+    if name == "inline":
+        return InlineExecutor()
+    raise InvalidInput(f"unknown executor {name!r}; use one of {', '.join(EXECUTORS)}")

@@ -1,0 +1,169 @@
+"""What runs one step attempt: load its inputs, call it with logs captured, store its output.
+
+The same :func:`execute` runs in a worker process (``local`` executor) or in this process
+(``inline``). A worker reads its inputs from the blob store by digest and writes its output
+there; only digests, logs and errors travel back, never the data itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from keel.pipelines.materialize import OutputRef, load_output, store_output
+
+if TYPE_CHECKING:
+    from keel.pipelines.definition import Step
+    from keel.store.artifacts import BlobStore
+
+__all__ = ["StepResult", "StepTask", "StoreSpec", "execute", "worker_main"]
+
+MAX_LOG_CHARS = 1 << 20  # the last MiB of what a step prints is kept
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """Where a worker finds the artifact store (a server's, when tracking is over HTTP)."""
+
+    tracking_uri: str
+    artifact_uri: str
+    home: str
+    token: str = field(default="", repr=False)
+
+    def open(self) -> BlobStore:
+        """Return the blob store this spec names (opened once per process)."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            from keel.config import load_settings
+            from keel.stores import open_stores
+
+            settings = load_settings(
+                Path(self.home), tracking_uri=self.tracking_uri, token=self.token
+            )
+            return open_stores(settings).artifacts
+        from keel.store.artifacts import open_artifact_store
+
+        return open_artifact_store(self.artifact_uri)
+
+
+@dataclass(frozen=True)
+class StepTask:
+    """One attempt of one node: the step, its parameters and its upstream outputs."""
+
+    node_id: str
+    step: Step
+    params: dict[str, Any]
+    inputs: dict[str, OutputRef | tuple[OutputRef, ...]]
+    store: StoreSpec
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """How an attempt ended: the stored output, or the error; its logs and timings (ms)."""
+
+    node_id: str
+    output: OutputRef | None
+    error: str | None
+    traceback: str | None
+    logs: str
+    started: int
+    ended: int
+
+
+class _Tail(io.StringIO):
+    """A text buffer that stops growing past ``MAX_LOG_CHARS`` (keeping the newest text)."""
+
+    def write(self, s: str) -> int:
+        n = super().write(s)
+        if self.tell() > 2 * MAX_LOG_CHARS:
+            kept = self.getvalue()[-MAX_LOG_CHARS:]
+            self.seek(0)
+            self.truncate()
+            super().write(kept)
+        return n
+
+    def text(self) -> str:
+        value = self.getvalue()
+        return value if len(value) <= MAX_LOG_CHARS else value[-MAX_LOG_CHARS:]
+
+
+def _ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def execute(task: StepTask, blobs: BlobStore | None = None) -> StepResult:
+    """Return the result of running ``task`` once (never raises for a step's own error)."""
+    from keel.pipelines.errors import StepFailed
+
+    started = _ms()
+    logs = _Tail()
+    handler = logging.StreamHandler(logs)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    try:
+        store = blobs if blobs is not None else task.store.open()
+        kwargs = dict(task.params)
+        for arg, ref in task.inputs.items():
+            kwargs[arg] = (
+                [load_output(r, store) for r in ref]
+                if isinstance(ref, tuple)
+                else load_output(ref, store)
+            )
+        root.addHandler(handler)
+        try:
+            with contextlib.redirect_stdout(logs), contextlib.redirect_stderr(logs):
+                value = task.step.fn(**kwargs)
+        finally:
+            root.removeHandler(handler)
+        output = store_output(value, store, task.node_id)
+    except StepFailed as exc:
+        return StepResult(task.node_id, None, exc.message, _tb(exc), logs.text(), started, _ms())
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a step's error is data
+        message = f"{type(exc).__name__}: {exc}"
+        return StepResult(task.node_id, None, message, _tb(exc), logs.text(), started, _ms())
+    return StepResult(task.node_id, output, None, None, logs.text(), started, _ms())
+
+
+def _tb(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))[-MAX_LOG_CHARS:]
+
+
+def worker_main(conn: Any) -> None:
+    """Serve step tasks sent over ``conn`` (a multiprocessing connection) until it closes."""
+    import pickle
+
+    import cloudpickle
+
+    # A step's print() goes to its captured logs; anything else a worker writes is noise.
+    sys.stdout = sys.stderr = io.StringIO()
+    while True:
+        try:
+            payload = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        try:
+            task = cloudpickle.loads(payload)
+            result = execute(task)
+        except BaseException as exc:  # noqa: BLE001 - e.g. the step cannot be imported here
+            result = StepResult(
+                "?",
+                None,
+                f"the worker could not load the step: {type(exc).__name__}: {exc}",
+                _tb(exc),
+                "",
+                _ms(),
+                _ms(),
+            )
+        sys.stdout.seek(0)  # type: ignore[union-attr]
+        sys.stdout.truncate()  # type: ignore[union-attr]
+        try:
+            conn.send_bytes(pickle.dumps(result, protocol=5))
+        except (EOFError, OSError):
+            return
