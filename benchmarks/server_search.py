@@ -59,11 +59,14 @@ def create_keel_runs(
     One transaction of multi-row inserts into Keel's tables (runs, params, metrics,
     latest_metrics; no audit entries): the counterpart of MLflow's bulk set-up. Keel's
     store API (``create_run`` + ``log_batch`` + ``end_run``) takes ~7-13 ms a run here.
+    Each runs row carries the JSON copies of its params, tags and latest metrics, written
+    with the helpers the store writes them with (``keel.tracking.run_json``).
     """
+    from keel.store import schema as t
     from keel.tracking.entities import RunStatus
+    from keel.tracking.run_json import EMPTY, dump_strings, metric_fragment, metrics_text
 
     start = int(time.time() * 1000) - len(data)
-    from keel.store import schema as t
 
     runs, params_rows, metric_rows, latest_rows = [], [], [], []
     for r, (params, metrics) in enumerate(data):
@@ -85,6 +88,11 @@ def create_keel_runs(
                 "lifecycle_stage": "active",
                 "heartbeat_at": ts,
                 "writer": None,
+                "params_json": dump_strings(params),
+                "metrics_json": metrics_text(
+                    {k: metric_fragment(repr(float(v))) for k, v in metrics.items()}
+                ),
+                "tags_json": EMPTY,
             }
         )
         params_rows.extend({"run_id": run_id, "key": k, "value": v} for k, v in params.items())

@@ -46,7 +46,15 @@ from keel.tracking.filter import (
     check_comparison,
 )
 
-__all__ = ["DIALECTS", "compile_filter", "compile_order_by", "numeric_guard"]
+__all__ = [
+    "DIALECTS",
+    "TIEBREAK",
+    "compile_filter",
+    "compile_order_by",
+    "numeric_guard",
+    "order_clause",
+    "order_terms",
+]
 
 DIALECTS = ("postgresql", "sqlite")
 
@@ -235,13 +243,25 @@ def compile_order_by(keys: Sequence[OrderKey], dialect: str) -> list[ColumnEleme
     Missing values (and NaN metrics) sort last in both directions; strings sort by code
     point on both dialects.
     """
+    return [
+        *(order_clause(expr, ascending) for expr, ascending in order_terms(keys, dialect)),
+        *TIEBREAK,
+    ]
+
+
+def order_terms(keys: Sequence[OrderKey], dialect: str) -> list[tuple[ColumnElement[Any], bool]]:
+    """Return (expression on ``runs``, ascending) per key, without the tiebreak clauses."""
     _check_dialect(dialect)
-    clauses: list[ColumnElement[Any]] = []
-    for order in keys:
-        expr = _order_expression(order.key, dialect)
-        clauses.append((expr.asc() if order.ascending else expr.desc()).nulls_last())
-    clauses += [runs.c.start_time.desc(), runs.c.run_id.asc()]
-    return clauses
+    return [(_order_expression(order.key, dialect), order.ascending) for order in keys]
+
+
+def order_clause(expr: ColumnElement[Any], ascending: bool) -> ColumnElement[Any]:
+    """Return ``expr`` ASC or DESC, NULLS LAST (missing values and NaN sort last)."""
+    return (expr.asc() if ascending else expr.desc()).nulls_last()
+
+
+# Every search order ends with these: newest first, then by id, so it is total.
+TIEBREAK = (runs.c.start_time.desc(), runs.c.run_id.asc())
 
 
 def _order_expression(key: Key, dialect: str) -> ColumnElement[Any]:

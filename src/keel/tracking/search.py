@@ -103,7 +103,8 @@ def _build_search(
     page_token: str | None,
     as_json: bool,
 ) -> tuple[Select, int]:
-    from keel.tracking.filter import compile_filter, compile_order_by, parse_filter, parse_order_by
+    from keel.tracking.filter import compile_filter, parse_filter, parse_order_by
+    from keel.tracking.filter_sql import order_clause, order_terms
 
     if isinstance(max_results, bool) or not isinstance(max_results, int):
         raise InvalidInput(f"max_results must be an integer, got {max_results!r}")
@@ -113,27 +114,43 @@ def _build_search(
         raise InvalidInput(f"filter must be a string, got {type(filter_text).__name__}")
     offset = decode_page_token(page_token)
     clause = compile_filter(parse_filter(filter_text), dialect)
-    order = compile_order_by(parse_order_by(order_by), dialect)
+    terms = order_terms(parse_order_by(order_by), dialect)
     from keel.tracking.sql_rows import run_columns, run_json_column
 
-    where = [
-        t.runs.c.experiment_id.in_(list(experiment_ids)),
-        t.runs.c.lifecycle_stage == "active",
-    ]
+    r = t.runs
+    where = [r.c.experiment_id.in_(list(experiment_ids)), r.c.lifecycle_stage == "active"]
     if clause is not None:
         where.append(clause)
     # The page's run ids first (filter, order, limit), then the columns of those runs only:
-    # selected in one query with the sort, the params, tags and metrics would be aggregated
-    # to JSON for every run the filter matches, before the sort drops all but a page. The
-    # order ends with run_id, so ordering the page again gives the same order.
+    # selected in one query with the sort, every matching run's params, tags and metrics
+    # texts would be read and carried through the sort, before it drops all but a page.
+    # The page also carries its sort values, so ordering it again (SQL keeps no order
+    # across a join) reads no metric a second time; the order ends with run_id, so it is
+    # the same order.
+    keys = [expr.label(f"order_{i}") for i, (expr, _) in enumerate(terms)]
     page = (
-        select(t.runs.c.run_id)
+        select(r.c.run_id, r.c.start_time, *keys)
         .where(*where)
-        .order_by(*order)
+        .order_by(
+            *(order_clause(key, asc) for key, (_, asc) in zip(keys, terms, strict=True)),
+            r.c.start_time.desc(),
+            r.c.run_id.asc(),
+        )
         .limit(max_results + 1)
         .offset(offset)
         .subquery("page")
     )
     columns = [run_json_column(dialect)] if as_json else run_columns(dialect)
-    query = select(*columns).join(page, page.c.run_id == t.runs.c.run_id)
-    return query.order_by(*order), offset
+    query = (
+        select(*columns)
+        .select_from(page.join(r, r.c.run_id == page.c.run_id))
+        .order_by(
+            *(
+                order_clause(page.c[key.name], asc)
+                for key, (_, asc) in zip(keys, terms, strict=True)
+            ),
+            page.c.start_time.desc(),
+            page.c.run_id.asc(),
+        )
+    )
+    return query, offset

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from keel.errors import Conflict, NotFound
 from keel.governance.chain import Entry, append
@@ -20,6 +20,7 @@ from keel.tracking.entities import (
     Run,
     RunStatus,
 )
+from keel.tracking.run_json import EMPTY, RunJson, dump_strings
 from keel.tracking.sql_assets import SqlRunAssets
 from keel.tracking.sql_experiments import SqlExperiments
 from keel.tracking.sql_rows import hydrate, run_columns
@@ -99,6 +100,9 @@ class SqlTrackingStore(SqlExperiments, SqlRunAssets, TrackingStore):
                     lifecycle_stage=_ACTIVE,
                     heartbeat_at=start_time,
                     writer=writer,
+                    params_json=EMPTY,
+                    metrics_json=EMPTY,
+                    tags_json=dump_strings(dict(tags or {})),
                 )
             )
             if tags:
@@ -196,19 +200,33 @@ class SqlTrackingStore(SqlExperiments, SqlRunAssets, TrackingStore):
             t.runs.c.status == RunStatus.RUNNING.value,
             t.runs.c.heartbeat_at < now - timeout_ms,
         )
+        failure = {"keel.failure": "heartbeat timed out"}
         with self.db.write() as conn:
-            ids = list(conn.execute(select(t.runs.c.run_id).where(stale)).scalars())
+            # Locked (on PostgreSQL) like any write to a run's tags: see RunJson.
+            found = conn.execute(
+                select(t.runs.c.run_id, t.runs.c.tags_json).where(stale).with_for_update()
+            ).all()
+            ids = [run_id for run_id, _ in found]
             if ids:
                 conn.execute(
                     update(t.runs)
                     .where(t.runs.c.run_id.in_(ids))
                     .values(status=RunStatus.FAILED.value, end_time=now, writer=None)
                 )
+                self.db.upsert(
+                    conn,
+                    t.tags,
+                    [{"run_id": i, "key": k, "value": v} for i in ids for k, v in failure.items()],
+                    keys=["run_id", "key"],
+                    update=["value"],
+                )
                 conn.execute(
-                    t.tags.insert(),
+                    update(t.runs)
+                    .where(t.runs.c.run_id == bindparam("id"))
+                    .values(tags_json=bindparam("tags")),
                     [
-                        {"run_id": i, "key": "keel.failure", "value": "heartbeat timed out"}
-                        for i in ids
+                        {"id": i, "tags": dump_strings({**orjson.loads(tags), **failure})}
+                        for i, tags in found
                     ],
                 )
                 change = {"status": RunStatus.FAILED.value, "reason": "heartbeat timed out"}
@@ -235,13 +253,16 @@ class SqlTrackingStore(SqlExperiments, SqlRunAssets, TrackingStore):
         if not metrics and not params and not tags:
             return
         with self.db.write() as conn:
-            self._require_run(conn, run_id)
+            copies = RunJson.lock(conn, run_id)
+            if copies is None:
+                raise NotFound(f"no run with id {run_id!r}")
             # Params and tags are state and audited; metric points are data and are not.
             entries = []
             if params:
                 new = self._insert_params(conn, run_id, params)
                 if new:
                     entries.append(Entry("run.params", "run", run_id, new))
+                    copies.add_params(new)
             if tags:
                 entries.append(Entry("run.tags", "run", run_id, dict(tags)))
                 self.db.upsert(
@@ -251,8 +272,10 @@ class SqlTrackingStore(SqlExperiments, SqlRunAssets, TrackingStore):
                     keys=["run_id", "key"],
                     update=["value"],
                 )
+                copies.set_tags(tags)
             if metrics:
-                self._insert_metrics(conn, run_id, metrics)
+                copies.refresh_metrics(self._insert_metrics(conn, run_id, metrics))
+            copies.write()
             if entries:
                 append(conn, entries)
 
@@ -281,7 +304,10 @@ class SqlTrackingStore(SqlExperiments, SqlRunAssets, TrackingStore):
             )
         return new
 
-    def _insert_metrics(self, conn: Connection, run_id: str, rows: Sequence[MetricRow]) -> None:
+    def _insert_metrics(
+        self, conn: Connection, run_id: str, rows: Sequence[MetricRow]
+    ) -> list[str]:
+        """Insert metric points and upsert the latest ones; return the keys logged."""
         # One pass builds the insert rows and finds each key's latest point (highest step,
         # then newest timestamp); this loop is the Python cost of every flushed point.
         values: list[tuple[str, str, float, int, int, bool]] = []
@@ -316,6 +342,7 @@ class SqlTrackingStore(SqlExperiments, SqlRunAssets, TrackingStore):
             update=["value", "value_text", "timestamp", "step", "is_nan"],
             where=_latest_wins,
         )
+        return list(latest)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         m = t.metrics
