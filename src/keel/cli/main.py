@@ -11,6 +11,7 @@ keel auth user add | list; token create | list | revoke; role grant | revoke
 keel predict batch
 keel export onnx
 keel bundle
+keel monitor drift | profile
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import typer
 
 from keel.cli import audit, auth, db, demo, doctor, experiments, home, models, runs, server
 from keel.cli import export as export_cli
+from keel.cli import monitor as monitor_cli
 from keel.cli import predict as predict_cli
 from keel.cli._group import KeelGroup
 from keel.cli.bundle import bundle
@@ -78,6 +80,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(auth.app, name="auth")
 app.add_typer(predict_cli.app, name="predict")
 app.add_typer(export_cli.app, name="export")
+app.add_typer(monitor_cli.app, name="monitor")
 app.command("bundle")(bundle)
 
 

@@ -1,0 +1,186 @@
+"""``keel monitor``: drift between two datasets, and reference profiles.
+
+keel monitor drift REF CUR [--json] [-o drift.html] [--columns a,b] [--method col=psi]
+                           [--threshold wasserstein=0.2] [--drift-share 0.5]
+                           [--prediction col] [--target col] [--multivariate]
+                           [--fail-on-drift]
+keel monitor profile DATA [-o profile.json]
+
+REF and CUR are Parquet files (or folders); REF may also be a profile written by
+``keel monitor profile`` (a ``.json`` file). Bad input exits 2 with one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from keel.cli._output import JsonOption, out_console, print_json
+from keel.errors import InvalidInput
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Monitor data: drift and reference profiles.", no_args_is_help=True)
+
+_MAX_PROFILE_BYTES = 256 * 1024 * 1024
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InvalidInput(f"{option} takes NAME=VALUE, not {item!r}")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _reference(path: Path) -> Any:
+    if path.suffix.lower() != ".json":
+        return path
+    from keel.monitoring import ReferenceProfile
+
+    if not path.is_file():
+        raise InvalidInput(f"the reference profile {str(path)!r} does not exist")
+    if path.stat().st_size > _MAX_PROFILE_BYTES:
+        raise InvalidInput(f"the reference profile {str(path)!r} is larger than 256 MiB")
+    return ReferenceProfile.from_json(path.read_bytes())
+
+
+def _thresholds(values: list[str] | None) -> dict[str, float]:
+    out = {}
+    for method, text in _pairs(values, "--threshold").items():
+        try:
+            out[method] = float(text)
+        except ValueError:
+            raise InvalidInput(f"--threshold {method}= takes a number, not {text!r}") from None
+    return out
+
+
+@app.command("drift")
+def drift_command(
+    reference: Annotated[Path, typer.Argument(help="Reference .parquet, or a profile .json.")],
+    current: Annotated[Path, typer.Argument(help="Current .parquet file or folder.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write a self-contained HTML report.")
+    ] = None,
+    columns: Annotated[
+        str | None, typer.Option("--columns", help="Comma-separated columns (default: shared).")
+    ] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option("--method", help="COLUMN=METHOD (ks, chisquare, psi, jensenshannon, …)."),
+    ] = None,
+    threshold: Annotated[
+        list[str] | None, typer.Option("--threshold", help="METHOD=VALUE, e.g. psi=0.2.")
+    ] = None,
+    drift_share: Annotated[
+        float, typer.Option("--drift-share", help="Share of drifted columns for dataset drift.")
+    ] = 0.5,
+    prediction: Annotated[
+        str | None, typer.Option("--prediction", help="Prediction column, reported apart.")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Target column, reported apart.")
+    ] = None,
+    multivariate: Annotated[
+        bool, typer.Option("--multivariate", help="Add a domain classifier's ROC AUC.")
+    ] = False,
+    fail_on_drift: Annotated[
+        bool, typer.Option("--fail-on-drift", help="Exit 1 when the dataset drifted.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare CURRENT with REFERENCE column by column; print the verdict and a table."""
+    from keel.monitoring import drift, drift_html
+
+    names = None if columns is None else [c.strip() for c in columns.split(",") if c.strip()]
+    report = drift(
+        _reference(reference),
+        current,
+        columns=names,
+        methods=_pairs(method, "--method"),
+        thresholds=_thresholds(threshold),
+        drift_share=drift_share,
+        prediction=prediction,
+        target=target,
+        multivariate=multivariate,
+    )
+    if output is not None:
+        _write(output, drift_html(report))
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        _print(report, output)
+    if fail_on_drift and report.dataset_drifted:
+        raise typer.Exit(1)
+
+
+def _write(path: Path, text: str) -> None:
+    import os
+
+    if path.is_dir():
+        raise InvalidInput(f"--output {str(path)!r} is a folder; name a file")
+    if not path.parent.exists():
+        raise InvalidInput(f"the folder of --output {str(path)!r} does not exist")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)  # a reader never sees half a report
+
+
+def _print(report: Any, output: Path | None) -> None:
+    from rich.table import Table
+
+    console = out_console()
+    table = Table(title=None, show_edge=False)
+    for header in ("column", "kind", "method", "statistic", "p-value", "threshold", "drift"):
+        table.add_column(header)
+    rows = [(r, "") for r in report.columns]
+    rows += [(r, role) for r, role in ((report.prediction, "prediction"),
+                                      (report.target, "target")) if r is not None]  # fmt: skip
+    for result, role in rows:
+        name = f"{result.column} ({role})" if role else result.column
+        p = "—" if result.p_value is None else f"{result.p_value:.3g}"
+        table.add_row(
+            name, result.kind, result.method + (" ≈" if result.approximate else ""),
+            f"{result.statistic:.4g}", p, f"{result.threshold:g}",
+            "[bold red]yes[/]" if result.drifted else "[green]no[/]",
+        )  # fmt: skip
+    console.print(table)
+    for name, reason in report.skipped.items():
+        console.print(f"[dim]not compared: {name}: {reason}[/]", highlight=False)
+    if report.multivariate is not None:
+        m = report.multivariate
+        console.print(f"domain classifier ROC AUC {m.roc_auc:.3f} (drift: {m.drifted})")
+    verdict = (
+        "[bold red]dataset drift[/]" if report.dataset_drifted else "[green]no dataset drift[/]"
+    )
+    console.print(
+        f"{verdict}: {report.drifted_columns} of {len(report.columns)} columns drifted "
+        f"({report.share:.0%}, threshold {report.drift_share:.0%})"
+    )
+    if output is not None:
+        console.print(f"report written to {output}")
+
+
+@app.command("profile")
+def profile_command(
+    data: Annotated[Path, typer.Argument(help="Reference .parquet file or folder.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the profile JSON here.")
+    ] = None,
+    max_categories: Annotated[
+        int, typer.Option("--max-categories", help="Categories kept per column.")
+    ] = 1000,
+) -> None:
+    """Profile DATA as a drift reference: print the JSON, or write it with -o."""
+    from keel.monitoring import profile
+
+    text = profile(data, max_categories=max_categories).to_json()
+    if output is None:
+        typer.echo(text)
+        return
+    _write(output, text + "\n")
+    out_console().print(f"profile of {data} written to {output}")

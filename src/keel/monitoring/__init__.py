@@ -1,0 +1,58 @@
+"""Monitoring: data drift, reference profiles and data quality of the data a model sees.
+
+``drift(reference, current)`` compares two datasets column by column (KS, chi-square,
+PSI, Jensen–Shannon, normalised Wasserstein; chosen by column type and sample size, or
+named per column) and overall; ``profile(frame)`` keeps a compact, JSON-serialisable
+summary of a training dataset that ``drift`` and ``quality`` accept instead of the raw
+rows; ``quality(reference, current)`` reports missing values, out-of-range values,
+unseen categories and schema violations. Names load on first use, so ``import
+keel.monitoring`` loads no numpy, pandas or scipy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "ColumnDrift",
+    "ColumnProfile",
+    "ColumnQuality",
+    "DriftReport",
+    "MultivariateDrift",
+    "QualityReport",
+    "ReferenceProfile",
+    "choose_method",
+    "domain_classifier",
+    "drift",
+    "drift_html",
+    "profile",
+    "quality",
+]
+
+_EXPORTS = {
+    "ColumnDrift": "keel.monitoring.results",
+    "ColumnProfile": "keel.monitoring._profile",
+    "ColumnQuality": "keel.monitoring._quality",
+    "DriftReport": "keel.monitoring.results",
+    "MultivariateDrift": "keel.monitoring.results",
+    "QualityReport": "keel.monitoring._quality",
+    "ReferenceProfile": "keel.monitoring._profile",
+    "choose_method": "keel.monitoring._drift",
+    "domain_classifier": "keel.monitoring.multivariate",
+    "drift": "keel.monitoring._drift",
+    "drift_html": "keel.monitoring._html",
+    "profile": "keel.monitoring._profile",
+    "quality": "keel.monitoring._quality",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,0 +1,165 @@
+"""Tabular input for monitoring: a checked pandas DataFrame, and each column's values.
+
+Accepted inputs are a pandas DataFrame, a pyarrow Table or RecordBatch, or the path of a
+Parquet file (or folder of Parquet files). A column is classified by its dtype:
+
+* ``number``: integer and float dtypes (nullable ones too), and object columns holding
+  only numbers;
+* ``string``: str/object columns holding only strings, and ``category`` columns;
+* ``bool``: boolean columns (object columns holding only True/False too);
+* anything else (datetimes, timedeltas, complex, intervals, an object column that mixes
+  strings and numbers, or one with nothing but missing values) is *unsupported* and
+  analysed by no statistic: the caller gets the reason instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from keel.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+__all__ = ["Categories", "NumericValues", "categories", "family", "load_frame", "numeric_values"]
+
+NUMBER, STRING, BOOL = "number", "string", "bool"
+_OBJECT_KINDS = {
+    "string": STRING,
+    "categorical": STRING,
+    "boolean": BOOL,
+    "integer": NUMBER,
+    "floating": NUMBER,
+    "mixed-integer-float": NUMBER,
+    "decimal": NUMBER,
+}
+
+
+def load_frame(data: Any, *, role: str) -> pd.DataFrame:
+    """Return ``data`` as a non-empty DataFrame with unique string column names."""
+    import pandas as pd
+
+    if isinstance(data, str | os.PathLike):
+        frame = _read_parquet(Path(data), role)
+    elif isinstance(data, pd.DataFrame):
+        frame = data
+    elif type(data).__module__.startswith("pyarrow") and hasattr(data, "to_pandas"):
+        frame = data.to_pandas()
+    else:
+        raise InvalidInput(
+            f"the {role} data is a {type(data).__name__}; pass a pandas DataFrame, a pyarrow "
+            "Table or the path of a Parquet file"
+        )
+    if frame.shape[1] == 0:
+        raise InvalidInput(f"the {role} data has no columns")
+    if frame.shape[0] == 0:
+        raise InvalidInput(f"the {role} data has no rows: drift needs at least one row")
+    names = [str(c) for c in frame.columns]
+    if len(set(names)) != len(names):
+        seen: set[str] = set()
+        dupes = sorted({n for n in names if n in seen or seen.add(n)})
+        raise InvalidInput(f"the {role} data repeats column names: {', '.join(dupes[:10])}")
+    if names != list(frame.columns):
+        frame = frame.set_axis(names, axis=1)
+    return frame
+
+
+def _read_parquet(path: Path, role: str) -> pd.DataFrame:
+    import pandas as pd
+    import pyarrow as pa
+
+    if not path.exists():
+        raise InvalidInput(f"the {role} file {str(path)!r} does not exist")
+    try:
+        return pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise InvalidInput(
+            f"the {role} file {str(path)!r} is not readable Parquet: {detail}"
+        ) from exc
+
+
+def family(series: pd.Series) -> tuple[str | None, str]:
+    """Return ``(family, reason)``: ``number``/``string``/``bool``, or None and why not."""
+    import pandas as pd
+    from pandas.api import types
+
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return STRING, ""
+    if types.is_bool_dtype(dtype):
+        return BOOL, ""
+    if types.is_complex_dtype(dtype):
+        return None, f"unsupported dtype {dtype}"
+    if types.is_numeric_dtype(dtype):
+        return NUMBER, ""
+    if types.is_string_dtype(dtype) or types.is_object_dtype(dtype):
+        inferred = types.infer_dtype(series, skipna=True)
+        if inferred == "empty":
+            return None, "no non-missing values"
+        kind = _OBJECT_KINDS.get(inferred)
+        if kind is None:
+            return None, f"values of mixed or unsupported types ({inferred}); cast to one type"
+        return kind, ""
+    return None, f"unsupported dtype {dtype}"
+
+
+@dataclass(frozen=True)
+class NumericValues:
+    """A numeric column's finite values, sorted, and how many were missing or ±inf."""
+
+    sorted: np.ndarray
+    missing: int
+    non_finite: int
+
+
+def numeric_values(series: pd.Series) -> NumericValues:
+    """Return the column's finite float64 values sorted; NaN/None are missing, ±inf counted."""
+    import numpy as np
+    import pandas as pd
+
+    if series.dtype == object:
+        series = pd.to_numeric(series, errors="coerce")
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = np.isfinite(values)
+    n_finite = int(np.count_nonzero(finite))
+    if n_finite == len(values):  # the common case: one pass, one copy (sorted in place)
+        kept, missing, non_finite = values.copy(), 0, 0
+    else:
+        missing = int(np.count_nonzero(np.isnan(values)))
+        non_finite = len(values) - missing - n_finite
+        kept = values[finite]
+    kept.sort()  # numpy's SIMD sort: one sort serves quantiles, ranks and distances
+    return NumericValues(sorted=kept, missing=missing, non_finite=non_finite)
+
+
+@dataclass(frozen=True)
+class Categories:
+    """A column's distinct non-missing values and their counts (same order)."""
+
+    values: pd.Index
+    counts: np.ndarray
+    missing: int
+
+
+def categories(series: pd.Series, fam: str) -> Categories:
+    """Return the distinct values of a string/bool column with their counts (hash-based)."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy()
+        uniques = series.cat.categories
+    else:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    valid = codes >= 0
+    counts = np.bincount(codes[valid], minlength=len(uniques)).astype(np.int64)
+    keep = counts > 0
+    values = pd.Index(np.asarray(uniques, dtype=object)[keep], dtype=object)
+    if fam == BOOL:
+        values = pd.Index([bool(v) for v in values], dtype=object)
+    return Categories(values, counts[keep], int(len(codes) - valid.sum()))
