@@ -27,6 +27,7 @@ def create_app(
     from keel.server.auth import require
     from keel.server.routes import auth as auth_routes
     from keel.server.routes import blobs, experiments, health, models, runs
+    from keel.server.routes.inference_lifespan import deployments_lifespan, install_deployments
 
     settings = settings or get_settings()
     app = FastAPI(
@@ -34,6 +35,7 @@ def create_app(
         version=__version__,
         description="The REST API of Keel: tracking, registry and artifacts.",
         default_response_class=JsonResponse,
+        lifespan=deployments_lifespan,  # resumes and ticks the deployments (data plane)
     )
     app.state.settings = settings
     app.state.stores = stores or open_stores(settings)
@@ -55,6 +57,8 @@ def create_app(
         app.include_router(module.router, prefix=API_PREFIX, dependencies=reads)
     app.include_router(auth_routes.me_router, prefix=API_PREFIX)
     app.include_router(auth_routes.router, prefix=API_PREFIX)
+    # The deployments data plane: /v2/models/<deployment>/… and /deployments/<name>/…
+    install_deployments(app)
     from keel.server.ui import install_ui
 
     install_ui(app)
