@@ -7,22 +7,34 @@ serving, as the router must), and reports the figures a test sets per backend.
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 from keel.deploy.traffic import BackendStats, TrafficPlan
 from keel.errors import InvalidInput
-from keel.stores import current_stores
 
 __all__ = ["RecordingApplier", "register_versions"]
 
 
+@lru_cache(maxsize=1)
+def _fitted() -> tuple[Any, Any]:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    return LogisticRegression(max_iter=300).fit(X, y), X
+
+
 def register_versions(model: str = "churn", count: int = 4) -> None:
-    """Register ``count`` versions of ``model`` in the current store (no artifact needed)."""
-    registry = current_stores().registry
+    """Register ``count`` versions of ``model`` (a real, small scikit-learn model, logged
+    once) in the current store, so a server's data plane can load and warm them."""
+    import keel
+
+    fitted, X = _fitted()
+    with keel.start_run(experiment="deploy-tests") as run:
+        run.log_model(fitted, "model", input_example=X.head(3))
     for _ in range(count):
-        registry.create_model_version(
-            model,
-            {"source": "mem://x", "artifact_digest": "0" * 64, "flavor": "sklearn",
-             "created_by": "test"},
-        )  # fmt: skip
+        keel.register_model(f"runs:/{run.run_id}/model", model)
 
 
 class RecordingApplier:

@@ -189,6 +189,21 @@ class Deployment:
             "created_by": self.created_by,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Deployment:
+        """Return the deployment ``to_dict`` wrote."""
+        rollout = data.get("rollout")
+        return cls(
+            name=data["name"],
+            environment=data["environment"],
+            description=data.get("description"),
+            plan=plan_from_dict(data["plan"]),
+            rollout=None if rollout is None else Rollout.from_dict(rollout),
+            created_at=int(data["created_at"]),
+            updated_at=int(data["updated_at"]),
+            created_by=data["created_by"],
+        )
+
 
 @dataclass(frozen=True)
 class HistoryEntry:
@@ -213,6 +228,19 @@ class HistoryEntry:
             "plan": plan_to_dict(self.plan),
             "reason": self.reason,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HistoryEntry:
+        """Return the entry ``to_dict`` wrote."""
+        return cls(
+            deployment=data["deployment"],
+            revision=int(data["revision"]),
+            at=int(data["at"]),
+            actor=data["actor"],
+            action=data["action"],
+            plan=plan_from_dict(data["plan"]),
+            reason=data.get("reason"),
+        )
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from keel.registry.uris import ModelRef, check_model_name, parse_model_uri
 __all__ = ["MAX_REF", "parse_version_ref"]
 
 MAX_REF = 600
+MAX_VERSION = 2**31 - 1  # the metadata column is a 32-bit integer
 
 
 def parse_version_ref(ref: object) -> ModelRef:
@@ -32,9 +33,11 @@ def parse_version_ref(ref: object) -> ModelRef:
         parsed = parse_model_uri(ref)
         if not isinstance(parsed, ModelRef):  # runs:/ was refused above; kept for types
             raise InvalidInput(f"{ref!r} does not name a registered model version")
+        if parsed.version is not None and parsed.version > MAX_VERSION:
+            raise InvalidInput(f"version {parsed.version} in {ref!r:.80} is beyond {MAX_VERSION}")
         return parsed
     name, sep, version = ref.rpartition("/")
-    if not sep or not version.isdigit() or int(version) < 1 or int(version) > 2**31 - 1:
+    if not sep or not version.isdigit() or int(version) < 1 or int(version) > MAX_VERSION:
         raise InvalidInput(
             f"invalid model version {ref!r}; use models:/<name>/<version>, "
             "models:/<name>@<alias>, models:/<name>/latest or <name>/<version>"
