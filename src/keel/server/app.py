@@ -26,7 +26,7 @@ def create_app(
     from keel.governance.auth import Role
     from keel.server.auth import require
     from keel.server.routes import auth as auth_routes
-    from keel.server.routes import blobs, experiments, health, models, runs
+    from keel.server.routes import blobs, deployments, experiments, health, models, runs
     from keel.server.routes.inference_lifespan import deployments_lifespan, install_deployments
 
     settings = settings or get_settings()
@@ -53,7 +53,7 @@ def create_app(
     # (``require(Role.EDITOR, on=…)``). With auth off the read check is left out entirely,
     # so reads pay nothing for it.
     reads = [require(Role.VIEWER)] if app.state.auth else []
-    for module in (experiments, runs, blobs, models):
+    for module in (experiments, runs, blobs, models, deployments):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=reads)
     app.include_router(auth_routes.me_router, prefix=API_PREFIX)
     app.include_router(auth_routes.router, prefix=API_PREFIX)
