@@ -2,8 +2,9 @@
 
 Pages: ``/`` experiments, ``/experiments/{id}`` runs table, ``/runs/{id}`` a run,
 ``/compare?run=…&run=…``, ``/models``, ``/models/{name}``, ``/models/{name}/versions/{n}``,
-``/audit`` and ``/login``; CSS and JavaScript under ``/static``. None of them is part of
-the OpenAPI schema, which stays about the REST API.
+``/deployments``, ``/deployments/{name}``, ``/audit`` and ``/login``; CSS and JavaScript
+under ``/static``. None of them is part of the OpenAPI schema, which stays about the REST
+API.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ def install_ui(app: FastAPI) -> None:
     """Add the UI's pages and static files to ``app``."""
     from fastapi.staticfiles import StaticFiles
 
-    from keel.server.ui import audit, charts, experiments, models, runs, session
+    from keel.server.ui import audit, charts, deployments, experiments, models, runs, session
 
-    for module in (session, charts, experiments, runs, models, audit):
+    for module in (session, charts, experiments, runs, models, deployments, audit):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
