@@ -16,6 +16,7 @@ import marshal
 import os
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ CACHE_VERSION = "keel-step-cache/1"
 _code_cache: dict[Any, str] = {}
 _file_cache: dict[tuple[str, int, int, int], str] = {}
 _lock = threading.Lock()
+_RACY_NS = 2_000_000_000
 
 
 def code_digest(fn: Callable[..., Any]) -> str:
@@ -97,8 +99,9 @@ def _hash_cached(file: Path, hash_file: Callable[[str], tuple[str, int]]) -> str
         found = _file_cache.get(key)
     if found is None:
         found = hash_file(file)[0]
-        with _lock:
-            _file_cache[key] = found
+        if time.time_ns() - stat.st_mtime_ns > _RACY_NS:
+            with _lock:
+                _file_cache[key] = found
     return found
 
 

@@ -134,7 +134,7 @@ class Step:
         if tracer is None:
             return self.fn(*args, **kwargs)
         try:
-            bound = self.signature.bind(*args, **kwargs)
+            bound = self.signature.bind_partial(*args, **kwargs)
         except TypeError as exc:
             raise InvalidInput(f"step {self.name!r}: {exc}") from None
         node_id = tracer.node_id(self.name)
@@ -201,7 +201,7 @@ def step(
     def decorate(f: Callable[..., Any]) -> Step:
         _check_function(f, "step", name)
         options = StepOptions(
-            name=name or f.__name__,
+            name=f.__name__ if name is None else name,
             retries=retries,
             retry_delay=retry_delay,
             backoff=backoff,
@@ -357,7 +357,8 @@ def pipeline(
 
     def decorate(f: Callable[..., Any]) -> Pipeline:
         _check_function(f, "pipeline", name)
-        return Pipeline(f, PipelineOptions(name or f.__name__, no_cache, max_workers))
+        label = f.__name__ if name is None else name
+        return Pipeline(f, PipelineOptions(label, no_cache, max_workers))
 
     return decorate if fn is None else decorate(fn)
 

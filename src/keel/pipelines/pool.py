@@ -111,22 +111,27 @@ class ProcessExecutor(Executor):
         by_conn = {w.conn: w for w in busy}
         by_sentinel = {w.process.sentinel: w for w in busy}
         results = []
+        done: list[_Worker] = []
         for ready in wait([*by_conn, *by_sentinel], timeout=limit):
             worker = by_conn.get(ready) or by_sentinel.get(ready)  # type: ignore[call-overload]
-            if worker is None or worker.task is None:
-                continue
-            if ready in by_conn:
-                try:
+            if worker is not None and worker not in done:
+                done.append(worker)  # its pipe and its sentinel can both be ready
+        for worker in done:
+            try:
+                if worker.conn.poll():  # a result, even from a worker that exited since
                     results.append(pickle.loads(worker.conn.recv_bytes()))
                     worker.task, worker.deadline = None, None
                     continue
-                except (EOFError, OSError):
-                    pass
-            code = worker.process.exitcode if not worker.process.is_alive() else None
+            except (EOFError, OSError):
+                pass
+            worker.process.join(1)
+            code = worker.process.exitcode
             results.append(self._lost(worker, f"its worker process died (exit code {code})"))
         now = time.monotonic()
         for worker in busy:
             if worker.task is not None and worker.deadline is not None and now >= worker.deadline:
+                if worker not in self._workers:
+                    continue
                 results.append(self._lost(worker, "it timed out", timed_out=True))
         return results
 
@@ -138,6 +143,7 @@ class ProcessExecutor(Executor):
             limit = task.step.options.timeout
             why = f"it ran longer than its timeout of {limit:g} s and was stopped"
         self._stop(worker)
+        worker.task = None
         now = time.time_ns() // 1_000_000
         return StepResult(task.node_id, None, why, None, "", now, now)
 
