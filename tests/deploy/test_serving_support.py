@@ -148,14 +148,18 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 @contextmanager
-def live_server(app: Any) -> Iterator[str]:
-    """Serve ``app`` (lifespan on) with uvicorn in a thread on 127.0.0.1; yield its URL."""
+def live_server(app: Any) -> Iterator[tuple[str, asyncio.AbstractEventLoop]]:
+    """Serve ``app`` (lifespan on) with uvicorn on 127.0.0.1 in a thread; yield its URL and
+    its event loop (for coroutines that must run on the server's loop), then stop it."""
     import uvicorn
 
     from keel.serving._uvicorn import config
 
     server = uvicorn.Server(config(app, host="127.0.0.1", port=0))
-    thread = threading.Thread(target=server.run, name="keel-test-server", daemon=True)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(
+        target=lambda: loop.run_until_complete(server.serve()), name="keel-test-server", daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + WAIT_S
     while not server.started:
@@ -166,7 +170,9 @@ def live_server(app: Any) -> Iterator[str]:
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", loop
     finally:
         server.should_exit = True
         thread.join(WAIT_S)
+        if not thread.is_alive():
+            loop.close()
