@@ -9,9 +9,12 @@ keel models list | show | versions | alias | card
 keel audit log | verify
 keel auth user add | list; token create | list | revoke; role grant | revoke
 keel predict batch
+keel deploy create | list | show | history | rollout | traffic | promote | rollback | abort |
+            outcome | analysis | delete | render
 keel export onnx
 keel bundle
 keel monitor drift | profile
+keel pipeline run | resume | list | runs | show
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from typing import Annotated
 import typer
 
 from keel.cli import audit, auth, db, demo, doctor, experiments, home, models, runs, server
+from keel.cli import deploy as deploy_cli
 from keel.cli import export as export_cli
 from keel.cli import monitor as monitor_cli
+from keel.cli import pipeline as pipeline_cli
 from keel.cli import predict as predict_cli
 from keel.cli._group import KeelGroup
 from keel.cli.bundle import bundle
@@ -79,8 +84,10 @@ app.add_typer(models.app, name="models")
 app.add_typer(audit.app, name="audit")
 app.add_typer(auth.app, name="auth")
 app.add_typer(predict_cli.app, name="predict")
+app.add_typer(deploy_cli.app, name="deploy")
 app.add_typer(export_cli.app, name="export")
 app.add_typer(monitor_cli.app, name="monitor")
+app.add_typer(pipeline_cli.app, name="pipeline")
 app.command("bundle")(bundle)
 
 
