@@ -15,4 +15,5 @@ def home(keel_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
+    monkeypatch.setenv("COLUMNS", "200")  # wide CLI tables: no cell is cut short
     return keel_env.home

@@ -14,6 +14,7 @@ keel deploy create | list | show | history | rollout | traffic | promote | rollb
 keel export onnx
 keel bundle
 keel monitor drift | profile
+keel pipeline run | resume | list | runs | show
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from keel.cli import audit, auth, db, demo, doctor, experiments, home, models, r
 from keel.cli import deploy as deploy_cli
 from keel.cli import export as export_cli
 from keel.cli import monitor as monitor_cli
+from keel.cli import pipeline as pipeline_cli
 from keel.cli import predict as predict_cli
 from keel.cli._group import KeelGroup
 from keel.cli.bundle import bundle
@@ -85,6 +87,7 @@ app.add_typer(predict_cli.app, name="predict")
 app.add_typer(deploy_cli.app, name="deploy")
 app.add_typer(export_cli.app, name="export")
 app.add_typer(monitor_cli.app, name="monitor")
+app.add_typer(pipeline_cli.app, name="pipeline")
 app.command("bundle")(bundle)
 
 
