@@ -16,7 +16,6 @@ from keel.store import schema as t
 from keel.store.database import Database
 from keel.tracking.entities import (
     Metric,
-    PagedList,
     Run,
     RunStatus,
 )
@@ -24,6 +23,7 @@ from keel.tracking.run_json import EMPTY, RunJson, dump_strings
 from keel.tracking.sql_assets import SqlRunAssets
 from keel.tracking.sql_experiments import SqlExperiments
 from keel.tracking.sql_rows import hydrate, run_columns
+from keel.tracking.sql_search import SqlRunSearch
 from keel.tracking.store import MetricRow, TrackingStore
 
 __all__ = ["SqlTrackingStore"]
@@ -40,7 +40,7 @@ def _latest_wins(table: Any, excluded: Any) -> Any:
     )
 
 
-class SqlTrackingStore(SqlExperiments, SqlRunAssets, TrackingStore):
+class SqlTrackingStore(SqlExperiments, SqlRunAssets, SqlRunSearch, TrackingStore):
     """Tracking on a SQL metadata database."""
 
     def __init__(self, db: Database) -> None:
@@ -357,52 +357,3 @@ class SqlTrackingStore(SqlExperiments, SqlRunAssets, TrackingStore):
                 Metric(key, math.nan if is_nan else value, step, ts)
                 for value, step, ts, is_nan in rows
             ]
-
-    # -- search --------------------------------------------------------------------------
-    def search_runs(
-        self,
-        experiment_ids: Sequence[str],
-        *,
-        filter: str | None = None,
-        order_by: Sequence[str] | str | None = None,
-        max_results: int = 1000,
-        page_token: str | None = None,
-    ) -> PagedList[Run]:
-        from keel.tracking.search import build_search
-
-        query, offset = build_search(
-            self.db.dialect, experiment_ids, filter, order_by, max_results, page_token
-        )
-        with self.db.read() as conn:
-            rows = conn.execute(query).all()
-            more = len(rows) > max_results
-            runs = hydrate(rows[:max_results])
-        from keel.tracking.search import encode_page_token
-
-        token = encode_page_token(offset + max_results) if more else None
-        return PagedList(runs, token)
-
-    def search_runs_json(
-        self,
-        experiment_ids: Sequence[str],
-        *,
-        filter: str | None = None,
-        order_by: Sequence[str] | str | None = None,
-        max_results: int = 1000,
-        page_token: str | None = None,
-    ) -> bytes:
-        """Return ``search_runs``' page as the REST API's JSON body, built by the database.
-
-        ``{"runs": [<Run.to_dict()>, ...], "next_page_token": ...}``, with no ``Run`` built.
-        """
-        from keel.tracking.search import build_search, encode_page_token
-
-        query, offset = build_search(
-            self.db.dialect, experiment_ids, filter, order_by, max_results, page_token,
-            as_json=True,
-        )  # fmt: skip
-        with self.db.read() as conn:
-            texts = conn.execute(query).scalars().all()
-        token = encode_page_token(offset + max_results) if len(texts) > max_results else None
-        runs = ",".join(texts[:max_results])
-        return f'{{"runs":[{runs}],"next_page_token":{orjson.dumps(token).decode()}}}'.encode()
