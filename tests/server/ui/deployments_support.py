@@ -12,6 +12,7 @@ so gates and the shadow see real ``BackendStats``.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,4 +120,8 @@ def seed_deployments(home: Path) -> Seeded:
         )
         return store.get_deployment("churn-prod").rollout.step_started_at / 1000
 
-    return Seeded(home=home, canary_step_started=asyncio.run(seed()))
+    # In a thread of its own: where Playwright's sync API is open, this thread's asyncio
+    # "running loop" is Playwright's, and asyncio.run() refuses to start here.
+    with ThreadPoolExecutor(1) as pool:
+        started = pool.submit(asyncio.run, seed()).result()
+    return Seeded(home=home, canary_step_started=started)

@@ -157,7 +157,8 @@ def test_an_ab_test_shows_its_analysis_and_winner(client: Any) -> None:
     assert "winner: churn/3" in section
     assert "two-proportion z-test" in section
     assert re.search(r"churn/3\s*<span class=\"badge\">winner</span>", section)
-    assert "x-request-key" in html  # the sticky key
+    details = "binary outcomes to maximize, alpha 0.05, at least 50 per variant"
+    assert f"{details}; variants assigned by 'x-request-key'" in unescape(html)
 
 
 def test_a_shadow_shows_its_agreement_kept_when_it_ended(client: Any) -> None:
@@ -165,7 +166,9 @@ def test_a_shadow_shows_its_agreement_kept_when_it_ended(client: Any) -> None:
     agreement = re.search(r'id="shadow-agreement">([^<]*)<', html)
     assert agreement is not None
     assert agreement.group(1) == "96.2%"
-    assert "churn/3 receives a mirror" in html
+    assert "churn/3 received a mirror of every live request until the shadow ended" in html
+    assert "mirrors until stopped" in html
+    assert "+ shadow churn/3" in _rows(html, "history")[1][4]  # while it ran
     assert '<span class="status finished">ended</span>' in html
 
 

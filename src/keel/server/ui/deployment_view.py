@@ -38,8 +38,10 @@ def split_segments(plan: TrafficPlan) -> list[dict[str, Any]]:
 
 
 def split_text(plan: TrafficPlan) -> str:
-    """Return the live split as one line, e.g. ``churn/3 95% · churn/4 5%``."""
-    return " · ".join(f"{b.key} {b.weight:g}%" for b in plan.live)
+    """Return the live split as one line, e.g. ``churn/3 95% · churn/4 5%`` (and the shadow
+    that mirrors it, if any)."""
+    text = " · ".join(f"{b.key} {b.weight:g}%" for b in plan.live)
+    return f"{text} + shadow {plan.shadow.key}" if plan.shadow is not None else text
 
 
 def version_rows(
@@ -107,6 +109,7 @@ def rollout_view(rollout: Rollout | None, now_ms: int) -> dict[str, Any] | None:
         "gate": None,
         "last_gate": None,
         "config": config,
+        "details": None,
     }
     if rollout.strategy is Strategy.CANARY:
         _canary(view, rollout, config)
@@ -117,10 +120,28 @@ def rollout_view(rollout: Rollout | None, now_ms: int) -> dict[str, Any] | None:
         view["step"], view["of"] = min(done + 1, len(labels)), len(labels)
     elif rollout.strategy is Strategy.SHADOW:
         duration = config.get("duration_s")
-        if rollout.running and isinstance(duration, (int, float)):
+        timed = isinstance(duration, (int, float)) and not isinstance(duration, bool)
+        view["details"] = f"mirrors for {duration:g} s" if timed else "mirrors until stopped"
+        if rollout.running and timed:
             view["due_at"] = rollout.step_started_at + int(duration * 1000)
+    elif rollout.strategy is Strategy.AB:
+        view["details"] = _ab_details(config)
     view["overdue"] = view["due_at"] is not None and view["due_at"] < now_ms
     return view
+
+
+def _ab_details(config: dict[str, Any]) -> str | None:
+    from keel.deploy.analysis import ABConfig
+
+    known = {k: v for k, v in config.items() if k in ABConfig.__dataclass_fields__}
+    try:
+        ab = ABConfig.parse(known)
+    except KeelError:
+        return None
+    return (
+        f"{ab.outcome} outcomes to {ab.goal}, alpha {ab.alpha:g}, at least {ab.min_samples} "
+        f"per variant; variants assigned by {ab.sticky_key!r}"
+    )
 
 
 def _step(label: str, index: int, current: int) -> dict[str, Any]:
