@@ -1,0 +1,161 @@
+"""The deployments REST API: happy paths, refusals (4xx, never 500), and a live canary."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+
+import pytest
+
+with warnings.catch_warnings():  # starlette warns that it prefers httpx2 to httpx
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+from tests.conftest import KeelEnv
+from tests.deploy._control import register_versions
+
+API = "/api/v1/deployments"
+D = f"{API}/churn-prod"
+INVALID = (400, "INVALID_INPUT")
+CANARY = {"model": "m/2", "strategy": "canary"}
+
+
+@pytest.fixture
+def client(keel_env: KeelEnv) -> Iterator[TestClient]:
+    """A server (with its data plane) on a home holding model "m" versions 1 to 3."""
+    from keel.config import load_settings
+    from keel.server import create_app
+
+    register_versions("m", 3)
+    app = create_app(settings=load_settings(keel_env.home))
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def _error(response, status: int, code: str) -> str:  # type: ignore[no-untyped-def]
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error_code", "message"}
+    assert body["error_code"] == code
+    return body["message"]
+
+
+def _create(client: TestClient, name: str = "churn-prod", model: str = "models:/m/1") -> dict:
+    response = client.post(API, json={"name": name, "model": model, "environment": "prod"})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_create_get_list_history_stats_and_delete(client: TestClient) -> None:
+    created = _create(client)
+    assert created["plan"]["backends"] == [
+        {"model": "m", "version": 1, "weight": 100.0, "role": "stable"}
+    ]
+    assert client.get(f"{API}/churn-prod").json() == created
+    assert [d["name"] for d in client.get(API).json()["deployments"]] == ["churn-prod"]
+    assert client.get(API, params={"environment": "qa"}).json() == {"deployments": []}
+    (entry,) = client.get(f"{API}/churn-prod/history").json()["history"]
+    assert entry["action"] == "create"
+    stats = client.get(f"{API}/churn-prod/stats").json()
+    assert stats["serving_revision"] == 1  # the server's data plane serves it
+    assert client.delete(f"{API}/churn-prod").status_code == 204
+    _error(client.get(f"{API}/churn-prod"), 404, "NOT_FOUND")
+
+
+def test_blue_green_switches_and_rollback_is_instant(client: TestClient) -> None:
+    _create(client)
+    dep = client.post(f"{API}/churn-prod/rollouts", json={"model": "models:/m/2"}).json()
+    assert dep["status"] == "serving"
+    assert [(b["version"], b["role"]) for b in dep["plan"]["backends"]] == [
+        (2, "stable"), (1, "standby"),
+    ]  # fmt: skip
+    back = client.post(f"{API}/churn-prod/rollback", json={}).json()
+    assert back["plan"]["backends"][0]["version"] == 1
+    history = client.get(f"{API}/churn-prod/history").json()["history"]
+    assert "instant" in history[-1]["reason"]
+    assert client.get(f"{API}/churn-prod/stats").json()["serving_revision"] == back["revision"]
+
+
+def test_a_canary_under_live_traffic_steps_and_promotes(client: TestClient) -> None:
+    from sklearn.datasets import load_iris
+
+    _create(client)
+    config = {"steps": [50, 100], "interval_s": 0.2, "min_requests": 5, "max_wait": 10_000}
+    started = client.post(
+        f"{API}/churn-prod/rollouts",
+        json={"model": "m/2", "strategy": "canary", "config": config},
+    )
+    assert started.json()["status"] == "canary step 1/2", started.text
+    X = load_iris(as_frame=True).data.head(2)
+    body = {"dataframe_split": {"columns": list(X.columns), "data": X.to_numpy().tolist()}}
+    status = None
+    for _ in range(3000):  # bounded: the controller ticks every 0.5 s meanwhile
+        answer = client.post("/deployments/churn-prod/invocations", json=body)
+        assert answer.status_code == 200, answer.text
+        status = client.get(f"{API}/churn-prod").json()["rollout"]["status"]
+        if status != "running":
+            break
+    assert status == "promoted"
+    history = client.get(f"{API}/churn-prod/history").json()["history"]
+    assert [h["action"] for h in history] == ["create", "rollout.canary", "canary.step", "promote"]
+    assert {h["actor"] for h in history[2:]} == {"controller"}
+    assert "gate passed at step 1/2" in history[2]["reason"]
+
+
+def test_ab_outcomes_and_analysis(client: TestClient) -> None:
+    _create(client)
+    body = {"model": "m/2", "strategy": "ab", "config": {"min_samples": 2, "sticky_key": "user"}}
+    assert client.post(f"{API}/churn-prod/rollouts", json=body).status_code == 200
+    outcomes = [{"value": 1, "variant": "m/1"}, {"value": 0, "variant": "m/2"}] * 3
+    outcomes.append({"value": 1, "request_key": "user-1"})
+    recorded = client.post(f"{API}/churn-prod/outcomes", json={"outcomes": outcomes})
+    assert recorded.json() == {"recorded": 7}
+    analysis = client.get(f"{API}/churn-prod/analysis").json()
+    assert sum(v["n"] for v in analysis["variants"]) == 7
+    assert analysis["comparisons"][0]["test"] == "two-proportion z-test"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("post", API, {}, *INVALID),
+        ("post", API, {"name": "x", "model": "m/1", "colour": 1}, *INVALID),
+        ("post", API, {"name": "x" * 129, "model": "m/1"}, *INVALID),
+        ("post", API, {"name": "a/b", "model": "m/1"}, *INVALID),
+        ("post", API, {"name": "x", "model": 1}, *INVALID),
+        ("post", API, {"name": "x", "model": "m/99"}, 404, "NOT_FOUND"),
+        ("post", API, {"name": "churn-prod", "model": "m/1"}, 409, "ALREADY_EXISTS"),
+        ("get", f"{API}/nope", None, 404, "NOT_FOUND"),
+        ("get", f"{API}/{'x' * 200}", None, *INVALID),
+        ("get", f"{API}/nope/history", None, 404, "NOT_FOUND"),
+        ("get", f"{D}/history?limit=0", None, *INVALID),
+        ("get", f"{D}/history?limit=abc", None, *INVALID),
+        ("get", f"{API}/nope/stats", None, 404, "NOT_FOUND"),
+        ("delete", f"{API}/nope", None, 404, "NOT_FOUND"),
+        ("post", f"{API}/nope/rollouts", {"model": "m/2"}, 404, "NOT_FOUND"),
+        ("post", f"{D}/rollouts", {"model": "m/2", "strategy": "x"}, *INVALID),
+        ("post", f"{D}/rollouts", {"model": "m/2", "config": []}, *INVALID),
+        ("post", f"{D}/rollouts", {**CANARY, "config": {"steps": [1e308, 100]}}, *INVALID),
+        ("post", f"{D}/rollouts", {**CANARY, "config": {"steps": 2**70}}, *INVALID),
+        ("post", f"{D}/rollouts", {"model": "m/1", "strategy": "canary"}, 409, "CONFLICT"),
+        ("put", f"{D}/traffic", {"weights": {}}, *INVALID),
+        ("put", f"{D}/traffic", {"weights": {"m/1": 50}}, *INVALID),
+        ("put", f"{D}/traffic", {"weights": {"m/1": "50", "m/2": 50}}, *INVALID),
+        ("put", f"{D}/traffic", {"weights": {f"m/{i}": 1 for i in range(1, 30)}}, *INVALID),
+        ("post", f"{D}/promote", {}, 409, "CONFLICT"),
+        ("post", f"{D}/abort", None, 409, "CONFLICT"),
+        ("post", f"{D}/rollback", {}, 409, "CONFLICT"),
+        ("post", f"{D}/rollback", {"to": "m/1"}, 409, "CONFLICT"),
+        ("post", f"{D}/rollback", {"to": "../../x"}, *INVALID),
+        ("post", f"{D}/outcomes", {"outcomes": []}, *INVALID),
+        ("post", f"{D}/outcomes", {"outcomes": [{"value": 1}] * 10_001}, *INVALID),
+        ("post", f"{D}/outcomes", {"outcomes": [{"value": 1, "variant": "m/1"}]}, 409, "CONFLICT"),
+        ("get", f"{D}/analysis", None, 409, "CONFLICT"),
+    ],
+)  # fmt: skip
+def test_refusals_are_4xx_with_a_keel_error(
+    client: TestClient, method: str, path: str, body: object, status: int, code: str
+) -> None:
+    _create(client)
+    response = client.request(method.upper(), path, json=body)
+    _error(response, status, code)
