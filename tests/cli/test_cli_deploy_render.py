@@ -1,8 +1,4 @@
-"""``keel deploy render``: manifests of a real deployment from the store, and bad input.
-
-The command runs inside a ``KeelGroup`` exactly as the ``keel deploy`` group runs it, so
-errors are one line with the exit code ``keel`` gives them.
-"""
+"""``keel deploy render``: manifests of a real deployment from the store, and bad input."""
 
 from __future__ import annotations
 
@@ -10,29 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 import yaml
-from cli_support import fresh_process, one_error_line
-from typer.testing import CliRunner, Result
+from cli_support import Cli, one_error_line
+from typer.testing import Result
 
-from keel.cli._group import KeelGroup
-from keel.cli.deploy_render import render
 from keel.stores import current_stores
-
-app = typer.Typer(cls=KeelGroup, add_completion=False, pretty_exceptions_enable=False)
-
-
-@app.callback()
-def _root() -> None:
-    """A group, as ``keel deploy`` is."""
-
-
-app.command("render")(render)
 
 
 def run(*args: str) -> Result:
-    fresh_process()
-    return CliRunner().invoke(app, ["render", *args])
+    return Cli()("deploy", "render", *args)
 
 
 @pytest.fixture
