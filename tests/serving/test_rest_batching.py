@@ -254,3 +254,91 @@ def test_the_cli_defaults_are_the_measured_ones() -> None:
     assert params["max_batch_size"].default == batching.DEFAULT_MAX_BATCH_SIZE
     assert params["max_latency_ms"].default == batching.DEFAULT_MAX_LATENCY_MS
     assert params["max_queue"].default == batching.DEFAULT_MAX_QUEUE
+
+
+def _thread_recorder() -> tuple[list[tuple[str, list[int]]], Any]:
+    seen: list[tuple[str, list[int]]] = []
+
+    def run_batch(items: list[int]) -> list[int | BaseException]:
+        seen.append((threading.current_thread().name, list(items)))
+        return [ValueError(f"bad {i}") if i < 0 else i * 10 for i in items]
+
+    return seen, run_batch
+
+
+def test_a_lone_caller_of_a_cheap_model_predicts_on_the_loop() -> None:
+    seen, run_batch = _thread_recorder()
+
+    async def scenario() -> list[int]:
+        batcher: MicroBatcher[int, int] = MicroBatcher(run_batch, lambda item: 1)
+        try:
+            first = await batcher.submit(1)  # cost unknown yet: the worker's thread
+            rest = [await batcher.submit(i) for i in (2, 3)]
+            with pytest.raises(ValueError, match="bad -1"):  # its own error, raised inline
+                await batcher.submit(-1)
+            assert batcher.stats.batches == 4
+            assert batcher.stats.requests == 4
+            return [first, *rest]
+        finally:
+            await batcher.close()
+
+    assert asyncio.run(scenario()) == [10, 20, 30]
+    loop_thread = threading.current_thread().name
+    assert seen[0][0].startswith("keel-predict")
+    assert [name for name, _ in seen[1:]] == [loop_thread] * 3
+
+
+def test_a_model_slower_than_the_inline_bound_stays_off_the_loop() -> None:
+    names: list[str] = []
+
+    def slow(items: list[int]) -> list[int]:
+        names.append(threading.current_thread().name)
+        time.sleep(0.01)  # 10 ms a batch, above the 2 ms inline bound
+        return items
+
+    async def scenario() -> None:
+        batcher: MicroBatcher[int, int] = MicroBatcher(slow, lambda item: 1)
+        try:
+            for i in range(3):
+                assert await batcher.submit(i) == i
+        finally:
+            await batcher.close()
+
+    asyncio.run(scenario())
+    assert len(names) == 3
+    assert all(name.startswith("keel-predict") for name in names)
+
+
+def test_no_inline_bound_means_never_inline() -> None:
+    seen, run_batch = _thread_recorder()
+
+    async def scenario() -> None:
+        batcher: MicroBatcher[int, int] = MicroBatcher(run_batch, lambda i: 1, inline_max_ms=0)
+        try:
+            for i in range(3):
+                await batcher.submit(i)
+        finally:
+            await batcher.close()
+
+    asyncio.run(scenario())
+    assert all(name.startswith("keel-predict") for name, _ in seen)
+
+
+def test_callers_arriving_together_are_merged_not_run_inline_one_by_one() -> None:
+    seen, run_batch = _thread_recorder()
+
+    async def scenario() -> list[int]:
+        batcher: MicroBatcher[int, int] = MicroBatcher(run_batch, lambda item: 1)
+        try:
+            await batcher.submit(0)  # measured: inline is allowed from now on
+            await batcher.submit(0)
+            assert len(seen) == 2
+            return list(await asyncio.gather(*(batcher.submit(i) for i in range(1, 9))))
+        finally:
+            await batcher.close()
+
+    assert asyncio.run(scenario()) == [i * 10 for i in range(1, 9)]
+    later = seen[2:]
+    assert sorted(i for _, batch in later for i in batch) == list(range(1, 9))
+    assert max(len(batch) for _, batch in later) > 1  # merged, on the worker's thread
+    assert len(later) < 8

@@ -43,16 +43,17 @@ def is_csv(content_type: str) -> bool:
     return content_type.split(";", maxsplit=1)[0].strip().lower() == "text/csv"
 
 
-def split_matrix(doc: Any) -> tuple[list[str], Any] | None:
+def split_matrix(doc: Any, raw: bytes | None = None) -> tuple[list[str], Any] | None:
     """``(columns, 2-D numpy array)`` for a plain numeric ``dataframe_split``, else None.
 
     Plain: the only key, with string ``columns`` and non-empty ``data`` rows holding only
-    floats or only ints (no index, no nulls, no booleans, no text), so the array holds
-    what :func:`frame_of`'s DataFrame would, without building one. Anything else (None)
-    goes through :func:`frame_of`.
+    numbers (no index, no nulls, no booleans, no text), so the array holds what
+    :func:`frame_of`'s DataFrame would once the signature's numeric dtype is applied
+    (integers mixed with floats become floats, as a DataFrame column of both does; with a
+    magnitude beyond 2**53, where that could round, the DataFrame decides). ``raw``, the
+    body ``doc`` was parsed from, lets booleans be ruled out without a look at every value.
+    Anything else (None) goes through :func:`frame_of`.
     """
-    import itertools
-
     import numpy as np
 
     if not isinstance(doc, Mapping) or len(doc) != 1:
@@ -69,15 +70,45 @@ def split_matrix(doc: Any) -> tuple[list[str], Any] | None:
     ):
         return None
     try:
-        kinds = set(map(type, itertools.chain.from_iterable(data)))
-        if kinds not in ({float}, {int}) or not all(type(row) is list for row in data):
-            return None
-        matrix = np.array(data, dtype=np.float64 if kinds == {float} else None)
-    except (TypeError, ValueError, OverflowError):
+        matrix = np.array(data)
+    except (TypeError, ValueError, OverflowError):  # ragged rows, huge integers
         return None
-    if matrix.ndim != 2 or matrix.dtype.kind not in "if":
+    if matrix.ndim != 2 or matrix.dtype.kind not in "iuf":
+        return None
+    # numpy reads true/false as 1/0 next to numbers; the DataFrame path refuses them
+    strings = ["dataframe_split", *value.keys(), *columns]
+    if not (_no_booleans(raw, strings) if raw is not None else _no_booleans_in(data)):
+        return None
+    if matrix.dtype.kind == "f" and matrix.size and np.abs(matrix).max() > _EXACT_FLOAT_INT:
         return None
     return columns, matrix
+
+
+# Integers up to 2**53 in magnitude are exact as float64.
+_EXACT_FLOAT_INT = 2.0**53
+
+
+def _no_booleans(raw: bytes, strings: list[str]) -> bool:
+    """Whether the JSON text ``raw``, whose strings are all in ``strings``, holds no
+    ``true``/``false``.
+
+    Outside strings, the bytes ``t`` and ``a`` appear in JSON only in those literals
+    (numbers are digits, ``.``, ``e``, ``E``, ``+``, ``-``; UTF-8 multi-byte sequences hold
+    no ASCII byte). Without a backslash, every string appears in ``raw`` as its UTF-8
+    bytes, so equal counts of ``t`` and ``a`` in ``raw`` and in ``strings`` mean neither
+    literal occurs. An unlisted string only raises the count: the answer is then False,
+    never wrongly True. Two byte counts instead of a type check of every value.
+    """
+    if b"\\" in raw:
+        return False
+    text = "".join(strings).encode()
+    return raw.count(b"t") == text.count(b"t") and raw.count(b"a") == text.count(b"a")
+
+
+def _no_booleans_in(data: list[Any]) -> bool:
+    import itertools
+
+    return bool not in set(map(type, itertools.chain.from_iterable(data)))
 
 
 def frame_of(doc: Any) -> pd.DataFrame:

@@ -155,7 +155,7 @@ def create_app(
             predictions = await service.predict_frame(read_invocation(raw, content_type))
         else:
             doc = parse_json(raw)
-            rows = split_matrix(doc)
+            rows = split_matrix(doc, raw)
             prepared = None if rows is None else service.prepare_rows(*rows)
             if prepared is None:
                 predictions = await service.predict_frame(frame_of(doc))

@@ -22,6 +22,7 @@ is reported ready.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +67,8 @@ class Prepared:
     ``columns`` holds 1-D arrays by column name (dataframe signatures); ``array`` the single
     array (tensor signatures). ``outputs`` are the output names to return, in order.
     ``block``, when set, is the same input as one checked 2-D array in the signature's
-    column order (``columns`` are views of it): a request read as a matrix keeps it.
+    column order, and ``columns`` stays empty (a batch that needs columns takes views of
+    the block): a request read as a matrix keeps it.
     """
 
     rows: int
@@ -106,6 +108,7 @@ class ModelRuntime:
             self.output_names.append("predict_proba")
         self._outputs_meta: list[TensorMetadata] = []
         self._uniform, self._direct = _fast_path(model, self.schema)
+        self._names = [spec.name or "" for spec in self.schema.columns]
 
     # -- metadata ---------------------------------------------------------------------------
 
@@ -214,8 +217,8 @@ class ModelRuntime:
             )
         if self._uniform is not None and data.dtype.kind in _NUMERIC_KINDS:
             # every column numeric and required: what _column checks, once for the block
-            self._check_finite(data, [f"{tensor.name}[:, {j}]" for j in range(width)])
-            return self._block_prepared(data, outputs)
+            self._check_finite(data, lambda j: f"{tensor.name}[:, {j}]")
+            return Prepared(rows=data.shape[0], outputs=outputs, block=data)
         columns = {
             spec.name or "": _column(f"{tensor.name}[:, {j}]", tensor.datatype, data[:, j], spec)
             for j, spec in enumerate(self._cols)
@@ -239,31 +242,36 @@ class ModelRuntime:
             or len(names) != width
         ):
             return None
-        position = {name: j for j, name in enumerate(names)}
-        if len(position) != width:
-            return None
-        try:
-            order = [position[spec.name or ""] for spec in self._cols]
-        except KeyError:
-            return None
-        block = matrix if order == list(range(width)) else matrix[:, order]
-        self._check_finite(block, [spec.name or "" for spec in self._cols])
-        return self._block_prepared(block, ["predict"])
+        if names == self._names:  # the usual case: the signature's order, nothing to move
+            block = matrix
+        else:
+            position = {name: j for j, name in enumerate(names)}
+            if len(position) != width:
+                return None
+            try:
+                order = [position[name] for name in self._names]
+            except KeyError:
+                return None
+            block = matrix[:, order]
+        self._check_finite(block, self._names.__getitem__)
+        return Prepared(rows=block.shape[0], outputs=["predict"], block=block)
 
-    def _check_finite(self, block: np.ndarray, where: list[str]) -> None:
+    def _check_finite(self, block: np.ndarray, where: Callable[[int], str]) -> None:
+        """``InvalidInput`` naming the first column (``where(j)``) holding NaN or inf."""
         if block.dtype.kind != "f" or not block.size:
             return
-        finite = np.isfinite(block).all(axis=0)
+        finite = np.isfinite(block)
         if not finite.all():
-            bad = where[int(np.flatnonzero(~finite)[0])]
+            bad = where(int(np.flatnonzero(~finite.all(axis=0))[0]))
             raise InvalidInput(
                 f"input {bad!r} holds NaN or infinite values; the model's signature does not "
                 "allow missing values there"
             )
 
-    def _block_prepared(self, block: np.ndarray, outputs: list[str]) -> Prepared:
-        columns = {spec.name or "": block[:, j] for j, spec in enumerate(self._cols)}
-        return Prepared(rows=block.shape[0], outputs=outputs, columns=columns, block=block)
+    def _columns_of(self, item: Prepared) -> dict[str, np.ndarray]:
+        if item.block is None:
+            return item.columns
+        return {name: item.block[:, j] for j, name in enumerate(self._names)}
 
     def _prepare_tensor(self, inputs: list[Tensor], outputs: list[str]) -> Prepared:
         if len(inputs) != 1:
@@ -327,12 +335,11 @@ class ModelRuntime:
         else:
             import pandas as pd
 
-            if len(batch) == 1:
-                merged = batch[0].columns
+            parts = [self._columns_of(item) for item in batch]
+            if len(parts) == 1:
+                merged = parts[0]
             else:
-                merged = {
-                    n: np.concatenate([item.columns[n] for item in batch]) for n in batch[0].columns
-                }
+                merged = {n: np.concatenate([part[n] for part in parts]) for n in parts[0]}
             arrays = list(merged.values())
             dtypes = {a.dtype for a in arrays}
             if len(dtypes) == 1 and next(iter(dtypes)).kind in "biuf":
