@@ -190,6 +190,22 @@ def test_live_figures_from_the_data_plane_are_shown_when_present(seeded: Seeded)
     ]
 
 
+def test_live_figures_come_from_the_servers_own_data_plane(seeded: Seeded) -> None:
+    # With its lifespan the app loads and warms every deployment's versions and routes
+    # requests; the page reads the router's figures for the last minute.
+    with _client(seeded.home) as client:
+        for i in range(12):
+            body = {"instances": [[0.1 * i, 0.2, 0.3]]}
+            response = client.post("/deployments/churn-prod/invocations", json=body)
+            assert response.status_code == 200, response.text
+        html = _get(client, "/deployments/churn-prod")
+    assert 'Requests <span class="kind">last 60 s</span>' in html
+    rows = _rows(html, "versions")
+    assert [r[0] for r in rows] == ["churn/1", "churn/2"]
+    assert sum(int(r[3]) for r in rows) == 12
+    assert [r[4] for r in rows] == ["0", "0"]
+
+
 @pytest.mark.parametrize("name", ["nope", "no%20such", "%3Cscript%3E", "a" * 200])
 def test_an_unknown_deployment_is_a_404_page(client: Any, name: str) -> None:
     html = _get(client, f"/deployments/{name}", 404)
