@@ -155,7 +155,7 @@ def test_a_step_past_its_timeout_is_stopped_and_others_finish(home: Path) -> Non
 def test_a_worker_that_dies_fails_only_its_step(home: Path) -> None:
     run = sp.crashing.run(raise_on_failure=False, max_workers=2)
     assert statuses(run) == {"crash": "failed", "number": "finished"}
-    assert "worker process died" in (run.step("crash").error or "")
+    assert "worker process died (exit code 7)" in (run.step("crash").error or "")
 
 
 def test_an_output_that_cannot_be_stored_fails_naming_the_step(home: Path) -> None:
@@ -246,3 +246,34 @@ def test_reading_runs_with_hostile_ids(home: Path) -> None:
     run = sp.arithmetic.run(executor="inline")
     with pytest.raises(keel.NotFound, match="no step 'nope'"):
         kp.load_step_output(run.run_id, "nope")
+
+
+def test_an_unguarded_script_gets_a_hint_not_a_hang(home: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import keel
+
+            @keel.step
+            def one() -> int:
+                return 1
+
+            @keel.pipeline
+            def p():
+                one()
+
+            p.run(raise_on_failure=False, max_workers=1)  # no __main__ guard
+            print(keel.get_pipeline_run(keel.list_pipeline_runs()[0].run_id).steps[0].error)
+            """
+        ),
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=240, check=False
+    )
+    assert 'if __name__ == "__main__":' in done.stdout, done.stderr[-2000:]

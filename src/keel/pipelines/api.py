@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import multiprocessing
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -63,6 +64,12 @@ def run_pipeline(
         raise InvalidInput(f"expected a @keel.pipeline, got {type(pipeline).__name__}")
     if not isinstance(no_cache, bool):
         raise InvalidInput("no_cache must be True or False")
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # A worker importing an unguarded script's main module: it must not run it again.
+        raise InvalidInput(
+            "a pipeline is being run while a worker imports the main module; run it under "
+            '`if __name__ == "__main__":`'
+        )
     values = pipeline.bind(params)
     dag = pipeline.graph(values)
     pool = open_executor(executor, max_workers)

@@ -35,6 +35,7 @@ class _Worker:
     conn: Connection
     task: StepTask | None = None
     deadline: float | None = None
+    served: bool = False  # it has returned a result (so it did start up)
 
 
 class Executor(ABC):
@@ -120,13 +121,19 @@ class ProcessExecutor(Executor):
             try:
                 if worker.conn.poll():  # a result, even from a worker that exited since
                     results.append(pickle.loads(worker.conn.recv_bytes()))
-                    worker.task, worker.deadline = None, None
+                    worker.task, worker.deadline, worker.served = None, None, True
                     continue
             except (EOFError, OSError):
                 pass
             worker.process.join(1)
             code = worker.process.exitcode
-            results.append(self._lost(worker, f"its worker process died (exit code {code})"))
+            why = f"its worker process died (exit code {code})"
+            if not worker.served:  # most often: a script that runs its pipeline unguarded
+                why += (
+                    " before running anything; a script that runs a pipeline must do it under "
+                    '`if __name__ == "__main__":`, since workers import the main module'
+                )
+            results.append(self._lost(worker, why))
         now = time.monotonic()
         for worker in busy:
             if worker.task is not None and worker.deadline is not None and now >= worker.deadline:
