@@ -362,3 +362,16 @@ def test_out_must_be_a_folder(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="not a folder"):
         write_manifests(render_k8s(CANARY, image=IMAGE), target, deployment="d", revision=1)
     assert target.read_text() == "keep me"
+
+
+def test_a_route_lists_at_most_16_backends_dropping_standby_first() -> None:
+    live = tuple(Backend("m", i, 6.25, Role.VARIANT) for i in range(1, 17))
+    standby = tuple(Backend("m", i, 0.0, Role.STANDBY) for i in range(17, 20))
+    objects = render_k8s(plan(*live, *standby), image=IMAGE)
+    assert len(by_kind(objects, "Deployment")) == 19  # standby stays warm
+    route = by_kind(objects, "HTTPRoute")[0]
+    assert [r["weight"] for r in route["spec"]["rules"][0]["backendRefs"]] == [625] * 16
+    assert gateway_errors([route]) == [[]]
+    too_many = tuple(Backend("m", i, 100 / 17) for i in range(1, 18))
+    with pytest.raises(InvalidInput, match="at most 16"):
+        render_k8s(plan(*too_many), image=IMAGE)

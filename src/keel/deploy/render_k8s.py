@@ -38,6 +38,8 @@ from keel.deploy.k8s_options import (
 from keel.deploy.traffic import Backend, Role, TrafficPlan
 from keel.errors import InvalidInput, require
 
+MAX_BACKEND_REFS = 16  # the Gateway API's limit per HTTPRoute rule
+
 __all__ = ["K8sOptions", "dns_label", "render_k8s", "route_weights", "to_yaml", "write_manifests"]
 
 
@@ -67,7 +69,7 @@ def render_k8s(
     check_image(image)
     check_namespace(namespace)
     shadow = plan.shadow or next((b for b in plan.backends if b.role is Role.SHADOW), None)
-    routed = [b for b in plan.backends if b != shadow]
+    routed = _routed(plan, shadow)
     objects: list[dict[str, Any]] = []
     for backend in plan.all_backends():
         name = _backend_name(plan.deployment, backend)
@@ -77,6 +79,21 @@ def render_k8s(
         objects.append(_autoscaler(name, namespace, labels, options))
     objects.append(_route(plan, namespace, routed, shadow, options))
     return objects
+
+
+def _routed(plan: TrafficPlan, shadow: Backend | None) -> list[Backend]:
+    """Return the backends the HTTPRoute lists: live ones, then standby while they fit."""
+    routed = [b for b in plan.backends if b != shadow]
+    if len(routed) > MAX_BACKEND_REFS:
+        # A rule takes at most 16 backendRefs; a standby left out keeps its Deployment and
+        # Service (still warm), it is only not pre-listed at weight 0.
+        routed = [b for b in routed if b.weight > 0]
+    if len(routed) > MAX_BACKEND_REFS:
+        raise InvalidInput(
+            f"deployment {plan.deployment!r} splits traffic between {len(routed)} versions; "
+            f"a Gateway API HTTPRoute rule takes at most {MAX_BACKEND_REFS}"
+        )
+    return routed
 
 
 def _backend_name(deployment: str, backend: Backend) -> str:
