@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import tritonclient.http as triton
 from oip_support import Churn, error_of, keel_home, register_churn, triton_client
+from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.utils import InferenceServerException
 
 from keel.serving._uvicorn import serving
@@ -231,7 +232,11 @@ def test_metrics_count_requests_and_batches(url: str, client: Any, churn: Churn)
     tensor.set_data_from_numpy(rows)
     client.infer("churn", [tensor])
     text = httpx.get(f"{url}/metrics").text
-    assert 'keel_serving_requests_total{route="infer",code="200"}' in text
-    batches = [line for line in text.splitlines() if line.startswith("keel_serving_batches_total")]
-    assert int(batches[0].split()[1]) >= 1
-    assert "keel_serving_ready 1" in text
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("keel_serving_requests_total", (("code", "200"), ("route", "infer")))] >= 1
+    assert samples[("keel_serving_batches_total", ())] >= 1
+    assert samples[("keel_serving_ready", ())] == 1

@@ -8,7 +8,7 @@ Routes (thin over :class:`~keel.serving.protocol.InferenceService`)::
     GET  /v2/models/{name}[/versions/{v}]/ready
     POST /v2/models/{name}[/versions/{v}]/infer
     POST /invocations                          MLflow scoring formats → {"predictions": …}
-    GET  /metrics                              Prometheus text
+    GET  /metrics                              Prometheus text (keel.serving._metrics)
 
 Protocol routes answer errors with the protocol's body ``{"error": "<message>"}`` (400 bad
 input, 404 unknown model/version, 503 not ready or overloaded — with ``Retry-After``);
@@ -23,7 +23,7 @@ import asyncio
 import logging
 import math
 import sys
-from collections import Counter
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -37,6 +37,7 @@ from starlette.routing import Route
 
 from keel.errors import InvalidInput, KeelError, Overloaded
 
+from ._metrics import CONTENT_TYPE, ServingMetrics
 from .codec_binary import HEADER_LENGTH, split_body
 from .codec_json import decode_request, encode_response, parse_json
 from .protocol import InferenceRequest, InferenceResponse
@@ -84,10 +85,11 @@ def create_app(
     With ``grpc_address`` the app's startup also starts ``keel.serving.grpc_server`` on it,
     feeding the same batcher on the same event loop; it stops with the app.
     """
-    codes: Counter[tuple[str, int]] = Counter()
+    meter = ServingMetrics(service)
 
     def guarded(route: str, handler: Handler, *, keel_shape: bool = False) -> Handler:
         async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
             try:
                 response = await handler(request)
             except KeelError as exc:
@@ -95,7 +97,7 @@ def create_app(
             except Exception:  # noqa: BLE001 - logged; the caller sees no traceback
                 _log.exception("unexpected error on %s", route)
                 response = _error(KeelError("internal server error"), keel_shape=keel_shape)
-            codes[(route, response.status_code)] += 1
+            meter.observe(route, response.status_code, time.perf_counter() - started)
             return response
 
         return endpoint
@@ -164,7 +166,7 @@ def create_app(
         return _json({"predictions": predictions})
 
     async def metrics(request: Request) -> Response:
-        return Response(_metrics_text(service, codes), media_type="text/plain; version=0.0.4")
+        return Response(meter.text(), headers={"Content-Type": CONTENT_TYPE})
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
@@ -172,14 +174,14 @@ def create_app(
 
     model = "/v2/models/{name}"
     versioned = "/v2/models/{name}/versions/{version}"
-    routes = [
+    routes = [  # matched in order: the prediction routes first
+        Route(
+            "/invocations", guarded("invocations", invocations, keel_shape=True), methods=["POST"]
+        ),
         Route("/v2", guarded("metadata", server_metadata)),
         Route("/v2/health/live", guarded("live", live)),
         Route("/v2/health/ready", guarded("ready", ready)),
         Route("/metrics", guarded("metrics", metrics)),
-        Route(
-            "/invocations", guarded("invocations", invocations, keel_shape=True), methods=["POST"]
-        ),
     ]
     for prefix in (model, versioned):
         routes += [
@@ -247,47 +249,3 @@ def _binary_outputs(request: InferenceRequest, response: InferenceResponse) -> s
     default = bool(request.parameters.get("binary_data_output", False))
     chosen = {o.name: bool(o.parameters.get("binary_data", default)) for o in request.outputs}
     return {t.name for t in response.outputs if chosen.get(t.name, default)}
-
-
-def _metrics_text(service: ModelService, codes: Counter[tuple[str, int]]) -> str:
-    stats = service.batcher.stats
-    lines = [
-        "# HELP keel_serving_requests_total HTTP requests by route and status code.",
-        "# TYPE keel_serving_requests_total counter",
-    ]
-    lines += [
-        f'keel_serving_requests_total{{route="{route}",code="{code}"}} {n}'
-        for (route, code), n in sorted(codes.items())
-    ]
-    scalars = [
-        ("keel_serving_batches_total", "counter", "Predict batches run.", stats.batches),
-        (
-            "keel_serving_batched_requests_total",
-            "counter",
-            "Requests run in batches.",
-            stats.requests,
-        ),
-        ("keel_serving_batched_rows_total", "counter", "Rows run in batches.", stats.rows),
-        ("keel_serving_rejected_total", "counter", "Requests refused: queue full.", stats.rejected),
-        (
-            "keel_serving_predict_calls_total",
-            "counter",
-            "Model predict calls.",
-            service.predict_calls,
-        ),
-        (
-            "keel_serving_queue_depth",
-            "gauge",
-            "Requests waiting for a batch.",
-            service.batcher.queued,
-        ),
-        (
-            "keel_serving_ready",
-            "gauge",
-            "1 when the model is loaded and warm.",
-            int(service.server_ready()),
-        ),
-    ]
-    for name, kind, text, value in scalars:
-        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value}"]
-    return "\n".join(lines) + "\n"
