@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_support import Cli, one_error_line
+from cli_support import Cli, fresh_process, one_error_line
 from typer.testing import Result
 
 from keel.stores import current_stores
@@ -129,3 +129,25 @@ def test_out_on_a_file_is_exit_2_and_leaves_it(churn: str, tmp_path: Path) -> No
     assert result.exit_code == 2
     assert "not a folder" in one_error_line(result)
     assert target.read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("uri", "shared"),
+    [
+        ("postgresql+psycopg://keel@db.internal:5432/keel", True),
+        ("https://keel.example.com", True),
+        ("postgresql+psycopg://keel:pw@db.internal/keel", False),  # a password
+        ("postgresql+psycopg://keel@127.0.0.1:5432/keel", False),  # the pod's own loopback
+        ("http://localhost:5000", False),
+        ("http://[::1]:5000", False),
+        ("sqlite:////data/keel.db", False),
+    ],
+)
+def test_the_default_tracking_uri_is_this_one_only_when_pods_can_share_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch, uri: str, shared: bool
+) -> None:
+    from keel.cli.deploy_render import _shared_tracking_uri
+
+    monkeypatch.setenv("KEEL_TRACKING_URI", uri)
+    fresh_process()
+    assert _shared_tracking_uri() == (uri if shared else None)

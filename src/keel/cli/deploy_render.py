@@ -39,16 +39,20 @@ def load_plan(name: str) -> TrafficPlan:
 
 
 def _shared_tracking_uri() -> str | None:
-    """Return this process's tracking URI when pods could use it too (shared, no password)."""
+    """Return this process's tracking URI when pods could use it too: not a SQLite file, not
+    on loopback (a pod's 127.0.0.1 is itself), and holding no password."""
+    from keel.cli.server import is_loopback
     from keel.config import get_settings
 
     uri = get_settings().resolved_tracking_uri()
     try:
         parts = urlsplit(uri)
-        password = parts.password
+        password, host = parts.password, parts.hostname
     except ValueError:
         return None
     if parts.scheme.lower() == "sqlite" or password is not None:
+        return None
+    if not host or is_loopback(host):
         return None
     return uri
 
@@ -131,7 +135,8 @@ def render(
         path = write_manifests(objects, out, deployment=plan.deployment, revision=plan.revision)
     if options.tracking_uri is None and not as_json:
         err_console().print(
-            "warning: no --tracking-uri, and this one is not shareable (SQLite or a password): "
+            "warning: no --tracking-uri, and this one is not shareable (SQLite, loopback or a "
+            "password): "
             "the pods need KEEL_TRACKING_URI from the image or a shared registry",
             markup=False,
         )

@@ -7,7 +7,9 @@ Gateway API HTTPRoute splits requests between the version Services with ``backen
 weights equal to the plan's split; standby versions stay at weight 0 (warm, so a rollback
 is a weight change), and a shadow receives a mirror of every request (``RequestMirror``),
 its answers discarded. The version Services are what make the split exact: a single
-Service over every version's pods would split by pod count, not by weight.
+Service over every version's pods would split by pod count, not by weight. Through the
+Gateway, clients call what ``keel serve`` answers in every pod: ``/v2/models/<model>/infer``
+(each version of a model answers to the model's name) or MLflow's ``/invocations``.
 
 Names are DNS-1035 labels (what a Service name must be, and valid for every other kind):
 model and deployment names are lower-cased, anything else becomes '-', and a short hash of
