@@ -80,7 +80,12 @@ def test_a_canary_under_live_traffic_steps_and_promotes(client: TestClient) -> N
     from sklearn.datasets import load_iris
 
     _create(client)
-    config = {"steps": [50, 100], "interval_s": 0.2, "min_requests": 5, "max_wait": 10_000}
+    # Latency on this shared 2-core machine is noise, not the point here (the gate's p99
+    # check is tested on fixed figures): allow any p99, judge errors.
+    config = {
+        "steps": [50, 100], "interval_s": 0.2, "min_requests": 5, "max_wait": 10_000,
+        "max_p99_ratio": 1000, "p99_slack_ms": 60_000,
+    }  # fmt: skip
     started = client.post(
         f"{API}/churn-prod/rollouts",
         json={"model": "m/2", "strategy": "canary", "config": config},
@@ -95,8 +100,8 @@ def test_a_canary_under_live_traffic_steps_and_promotes(client: TestClient) -> N
         status = client.get(f"{API}/churn-prod").json()["rollout"]["status"]
         if status != "running":
             break
-    assert status == "promoted"
     history = client.get(f"{API}/churn-prod/history").json()["history"]
+    assert status == "promoted", history[-1]["reason"]
     assert [h["action"] for h in history] == ["create", "rollout.canary", "canary.step", "promote"]
     assert {h["actor"] for h in history[2:]} == {"controller"}
     assert "gate passed at step 1/2" in history[2]["reason"]
