@@ -164,3 +164,27 @@ def test_refusals_are_4xx_with_a_keel_error(
     _create(client)
     response = client.request(method.upper(), path, json=body)
     _error(response, status, code)
+
+
+def test_a_restarted_server_serves_every_deployment_at_its_rollout_step(keel_env: KeelEnv) -> None:
+    from keel.config import load_settings
+    from keel.server import create_app
+
+    register_versions("m", 2)
+    config = {"steps": [10, 100], "interval_s": 3600}
+    with TestClient(create_app(settings=load_settings(keel_env.home))) as first:
+        _create(first)
+        body = {"model": "m/2", "strategy": "canary", "config": config}
+        before = first.post(f"{D}/rollouts", json=body).json()
+    with TestClient(create_app(settings=load_settings(keel_env.home))) as second:
+        after = second.get(D).json()
+        assert after["revision"] == before["revision"]
+        assert after["rollout"]["step"] == 0
+        assert after["rollout"]["step_started_at"] == before["rollout"]["step_started_at"]
+        stats = second.get(f"{D}/stats").json()
+        assert stats["serving_revision"] == before["revision"]  # resumed at start-up
+        X = {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)",
+                         "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2]]}  # fmt: skip
+        served = second.post("/deployments/churn-prod/invocations", json={"dataframe_split": X})
+        assert served.status_code == 200, served.text
+        assert served.headers.get("keel-backend") in ("m/1", "m/2")
