@@ -146,3 +146,24 @@ def read_file(path: str) -> str:
 @kp.pipeline
 def reading(path: str = "input.txt"):
     read_file.with_options(name="read", inputs=(path,))(path)
+
+
+@kp.step(cpus=0.5)
+def ray_resources(tag: str) -> dict:
+    import ray
+
+    return {"tag": tag, "cpu": ray.get_runtime_context().get_assigned_resources().get("CPU")}
+
+
+@kp.step(gpus=8)
+def needs_gpus(x: int) -> int:
+    return x
+
+
+@kp.pipeline
+def on_ray(fail: bool = True):
+    """Resources, a failure that stops only its dependants, and an unsatisfiable step."""
+    ray_resources("a")
+    bad = boom(number(1), fail=fail)
+    add(bad, bad)
+    needs_gpus(1)

@@ -134,6 +134,7 @@ def test_list_runs_and_show(home: Path) -> None:
         (("run", "sample_pipelines:arithmetic", "-p", "x=abc"), "is not int"),
         (("run", "sample_pipelines:arithmetic", "--executor", "warp"), "unknown executor"),
         (("run", "sample_pipelines:arithmetic", "-w", "0"), "max_workers"),
+        (("run", "sample_pipelines:arithmetic", "--address", "auto"), "address is for the ray"),
         (("show", "not-an-id"), "pipeline run id"),
         (("show", "0" * 32), "no run"),
         (("resume", "'; drop table runs; --"), "pipeline run id"),

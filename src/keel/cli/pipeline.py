@@ -31,7 +31,11 @@ _STEP_STYLES = {"cached": "blue", "skipped": "dim", "finished": "green", "failed
 _MAX_PARAMS = 1000
 
 ExecutorOption = Annotated[
-    str, typer.Option("--executor", help="local (worker processes) or inline (this process).")
+    str,
+    typer.Option("--executor", help="local (worker processes), ray, or inline (this process)."),
+]
+AddressOption = Annotated[
+    str | None, typer.Option("--address", help="A Ray cluster (ray://host:10001 or auto).")
 ]
 WorkersOption = Annotated[
     int | None, typer.Option("--workers", "-w", help="Worker processes (default: CPU count).")
@@ -124,6 +128,7 @@ def run_(
         bool, typer.Option("--no-cache", help="Run every step, reusing no earlier output.")
     ] = False,
     executor: ExecutorOption = "local",
+    address: AddressOption = None,
     workers: WorkersOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -140,6 +145,7 @@ def run_(
         executor=executor,
         max_workers=workers,
         raise_on_failure=False,
+        address=address,
     )
     _finish(run, as_json)
 
@@ -149,6 +155,7 @@ def resume(
     run_id: Annotated[str, typer.Argument(help="A failed pipeline run id (or unique prefix).")],
     *,
     executor: ExecutorOption = "local",
+    address: AddressOption = None,
     workers: WorkersOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -157,7 +164,11 @@ def resume(
     from keel.pipelines.api import resume_pipeline
 
     run = resume_pipeline(
-        resolve_run_id(run_id), executor=executor, max_workers=workers, raise_on_failure=False
+        resolve_run_id(run_id),
+        executor=executor,
+        max_workers=workers,
+        raise_on_failure=False,
+        address=address,
     )
     _finish(run, as_json)
 

@@ -45,6 +45,7 @@ def run_pipeline(
     executor: str = "local",
     max_workers: int | None = None,
     raise_on_failure: bool = True,
+    address: str | None = None,
     _resume: PipelineRunInfo | None = None,
 ) -> PipelineRunInfo:
     """Run ``pipeline`` with ``params`` and return the recorded run with its step runs.
@@ -72,9 +73,9 @@ def run_pipeline(
         )
     values = pipeline.bind(params)
     dag = pipeline.graph(values)
-    pool = open_executor(executor, max_workers)
     stores = _stores()
     settings = get_settings()
+    pool = open_executor(executor, max_workers, address=address)
     spec = StoreSpec(stores.tracking_uri, stores.artifact_uri, str(settings.home), settings.token)
     recorder = Recorder(stores, pipeline.name)
     run_id = recorder.start_pipeline(
@@ -119,6 +120,7 @@ def resume_pipeline(
     executor: str = "local",
     max_workers: int | None = None,
     raise_on_failure: bool = True,
+    address: str | None = None,
 ) -> PipelineRunInfo:
     """Re-run a failed pipeline run from its failed steps; return the new run.
 
@@ -155,6 +157,7 @@ def resume_pipeline(
         executor=executor,
         max_workers=max_workers,
         raise_on_failure=raise_on_failure,
+        address=address,
         _resume=old,
     )
 

@@ -36,7 +36,9 @@ class StepOptions:
     """How a step runs: retries with exponential backoff, a timeout, caching, inputs.
 
     ``inputs`` are files or folders the step reads besides its arguments; their BLAKE3
-    digests join the cache key, so changing one re-runs the step.
+    digests join the cache key, so changing one re-runs the step. ``cpus``, ``gpus`` and
+    ``memory`` (bytes) are what the step needs from a Ray cluster (``executor="ray"``); the
+    local executor runs one step per worker process and does not reserve them.
     """
 
     name: str
@@ -46,6 +48,9 @@ class StepOptions:
     timeout: float | None = None
     no_cache: bool = False
     inputs: tuple[str, ...] = ()
+    cpus: float | None = None
+    gpus: float | None = None
+    memory: int | None = None
 
     def __post_init__(self) -> None:
         check_node_id(self.name)
@@ -74,6 +79,17 @@ class StepOptions:
             isinstance(p, str) and p.strip() for p in self.inputs
         ):
             raise InvalidInput(f"{where}: inputs must be a list of file or folder paths")
+        for label, value, top in (("cpus", self.cpus, 1024), ("gpus", self.gpus, 64)):
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 <= value <= top
+            ):
+                raise InvalidInput(f"{where}: {label} must be a number from 0 to {top}")
+        if self.memory is not None and (
+            type(self.memory) is not int or not 0 < self.memory <= 1 << 50
+        ):
+            raise InvalidInput(f"{where}: memory must be a positive number of bytes")
 
     def retry_wait(self, attempt: int) -> float:
         """Return the seconds to wait before retry number ``attempt`` (1 for the first)."""
@@ -183,6 +199,9 @@ def step(
     timeout: float | None = None,
     no_cache: bool = False,
     inputs: Sequence[str] = (),
+    cpus: float | None = None,
+    gpus: float | None = None,
+    memory: int | None = None,
 ) -> Callable[[Callable[..., Any]], Step]: ...
 def step(
     fn: Callable[..., Any] | None = None,
@@ -195,6 +214,9 @@ def step(
     timeout: float | None = None,
     no_cache: bool = False,
     inputs: Sequence[str] = (),
+    cpus: float | None = None,
+    gpus: float | None = None,
+    memory: int | None = None,
 ) -> Step | Callable[[Callable[..., Any]], Step]:
     """Return the function made a :class:`Step` (use bare, ``@step``, or ``@step(...)``)."""
 
@@ -208,6 +230,9 @@ def step(
             timeout=timeout,
             no_cache=no_cache,
             inputs=(inputs,) if isinstance(inputs, str) else tuple(inputs),
+            cpus=cpus,
+            gpus=gpus,
+            memory=memory,
         )
         return Step(f, options)
 
@@ -305,8 +330,13 @@ class Pipeline:
         executor: str = "local",
         max_workers: int | None = None,
         raise_on_failure: bool = True,
+        address: str | None = None,
     ) -> PipelineRunInfo:
-        """Run the pipeline and return its recorded run (``PipelineFailed`` if a step failed)."""
+        """Run the pipeline and return its recorded run (``PipelineFailed`` if a step failed).
+
+        ``executor`` is ``local`` (worker processes, the default), ``ray`` (a local Ray
+        instance, or the cluster at ``address``) or ``inline`` (this process, for debugging).
+        """
         from keel.pipelines.api import run_pipeline
 
         return run_pipeline(
@@ -316,6 +346,7 @@ class Pipeline:
             executor=executor,
             max_workers=self.options.max_workers if max_workers is None else max_workers,
             raise_on_failure=raise_on_failure,
+            address=address,
         )
 
     def __call__(self, **params: Any) -> PipelineRunInfo:

@@ -26,7 +26,7 @@ from keel.pipelines.worker import StepResult, StepTask, execute, worker_main
 
 __all__ = ["EXECUTORS", "Executor", "InlineExecutor", "ProcessExecutor", "open_executor"]
 
-EXECUTORS = ("local", "inline")
+EXECUTORS = ("local", "ray", "inline")
 
 
 @dataclass
@@ -196,14 +196,18 @@ class InlineExecutor(Executor):
         self._done.clear()
 
 
-def open_executor(name: str, max_workers: int | None) -> Executor:
-    """Return the executor called ``name`` (``local`` or ``inline``)."""
+def open_executor(name: str, max_workers: int | None, *, address: str | None = None) -> Executor:
+    """Return the executor called ``name``: ``local``, ``ray`` (at ``address``) or ``inline``."""
+    if max_workers is not None and (type(max_workers) is not int or not 1 <= max_workers <= 256):
+        raise InvalidInput("max_workers must be an integer from 1 to 256")
+    if address is not None and name != "ray":
+        raise InvalidInput(f"an address is for the ray executor, not {name!r}")
     if name == "local":
-        if max_workers is not None and (
-            type(max_workers) is not int or not 1 <= max_workers <= 256
-        ):
-            raise InvalidInput("max_workers must be an integer from 1 to 256")
         return ProcessExecutor(max_workers or max(1, os.cpu_count() or 1))
+    if name == "ray":
+        from keel.pipelines.ray_executor import RayExecutor
+
+        return RayExecutor(address=address, max_workers=max_workers)
     if name == "inline":
         return InlineExecutor()
     raise InvalidInput(f"unknown executor {name!r}; use one of {', '.join(EXECUTORS)}")
