@@ -322,7 +322,13 @@ def _server_rows() -> tuple[Row, ...]:
     )
 
 
-ROWS = _rows()
+def _all_rows() -> tuple[Row, ...]:
+    from _drift_rows import drift_rows  # imports Row and Target from here, so not at the top
+
+    return _rows() + drift_rows()
+
+
+ROWS = _all_rows()
 TITLES = {
     "a": "(a) metric logging",
     "b": "(b) run search",
@@ -331,6 +337,8 @@ TITLES = {
     "e": "(e) search via server",
     "f": "(f) UI runs page",
     "g": "(g) model serving",
+    "h": "(h) data drift, 1M rows",
+    "i": "(i) data drift, 100k rows",
 }
 
 

@@ -1,13 +1,14 @@
 """Run Keel's benchmarks side by side with MLflow and a raw-SQLite floor; print one table.
 
-    .venv/bin/python benchmarks/run.py [--only a,b,c,d,e,f,g] [--quick] [--repeat N]
-                                       [--systems keel,mlflow,floor] [--reinstall]
+    .venv/bin/python benchmarks/run.py [--only a,b,c,d,e,f,g,h,i] [--quick] [--repeat N]
+                                       [--systems keel,mlflow,evidently,floor] [--reinstall]
 
-MLflow (latest) is installed into ``benchmarks/.venvs/mlflow`` on first use, never into
-Keel's virtualenv. Every (benchmark, system) pair runs as its own subprocess, in its own
-fresh temporary folder, under a timeout, and prints one JSON line; the runner collects the
-lines, prints a Rich table and writes ``benchmarks/results/latest.json`` (with per-run logs
-under ``benchmarks/results/logs/``). See ``benchmarks/README.md``.
+MLflow (latest) is installed into ``benchmarks/.venvs/mlflow`` and Evidently (latest) into
+``benchmarks/.venvs/evidently`` on first use, never into Keel's virtualenv. Every
+(benchmark, system) pair runs as its own subprocess, in its own fresh temporary folder,
+under a timeout, and prints one JSON line; the runner collects the lines, prints a Rich
+table and writes ``benchmarks/results/latest.json`` (with per-run logs under
+``benchmarks/results/logs/``). See ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -34,9 +35,14 @@ from _report import evaluate, render
 HERE = Path(__file__).resolve().parent
 MLFLOW_VENV = HERE / ".venvs" / "mlflow"
 MLFLOW_PYTHON = MLFLOW_VENV / "bin" / "python"
+EVIDENTLY_VENV = HERE / ".venvs" / "evidently"
+EVIDENTLY_PYTHON = EVIDENTLY_VENV / "bin" / "python"
+# Evidently 0.7.23 (the latest, 2026-12) imports a helper pandas 3 removed; pandas<3 is the
+# newest it runs on, so its venv gets that pin beside it.
+EVIDENTLY_PACKAGES = ("evidently", "pandas<3")
 RESULTS = HERE / "results"
 INSTALL_TIMEOUT = 1800.0
-BENCHMARKS = ("a", "b", "c", "d", "e", "f", "g")
+BENCHMARKS = ("a", "b", "c", "d", "e", "f", "g", "h", "i")
 
 # Piped output (make bench | tee) would otherwise be cut to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -49,7 +55,7 @@ class Job:
     benchmark: str
     system: str
     script: str
-    side: str  # "keel", "mlflow" or "floor": picks the interpreter and the environment
+    side: str  # "keel", "mlflow", "evidently" or "floor": picks the interpreter and environment
     args: tuple[str, ...]
 
 
@@ -64,6 +70,8 @@ def sizes(quick: bool, args: argparse.Namespace) -> dict[str, dict[str, int]]:
             "e": {"runs": 500, "searches": 5},
             "f": {"runs": 500, "keys": 2_000, "keys_per_run": 20, "requests": 5},
             "g": {"duration": 1, "calls": 200},
+            "h": {"rows": 20_000},
+            "i": {"rows": 5_000},
         }
     else:
         base = {
@@ -74,6 +82,8 @@ def sizes(quick: bool, args: argparse.Namespace) -> dict[str, dict[str, int]]:
             "e": {"runs": 10_000, "searches": 30},
             "f": {"runs": 10_000, "keys": 2_000, "keys_per_run": 20, "requests": 30},
             "g": {"duration": 5, "calls": 2_000},
+            "h": {"rows": 1_000_000},
+            "i": {"rows": 100_000},
         }
     if args.mlflow_calls:
         base["a"]["calls"] = args.mlflow_calls
@@ -120,12 +130,24 @@ def plan(args: argparse.Namespace) -> list[Job]:
         Job("g", "keel", "serving.py", "keel", flags(size["g"])),
         Job("g", "mlflow", "serving.py", "mlflow", flags(size["g"])),
         Job("g", "floor", "serving.py", "floor", flags(size["g"])),
+        # Data drift of 25 columns, Keel vs Evidently's DataDriftPreset vs scipy calls.
+        *(
+            Job(b, system, "drift.py", side, flags(size[b]))
+            for b in ("h", "i")
+            for system, side in (
+                ("keel", "keel"),
+                ("evidently", "evidently"),
+                ("floor", "floor"),
+                ("floor_numpy", "floor"),
+            )
+        ),
     ]
     return [j for j in jobs if j.benchmark in args.only and j.side in args.systems]
 
 
 def interpreter(side: str) -> Path:
-    return MLFLOW_PYTHON if side == "mlflow" else Path(sys.executable)
+    peers = {"mlflow": MLFLOW_PYTHON, "evidently": EVIDENTLY_PYTHON}
+    return peers.get(side, Path(sys.executable))
 
 
 def job_env(side: str, workdir: Path) -> dict[str, str]:
@@ -193,6 +215,7 @@ def run_job(job: Job, timeout: float, log: Path, seed: int) -> dict[str, Any]:
             "ok": False,
             "error": f"no result line (exit {proc.returncode}): {tail}",
         }
+    result["benchmark"] = job.benchmark  # one script may serve two figures (drift.py: h, i)
     if proc.returncode != 0 and result.get("ok", False):
         result.update(ok=False, error=f"exit code {proc.returncode}")
     result["wall_seconds"] = wall
@@ -269,10 +292,23 @@ def machine() -> dict[str, Any]:
 
 def ensure_mlflow(reinstall: bool) -> str | None:
     """Create or refresh MLflow's own virtualenv; return the MLflow version (None: failed)."""
+    return ensure_peer("MLflow", MLFLOW_VENV, "mlflow", ("mlflow",), reinstall)
+
+
+def ensure_evidently(reinstall: bool) -> str | None:
+    """Create or refresh Evidently's own virtualenv; return its version (None: failed)."""
+    return ensure_peer("Evidently", EVIDENTLY_VENV, "evidently", EVIDENTLY_PACKAGES, reinstall)
+
+
+def ensure_peer(
+    label: str, venv: Path, module: str, packages: tuple[str, ...], reinstall: bool
+) -> str | None:
+    """Create or refresh a peer's virtualenv with ``packages``; return the peer's version."""
+    python = venv / "bin" / "python"
     present = (
-        MLFLOW_PYTHON.exists()
+        python.exists()
         and subprocess.run(
-            [str(MLFLOW_PYTHON), "-c", "import mlflow"],
+            [str(python), "-c", f"import {module}"],
             capture_output=True,
             timeout=300,
             check=False,
@@ -281,25 +317,25 @@ def ensure_mlflow(reinstall: bool) -> str | None:
     )
     if not present or reinstall:
         steps = []
-        if not MLFLOW_PYTHON.exists():
-            steps.append([sys.executable, "-m", "venv", str(MLFLOW_VENV)])
-        pip = [str(MLFLOW_PYTHON), "-m", "pip", "install", "--disable-pip-version-check"]
-        steps += [[*pip, "--quiet", "--upgrade", "pip"], [*pip, "--upgrade", "mlflow"]]
-        with console.status(f"installing MLflow into {MLFLOW_VENV} (a few minutes)…"):
+        if not python.exists():
+            steps.append([sys.executable, "-m", "venv", str(venv)])
+        pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
+        steps += [[*pip, "--quiet", "--upgrade", "pip"], [*pip, "--upgrade", *packages]]
+        with console.status(f"installing {label} into {venv} (a few minutes)…"):
             for step in steps:
                 try:
                     done = subprocess.run(
                         step, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False
                     )
                 except subprocess.TimeoutExpired:
-                    console.print(f"[red]MLflow install timed out:[/] {' '.join(step)}")
+                    console.print(f"[red]{label} install timed out:[/] {' '.join(step)}")
                     return None
                 if done.returncode != 0:
                     tail = "\n".join(done.stderr.strip().splitlines()[-10:])
-                    console.print(f"[red]MLflow install failed:[/] {' '.join(step)}\n{tail}")
+                    console.print(f"[red]{label} install failed:[/] {' '.join(step)}\n{tail}")
                     return None
-    version = probe(MLFLOW_PYTHON, ("mlflow",)).get("packages", {}).get("mlflow")
-    console.print(f"MLflow {version} in {MLFLOW_VENV}")
+    version = probe(python, (module,)).get("packages", {}).get(module)
+    console.print(f"{label} {version} in {venv}")
     return version
 
 
@@ -309,12 +345,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only", default=",".join(BENCHMARKS), help="benchmarks to run, e.g. a,c or d,e,f"
     )
     parser.add_argument(
-        "--systems", default="keel,mlflow,floor", help="sides to run: keel, mlflow, floor"
+        "--systems",
+        default="keel,mlflow,evidently,floor",
+        help="sides to run: keel, mlflow, evidently, floor",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each job; medians shown")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per job")
-    parser.add_argument("--reinstall", action="store_true", help="upgrade MLflow's venv first")
+    parser.add_argument("--reinstall", action="store_true", help="upgrade the peers' venvs first")
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--mlflow-calls", type=int, default=0, help="log_metric calls (a)")
     parser.add_argument(
@@ -327,8 +365,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.systems = {s.strip() for s in args.systems.split(",") if s.strip()}
     if not args.only <= set(BENCHMARKS):
         parser.error(f"--only takes a comma-separated subset of {','.join(BENCHMARKS)}")
-    if not args.systems <= {"keel", "mlflow", "floor"}:
-        parser.error("--systems takes a comma-separated subset of keel,mlflow,floor")
+    if not args.systems <= {"keel", "mlflow", "evidently", "floor"}:
+        parser.error("--systems takes a comma-separated subset of keel,mlflow,evidently,floor")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.timeout is None:
@@ -348,8 +386,11 @@ def main(argv: list[str] | None = None) -> int:
             f"[yellow]load average {load_start:.1f} on {os.cpu_count()} CPUs: other work is "
             "running, so figures will be slower and noisier than on a quiet machine[/]"
         )
-    mlflow_version = ensure_mlflow(args.reinstall) if "mlflow" in args.systems else None
     jobs = plan(args)
+    sides = {job.side for job in jobs}
+    mlflow_version = ensure_mlflow(args.reinstall) if "mlflow" in sides else None
+    evidently_version = ensure_evidently(args.reinstall) if "evidently" in sides else None
+    missing = {"mlflow": mlflow_version is None, "evidently": evidently_version is None}
     results: list[dict[str, Any]] = []
     total = len(jobs) * args.repeat
     done = 0
@@ -357,12 +398,12 @@ def main(argv: list[str] | None = None) -> int:
         for job in jobs:
             done += 1
             label = f"[{done}/{total}] ({job.benchmark}) {job.system}"
-            if job.side == "mlflow" and mlflow_version is None:
+            if missing.get(job.side, False):
                 result = {
                     "benchmark": job.benchmark,
                     "system": job.system,
                     "ok": False,
-                    "error": "MLflow is not installed (see the install error above)",
+                    "error": f"{job.side} is not installed (see the install error above)",
                 }
             else:
                 with console.status(f"{label} …"):
@@ -382,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     size = "quick sizes (smoke run)" if args.quick else "full sizes"
     title = (
         f"Keel benchmarks — {size}, median of {args.repeat} — MLflow {mlflow_version or 'n/a'}"
+        f" — Evidently {evidently_version or 'n/a'}"
         f" — {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
     console.print()
@@ -414,6 +456,9 @@ def main(argv: list[str] | None = None) -> int:
                 MLFLOW_PYTHON, ("mlflow", "sqlalchemy", "scikit-learn", "fastapi", "uvicorn")
             )
             if mlflow_version
+            else None,
+            "evidently": probe(EVIDENTLY_PYTHON, ("evidently", "pandas", "numpy", "scipy"))
+            if evidently_version
             else None,
         },
         "rows": rows,

@@ -1,0 +1,194 @@
+"""(h)/(i) Data drift of a current frame against a reference: Keel vs Evidently vs scipy.
+
+    python benchmarks/drift.py --system keel|evidently|floor|floor_numpy --rows 1000000
+
+Both frames have ``--rows`` rows, 20 numeric columns (normal) and 5 categorical ones
+(object strings from a 20-value vocabulary, Zipf-like frequencies), generated here with
+numpy from ``--seed``, so every system sees the same numbers. The current frame moves 4
+numeric columns by 0.25 standard deviations and reshuffles the frequencies of one
+categorical column; the other 20 columns are drawn from the same distributions.
+
+What is timed (one call, after an untimed warm-up on a 2,000-row slice that loads the
+modules):
+
+* ``keel``: ``keel.monitoring.drift(reference, current)`` — above 1,000 rows its rule picks
+  the normed Wasserstein distance for numbers and Jensen–Shannon for categories, which is
+  what Evidently's ``DataDriftPreset`` picks too (same thresholds, 0.1).
+* ``evidently``: ``Report([DataDriftPreset()]).run(current, reference)``, in its own
+  virtualenv (``benchmarks/.venvs/evidently``); reading the snapshot's values is untimed.
+* ``floor``: a hand-written loop of scipy calls — ``scipy.stats.wasserstein_distance`` /
+  ``np.std`` per numeric column, ``value_counts`` + ``scipy.spatial.distance.jensenshannon``
+  per categorical column.
+* ``floor_numpy``: the tightest single-threaded numpy version of the same numbers (sort
+  both samples, mean absolute difference of equal-sized sorted samples; factorize and
+  bincount) — the cost of the arithmetic itself, for reference.
+
+Peak memory is the process's RSS high-water mark (``ru_maxrss``) read right after the
+timed call, in a fresh process per system; ``data_rss_mb`` is the mark before it (the
+frames and the imports). After measuring, every system's verdicts are checked against
+the scipy floor's, computed then (untimed): a system that disagrees on any column's
+verdict fails its job, so the sides are known to agree where the methods are the same.
+"""
+
+from __future__ import annotations
+
+import resource
+from typing import Any
+
+from _bench import BenchmarkError, Timer, check, main, parse_args
+
+NUMERIC, CATEGORICAL, VOCABULARY = 20, 5, 20
+SHIFTED_NUMERIC = ("n0", "n1", "n2", "n3")
+SHIFTED_CATEGORICAL = ("c0",)
+THRESHOLD = 0.1  # both methods are distances: drift when >= 0.1
+
+
+def frames(rows: int, seed: int) -> tuple[Any, Any]:
+    """The reference and current frames (see the module doc)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    vocabulary = np.array([f"value_{i:02d}" for i in range(VOCABULARY)], dtype=object)
+    weights = 1.0 / np.arange(1, VOCABULARY + 1)
+    weights /= weights.sum()
+
+    def frame(current: bool) -> pd.DataFrame:
+        data: dict[str, Any] = {}
+        for i in range(NUMERIC):
+            name = f"n{i}"
+            shift = 0.25 if current and name in SHIFTED_NUMERIC else 0.0
+            data[name] = rng.normal(shift, 1.0, rows)
+        for i in range(CATEGORICAL):
+            name = f"c{i}"
+            p = weights[::-1] if current and name in SHIFTED_CATEGORICAL else weights
+            codes = rng.choice(VOCABULARY, size=rows, p=p)
+            data[name] = pd.Series(vocabulary[codes], dtype=object)
+        return pd.DataFrame(data)
+
+    return frame(False), frame(True)
+
+
+def floor_scipy(ref: Any, cur: Any) -> dict[str, float]:
+    import numpy as np
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import wasserstein_distance
+
+    out = {}
+    for name in ref.columns:
+        if name.startswith("n"):
+            a, b = ref[name].to_numpy(), cur[name].to_numpy()
+            out[name] = wasserstein_distance(a, b) / max(np.std(a), 0.001)
+        else:
+            p = ref[name].value_counts()
+            q = cur[name].value_counts()
+            keys = p.index.union(q.index)
+            p = p.reindex(keys, fill_value=0).to_numpy(np.float64)
+            q = q.reindex(keys, fill_value=0).to_numpy(np.float64)
+            out[name] = float(jensenshannon(p / p.sum(), q / q.sum()))
+    return out
+
+
+def floor_numpy(ref: Any, cur: Any) -> dict[str, float]:
+    import numpy as np
+    import pandas as pd
+
+    out = {}
+    for name in ref.columns:
+        if name.startswith("n"):
+            a, b = np.sort(ref[name].to_numpy()), np.sort(cur[name].to_numpy())
+            out[name] = float(np.mean(np.abs(a - b))) / max(float(np.std(a)), 0.001)
+        else:
+            codes, uniques = pd.factorize(pd.concat([ref[name], cur[name]], ignore_index=True))
+            n = len(ref)
+            p = np.bincount(codes[:n], minlength=len(uniques)) / n
+            q = np.bincount(codes[n:], minlength=len(uniques)) / (len(codes) - n)
+            m = (p + q) / 2
+            kl = [np.sum(x[x > 0] * np.log(x[x > 0] / m[x > 0])) for x in (p, q)]
+            out[name] = float(np.sqrt((kl[0] + kl[1]) / 2))
+    return out
+
+
+def keel_side(ref: Any, cur: Any) -> dict[str, float]:
+    from keel.monitoring import drift
+
+    report = drift(ref, cur)
+    methods = {c.method for c in report.columns}
+    check(methods == {"wasserstein", "jensenshannon"}, f"unexpected methods {methods}")
+    return {c.column: c.statistic for c in report.columns}
+
+
+def evidently_side(ref: Any, cur: Any) -> Any:
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    return Report([DataDriftPreset()]).run(current_data=cur, reference_data=ref)
+
+
+def evidently_values(snapshot: Any) -> dict[str, float]:
+    out = {}
+    for metric in snapshot.dict()["metrics"]:
+        config = metric.get("config", {})
+        if config.get("type", "").endswith("ValueDrift"):
+            method = config.get("method", "")
+            check(
+                "Wasserstein" in method or "Jensen" in method,
+                f"Evidently chose {method!r} for {config.get('column')}",
+            )
+            check(config.get("threshold") == THRESHOLD, f"Evidently threshold {config}")
+            out[config["column"]] = float(metric["value"])
+    return out
+
+
+SIDES = {
+    "keel": keel_side,
+    "evidently": evidently_side,
+    "floor": floor_scipy,
+    "floor_numpy": floor_numpy,
+}
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def run(args: Any) -> dict[str, Any]:
+    ref, cur = frames(args.rows, args.seed)
+    work = SIDES[args.system]
+    work(ref.iloc[:2000], cur.iloc[:2000])  # warm-up: imports, caches
+    data_mb = peak_mb()
+    with Timer() as timer:
+        result = work(ref, cur)
+    peak = peak_mb()
+    values = evidently_values(result) if args.system == "evidently" else result
+    check(len(values) == NUMERIC + CATEGORICAL, f"{len(values)} columns compared, not 25")
+    reference = values if args.system == "floor" else floor_scipy(ref, cur)
+    drifted = sorted(c for c, v in values.items() if v >= THRESHOLD)
+    expected = sorted(c for c, v in reference.items() if v >= THRESHOLD)
+    if drifted != expected:
+        raise BenchmarkError(f"verdicts differ from scipy's: {drifted} vs {expected}")
+    check(
+        set(drifted) == {*SHIFTED_NUMERIC, *SHIFTED_CATEGORICAL},
+        f"drifted columns {drifted} are not the shifted ones",
+    )
+    gap = max(abs(values[c] - reference[c]) for c in values)
+    return {
+        "figures": {
+            "seconds": timer.seconds,
+            "peak_rss_mb": peak,
+            "data_rss_mb": data_mb,
+            "rows": args.rows,
+            "columns_drifted": len(drifted),
+            "max_statistic_gap": gap,
+        }
+    }
+
+
+if __name__ == "__main__":
+    arguments = parse_args(__doc__.splitlines()[0], SIDES, {"rows": 1_000_000})
+    main(
+        "h",  # the runner files the 100,000-row jobs under (i)
+        arguments,
+        run,
+        packages=("keel-mlops", "evidently", "numpy", "scipy", "pandas"),
+    )
