@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -151,3 +152,30 @@ def test_the_default_tracking_uri_is_this_one_only_when_pods_can_share_it(
     monkeypatch.setenv("KEEL_TRACKING_URI", uri)
     fresh_process()
     assert _shared_tracking_uri() == (uri if shared else None)
+
+
+def test_the_plan_is_read_through_every_backend(backend: Any) -> None:
+    # SQLite, PostgreSQL (when reachable) and a live Keel server over HTTP.
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    import keel
+    from keel.cli.deploy_render import load_plan
+    from keel.deploy.render_k8s import render_k8s
+    from keel.errors import NotFound
+
+    # Real versions: a server loads and warms a version before it takes traffic.
+    X = np.random.default_rng(1).normal(size=(20, 2))
+    for c in (1.0, 2.0):
+        with keel.start_run(experiment="render") as run:
+            model = LogisticRegression(C=c).fit(X, X[:, 0] > 0)
+            run.log_model(model, "model", input_example=X[:2])
+        keel.register_model(f"runs:/{run.run_id}/model", "churn")
+    store = current_stores().deployments
+    store.create_deployment("churn-prod", "models:/churn/1")
+    store.set_traffic("churn-prod", {"churn/1": 80, "churn/2": 20})
+    plan = load_plan("churn-prod")
+    route = render_k8s(plan, image="keel:1")[-1]
+    assert [r["weight"] for r in route["spec"]["rules"][0]["backendRefs"]] == [80, 20]
+    with pytest.raises(NotFound):
+        load_plan("ghost")

@@ -206,6 +206,18 @@ def test_live_figures_come_from_the_servers_own_data_plane(seeded: Seeded) -> No
     assert [r[4] for r in rows] == ["0", "0"]
 
 
+def test_with_auth_the_pages_redirect_to_login(seeded: Seeded) -> None:
+    client = _client(seeded.home)
+    client.app.state.ui_authenticate = lambda token: "alice" if token == "kt_good" else None
+    client.follow_redirects = False
+    for url in ("/deployments", "/deployments/churn-prod"):
+        response = client.get(url)
+        assert response.status_code == 303, url
+        assert response.headers["location"].startswith("/login?next=%2Fdeployments")
+    client.cookies.set("keel_token", "kt_good")
+    assert client.get("/deployments/churn-prod").status_code == 200
+
+
 @pytest.mark.parametrize("name", ["nope", "no%20such", "%3Cscript%3E", "a" * 200])
 def test_an_unknown_deployment_is_a_404_page(client: Any, name: str) -> None:
     html = _get(client, f"/deployments/{name}", 404)
