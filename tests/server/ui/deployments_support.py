@@ -18,7 +18,7 @@ from pathlib import Path
 
 from keel.deploy.traffic import BackendStats, TrafficPlan
 
-__all__ = ["HOSTILE", "HOSTILE_MODEL", "FixedPlane", "Seeded", "seed_deployments"]
+__all__ = ["HOSTILE", "HOSTILE_MODEL", "DeployHome", "FixedPlane", "seed_deployments"]
 
 HOSTILE = "<script>alert(1)</script>"
 HOSTILE_MODEL = "<img src=x onerror=alert(2)>"  # a legal model name: no '/', '@' or ':'
@@ -43,7 +43,7 @@ class FixedPlane:
 
 
 @dataclass(frozen=True)
-class Seeded:
+class DeployHome:
     """The seeded home and the canary's step start (epoch seconds)."""
 
     home: Path
@@ -65,7 +65,7 @@ def _register(name: str, versions: int) -> None:
         keel.register_model(f"runs:/{run.run_id}/model", name)
 
 
-def seed_deployments(home: Path) -> Seeded:
+def seed_deployments(home: Path) -> DeployHome:
     """Fill the current Keel home (``KEEL_HOME`` = ``home``) as the module doc says."""
     from keel.deploy.controller import DeploymentController
     from keel.deploy.entities import Outcome
@@ -124,4 +124,4 @@ def seed_deployments(home: Path) -> Seeded:
     # "running loop" is Playwright's, and asyncio.run() refuses to start here.
     with ThreadPoolExecutor(1) as pool:
         started = pool.submit(asyncio.run, seed()).result()
-    return Seeded(home=home, canary_step_started=started)
+    return DeployHome(home=home, canary_step_started=started)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deployments_support import HOSTILE, HOSTILE_MODEL, Seeded, seed_deployments
+from deployments_support import HOSTILE, HOSTILE_MODEL, DeployHome, seed_deployments
 
 from keel.deploy.traffic import BackendStats
 
@@ -29,7 +29,7 @@ def _client(home: Path) -> Any:
     from keel.config import load_settings
     from keel.server import create_app
 
-    # No lifespan: no data plane loads or ticks; the pages read the store as seeded.
+    # No lifespan: no data plane loads or ticks; the pages read the store as deployed.
     return TestClient(create_app(settings=load_settings(home)))
 
 
@@ -49,13 +49,13 @@ def _home(tmp_path_factory: pytest.TempPathFactory, seed: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployHome]:
     yield from _home(tmp_path_factory, seed_deployments)
 
 
 @pytest.fixture(scope="module")
-def client(seeded: Seeded) -> Any:
-    return _client(seeded.home)
+def client(deployed: DeployHome) -> Any:
+    return _client(deployed.home)
 
 
 def _get(client: Any, url: str, status: int = 200) -> str:
@@ -120,14 +120,14 @@ def test_an_empty_home_says_there_are_no_deployments(
 
 
 def test_a_canary_shows_its_split_step_next_step_gate_and_history(
-    client: Any, seeded: Seeded
+    client: Any, deployed: DeployHome
 ) -> None:
     html = _get(client, "/deployments/churn-prod")
     assert "step 2 of 3" in html
     assert re.search(
         r'<li class="done">10%</li><li class="current">50%</li><li class="todo">100%</li>', html
     )
-    due_ms = int((seeded.canary_step_started + 3600) * 1000)
+    due_ms = int((deployed.canary_step_started + 3600) * 1000)
     assert f'data-due-ms="{due_ms}"' in html
     assert "Each step is held 3600 s, then needs at least 50 canary requests" in html
     gate = _rows(html, "gate-results")
@@ -172,7 +172,7 @@ def test_a_shadow_shows_its_agreement_kept_when_it_ended(client: Any) -> None:
     assert '<span class="status finished">ended</span>' in html
 
 
-def test_live_figures_from_the_data_plane_are_shown_when_present(seeded: Seeded) -> None:
+def test_live_figures_from_the_data_plane_are_shown_when_present(deployed: DeployHome) -> None:
     class Router:  # what app.state.deployment_router answers for one served deployment
         def stats(self, deployment: str, since: float) -> dict[str, BackendStats]:
             assert deployment == "churn-prod"
@@ -181,7 +181,7 @@ def test_live_figures_from_the_data_plane_are_shown_when_present(seeded: Seeded)
                 "churn/2": BackendStats("churn/2", requests=38, errors=0, p99_ms=None),
             }
 
-    client = _client(seeded.home)
+    client = _client(deployed.home)
     client.app.state.deployment_router = Router()
     rows = _rows(_get(client, "/deployments/churn-prod"), "versions")
     assert rows == [
@@ -190,10 +190,10 @@ def test_live_figures_from_the_data_plane_are_shown_when_present(seeded: Seeded)
     ]
 
 
-def test_live_figures_come_from_the_servers_own_data_plane(seeded: Seeded) -> None:
+def test_live_figures_come_from_the_servers_own_data_plane(deployed: DeployHome) -> None:
     # With its lifespan the app loads and warms every deployment's versions and routes
     # requests; the page reads the router's figures for the last minute.
-    with _client(seeded.home) as client:
+    with _client(deployed.home) as client:
         for i in range(12):
             body = {"instances": [[0.1 * i, 0.2, 0.3]]}
             response = client.post("/deployments/churn-prod/invocations", json=body)
@@ -206,8 +206,8 @@ def test_live_figures_come_from_the_servers_own_data_plane(seeded: Seeded) -> No
     assert [r[4] for r in rows] == ["0", "0"]
 
 
-def test_with_auth_the_pages_redirect_to_login(seeded: Seeded) -> None:
-    client = _client(seeded.home)
+def test_with_auth_the_pages_redirect_to_login(deployed: DeployHome) -> None:
+    client = _client(deployed.home)
     client.app.state.ui_authenticate = lambda token: "alice" if token == "kt_good" else None
     client.follow_redirects = False
     for url in ("/deployments", "/deployments/churn-prod"):

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from deployments_support import HOSTILE_MODEL, Seeded, seed_deployments
+from deployments_support import HOSTILE_MODEL, DeployHome, seed_deployments
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("ui-browser")]
 
@@ -25,10 +25,10 @@ def deploy_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         mp.delenv("KEEL_ARTIFACT_URI", raising=False)
         _reset()
         try:
-            seeded: Seeded = seed_deployments(home)
+            deployed: DeployHome = seed_deployments(home)
         finally:
             _reset()
-    with running_server(seeded.home) as url:
+    with running_server(deployed.home) as url:
         yield url
     _reset()
 
