@@ -174,24 +174,36 @@ class DeploymentController:
         for dep in deps:
             async with self._lock(dep.name):
                 try:
-                    await self._tick_one(dep.name, moment)
+                    await self._tick_one(dep.name, moment, dep)
                 except KeelError as exc:
                     _log.warning("deployment %s: %s", dep.name, exc)
 
-    async def _tick_one(self, name: str, now: float) -> Deployment:
+    def _idle(self, dep: Deployment) -> bool:
+        running = dep.rollout is not None and dep.rollout.running
+        return not running and self.applied_revision(dep.name) == dep.revision
+
+    async def _tick_one(
+        self, name: str, now: float, listed: Deployment | None = None
+    ) -> Deployment:
+        if listed is not None and self._idle(listed):
+            return listed  # nothing to apply or judge: no read
         dep = await self._call(self.store.get_deployment, name)
         if self.applier is None:
             return dep  # nothing is served here: no step can be judged
         if self.applied_revision(name) != dep.revision:
             dep = await self._apply(dep)
+        moment = int(now * 1000)
         while dep.rollout is not None and dep.rollout.running:
+            stats = self._stats(dep)
+            if tr.step(dep, stats, moment) is None:
+                break  # not due: no write transaction
 
             def decide(
-                current: Deployment, seen: int = dep.revision, stats: Any = self._stats(dep)
+                current: Deployment, seen: int = dep.revision, stats: Any = stats
             ) -> tr.Change | None:
                 if current.revision != seen:
-                    return None
-                return tr.step(current, stats, int(now * 1000))
+                    return None  # changed meanwhile (another server, an operator)
+                return tr.step(current, stats, moment)
 
             with acting_as(CONTROLLER_ACTOR):
                 moved = await self._call(self.store.transition, name, decide)
