@@ -1,14 +1,15 @@
-"""Runs a Keel server in a background thread of this process (demo --serve, tests)."""
+"""Runs a Keel server in a background thread of this process (demo --serve, tests).
+
+The runner is the model server's (``keel.serving._uvicorn.serving``: quiet uvicorn,
+TCP_NODELAY, stopped and joined on exit); the Keel server's app runs with the lifespan
+off, as it always has here.
+"""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-
-from keel.errors import StoreUnavailable
 
 __all__ = ["serving"]
 
@@ -21,23 +22,8 @@ def serving(
 
     The server stops when the block exits.
     """
-    import uvicorn
+    from keel.serving._uvicorn import serving as run
 
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="keel-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            raise StoreUnavailable(f"the Keel server could not start on {host}:{port}")
-        time.sleep(0.01)
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://{host}:{bound}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout)
+    options = {"lifespan": "off", "what": "the Keel server", "thread_name": "keel-server"}
+    with run(app, host=host, port=port, timeout=timeout, **options) as url:
+        yield url
