@@ -12,6 +12,7 @@ import keel
 from keel.deploy.entities import Outcome, RolloutStatus
 from keel.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from keel.governance.audit import audit_log
+from keel.governance.identity import current_actor
 
 
 @pytest.fixture
@@ -87,6 +88,7 @@ def test_every_traffic_change_is_in_the_history_and_the_audit_log(env: KeelEnv) 
     history = keel.get_deployment_history("churn-prod")
     assert [h.action for h in history] == ["create", "traffic", "rollback", "rollback"]
     assert [h.revision for h in history] == [1, 2, 3, 4]
+    assert {h.actor for h in history} == {current_actor()}  # through a server too
     assert history[1].reason == "traffic set by hand: churn/1 80%, churn/2 20%"
     assert "instant" in history[3].reason  # churn/1 was kept warm as standby
     assert {b.key: b.weight for b in history[1].plan.backends} == {"churn/1": 80, "churn/2": 20}

@@ -62,6 +62,17 @@ def test_create_get_list_history_stats_and_delete(client: TestClient) -> None:
     _error(client.get(f"{API}/churn-prod"), 404, "NOT_FOUND")
 
 
+def test_changes_are_recorded_as_the_actor_the_client_names(client: TestClient) -> None:
+    _create(client)
+    moved = client.put(
+        f"{D}/traffic", json={"weights": {"m/1": 100}}, headers={"Keel-Actor": "ada"}
+    )
+    assert moved.status_code == 200, moved.text
+    assert client.get(f"{D}/history").json()["history"][-1]["actor"] == "ada"
+    refused = client.post(f"{D}/rollback", json={}, headers={"Keel-Actor": "x" * 300})
+    _error(refused, 400, "INVALID_INPUT")
+
+
 def test_blue_green_switches_and_rollback_is_instant(client: TestClient) -> None:
     _create(client)
     dep = client.post(f"{API}/churn-prod/rollouts", json={"model": "models:/m/2"}).json()

@@ -21,6 +21,14 @@ __all__ = ["RestDeploymentStore"]
 _BASE = "/api/v1/deployments"
 
 
+def _acting() -> dict[str, str]:
+    # Who makes the change, for the server's history and audit log when its auth is off
+    # (with auth on, the server takes the token's user and ignores this).
+    from keel.governance.identity import current_actor
+
+    return {"Keel-Actor": current_actor()}
+
+
 def _path(name: str, *rest: str) -> str:
     # Checked here too: a valid name needs no percent-encoding and cannot climb the path.
     return "/".join((_BASE, check_deployment_name(name), *rest))
@@ -33,7 +41,8 @@ class RestDeploymentStore(DeploymentStore):
         self.http = http
 
     def _deployment(self, method: str, path: str, json: Any = None) -> Deployment:
-        return Deployment.from_dict(self.http.request(method, path, json=json))
+        headers = None if method == "GET" else _acting()
+        return Deployment.from_dict(self.http.request(method, path, json=json, headers=headers))
 
     def create_deployment(
         self,
@@ -60,7 +69,7 @@ class RestDeploymentStore(DeploymentStore):
         return [Deployment.from_dict(d) for d in data["deployments"]]
 
     def delete_deployment(self, name: str) -> None:
-        self.http.request("DELETE", _path(name))
+        self.http.request("DELETE", _path(name), headers=_acting())
 
     def deployment_history(self, name: str, *, limit: int = DEFAULT_HISTORY) -> list[HistoryEntry]:
         data = self.http.request("GET", _path(name, "history"), params={"limit": limit})

@@ -11,6 +11,7 @@ Viewers read; editors change.
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -21,6 +22,7 @@ from keel.deploy.entities import Outcome
 from keel.deploy.store import DEFAULT_HISTORY, MAX_HISTORY, DeploymentStore
 from keel.errors import InvalidInput
 from keel.governance.auth import Role
+from keel.governance.identity import acting_as
 from keel.server.auth import require
 from keel.server.deps import get_stores
 from keel.server.schemas.deployments import (
@@ -44,6 +46,17 @@ router = APIRouter(tags=["deployments"])
 _EDIT = [require(Role.EDITOR)]
 
 Name = Annotated[str, Path(min_length=1, max_length=128, description="deployment name")]
+ACTOR_HEADER = "keel-actor"
+
+
+def _acting(request: Request) -> AbstractContextManager[object]:
+    """Return the context a change runs in: as the ``Keel-Actor`` the client names when
+    auth is off (the SDK sends its user, as the registry's ``actor`` field does); with auth
+    on, the token's user already acts and the header is ignored."""
+    claimed = request.headers.get(ACTOR_HEADER)
+    if request.app.state.auth or claimed is None:
+        return nullcontext()
+    return acting_as(claimed)  # InvalidInput (400) if empty or too long
 
 
 def _store(stores: Stores = Depends(get_stores)) -> DeploymentStore:
@@ -66,11 +79,14 @@ Controller = Annotated[DeploymentController, Depends(controller_of)]
 
 
 @router.post("/deployments", status_code=201, response_model=DeploymentOut, dependencies=_EDIT)
-async def create_deployment(body: DeploymentIn, controller: Controller) -> dict[str, Any]:
+async def create_deployment(
+    body: DeploymentIn, controller: Controller, request: Request
+) -> dict[str, Any]:
     """Return a new deployment sending all traffic to ``model``; 409 if the name is taken."""
-    dep = await controller.create(
-        body.name, body.model, environment=body.environment, description=body.description
-    )
+    with _acting(request):
+        dep = await controller.create(
+            body.name, body.model, environment=body.environment, description=body.description
+        )
     return dep.to_dict()
 
 
@@ -90,9 +106,10 @@ def get_deployment(name: Name, store: Store) -> dict[str, Any]:
 
 
 @router.delete("/deployments/{name}", status_code=204, response_class=Response, dependencies=_EDIT)
-async def delete_deployment(name: Name, controller: Controller) -> Response:
+async def delete_deployment(name: Name, controller: Controller, request: Request) -> Response:
     """Delete a deployment (history and outcomes with it) and stop serving it; answer 204."""
-    await controller.delete(name)
+    with _acting(request):
+        await controller.delete(name)
     return Response(status_code=204)
 
 
@@ -134,39 +151,48 @@ async def deployment_stats(name: Name, controller: Controller) -> dict[str, Any]
 
 
 @router.post("/deployments/{name}/rollouts", response_model=DeploymentOut, dependencies=_EDIT)
-async def start_rollout(name: Name, body: RolloutIn, controller: Controller) -> dict[str, Any]:
+async def start_rollout(
+    name: Name, body: RolloutIn, controller: Controller, request: Request
+) -> dict[str, Any]:
     """Return the deployment with a rollout of ``model`` by ``strategy`` started (409 if
     one is running)."""
-    dep = await controller.deploy(name, body.model, strategy=body.strategy, config=body.config)
+    with _acting(request):
+        dep = await controller.deploy(name, body.model, strategy=body.strategy, config=body.config)
     return dep.to_dict()
 
 
 @router.put("/deployments/{name}/traffic", response_model=DeploymentOut, dependencies=_EDIT)
-async def set_traffic(name: Name, body: TrafficIn, controller: Controller) -> dict[str, Any]:
+async def set_traffic(
+    name: Name, body: TrafficIn, controller: Controller, request: Request
+) -> dict[str, Any]:
     """Return the deployment after a manual split (percentages summing to 100)."""
-    return (await controller.set_traffic(name, body.weights)).to_dict()
+    with _acting(request):
+        return (await controller.set_traffic(name, body.weights)).to_dict()
 
 
 @router.post("/deployments/{name}/promote", response_model=DeploymentOut, dependencies=_EDIT)
 async def promote(
-    name: Name, controller: Controller, body: TargetIn | None = None
+    name: Name, controller: Controller, request: Request, body: TargetIn | None = None
 ) -> dict[str, Any]:
     """Return the deployment after promoting its candidate (or ``to``, an A/B variant)."""
-    return (await controller.promote(name, to=body.to if body else None)).to_dict()
+    with _acting(request):
+        return (await controller.promote(name, to=body.to if body else None)).to_dict()
 
 
 @router.post("/deployments/{name}/rollback", response_model=DeploymentOut, dependencies=_EDIT)
 async def rollback(
-    name: Name, controller: Controller, body: TargetIn | None = None
+    name: Name, controller: Controller, request: Request, body: TargetIn | None = None
 ) -> dict[str, Any]:
     """Return the deployment after rolling back to the previous version (or ``to``)."""
-    return (await controller.rollback(name, to=body.to if body else None)).to_dict()
+    with _acting(request):
+        return (await controller.rollback(name, to=body.to if body else None)).to_dict()
 
 
 @router.post("/deployments/{name}/abort", response_model=DeploymentOut, dependencies=_EDIT)
-async def abort(name: Name, controller: Controller) -> dict[str, Any]:
+async def abort(name: Name, controller: Controller, request: Request) -> dict[str, Any]:
     """Return the deployment after stopping its running rollout; 409 if none runs."""
-    return (await controller.abort(name)).to_dict()
+    with _acting(request):
+        return (await controller.abort(name)).to_dict()
 
 
 @router.post("/deployments/{name}/outcomes", response_model=OutcomesOut, dependencies=_EDIT)
