@@ -277,3 +277,15 @@ def test_an_unguarded_script_gets_a_hint_not_a_hang(home: Path, tmp_path: Path) 
         [sys.executable, str(script)], capture_output=True, text=True, timeout=240, check=False
     )
     assert 'if __name__ == "__main__":' in done.stdout, done.stderr[-2000:]
+
+
+def test_an_output_missing_from_the_store_is_not_a_cache_hit(home: Path) -> None:
+    from keel.stores import current_stores
+
+    first = sp.arithmetic.run(executor="inline")
+    current_stores().artifacts.delete(first.step("add").output.digest)  # type: ignore[attr-defined,union-attr]
+    again = sp.arithmetic.run(executor="inline")
+    assert statuses(again) == {
+        "number": "cached", "number-2": "cached", "add": "finished", "add-2": "cached",
+    }  # fmt: skip
+    assert kp.load_step_output(again.run_id, "add") == 3

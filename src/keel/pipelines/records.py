@@ -83,7 +83,12 @@ class Recorder:
         self.pipeline = pipeline
         self.experiment_id = self._experiment(pipeline)
         self.writer = writer_id()
+        self.user = current_user()
         self._params: dict[str, dict[str, str]] = {}
+        # Step runs of earlier pipeline runs that produced a cache hit: their siblings are
+        # likely the next hits (a rerun hits step after step), so they are read at once.
+        self._known: dict[str, CachedOutput] = {}
+        self._read_parents: set[str] = set()
 
     def _experiment(self, name: str) -> str:
         found = self.tracking.get_experiment_by_name(name)
@@ -113,7 +118,7 @@ class Recorder:
         run = self.tracking.create_run(
             self.experiment_id,
             name=f"{self.pipeline}-{start}",
-            user=current_user(),
+            user=self.user,
             start_time=start,
             source=src.source,
             git_commit=src.git_commit,
@@ -212,27 +217,53 @@ class Recorder:
         A run whose output blob is no longer in the artifact store is not a hit.
         """
         found: dict[str, CachedOutput] = {}
-        wanted = sorted(set(keys))
+        wanted = []
+        for key in sorted(set(keys)):
+            known = self._known.get(key)
+            if known is not None and self.stores.artifacts.exists(known.output.digest):
+                found[key] = known
+            else:
+                wanted.append(key)
+        parents: set[str] = set()
         for start in range(0, len(wanted), KEYS_PER_QUERY):
             chunk = wanted[start : start + KEYS_PER_QUERY]
             quoted = ", ".join(f"'{k}'" for k in chunk)  # keys are hex digests: no quoting
             text = f"tags.`{KEY}` in ({quoted}) and attributes.status = 'finished'"
-            token = None
-            while True:
-                page = self.tracking.search_runs(
-                    [self.experiment_id], filter=text, max_results=1000, page_token=token
-                )
-                for run in page:
-                    key, raw = run.tags.get(KEY), run.tags.get(OUTPUT)
-                    if key is None or raw is None or key in found:
-                        continue
-                    ref = OutputRef.from_json(raw)
-                    if self.stores.artifacts.exists(ref.digest):
-                        found[key] = CachedOutput(run.run_id, ref)
-                token = page.next_page_token
-                if token is None:
-                    break
+            for run in self._search(text):
+                hit = self._hit(run)
+                if hit is not None and hit[0] not in found:
+                    found[hit[0]] = hit[1]
+                    if run.parent_run_id is not None:
+                        parents.add(run.parent_run_id)
+        for parent in parents - self._read_parents:
+            self._read_parents.add(parent)
+            text = f"attributes.parent_run_id = '{parent}' and attributes.status = 'finished'"
+            for run in self._search(text):
+                hit = self._hit(run, check=False)
+                if hit is not None:
+                    self._known.setdefault(*hit)
         return found
+
+    def _search(self, text: str) -> list[Run]:
+        runs: list[Run] = []
+        token = None
+        while True:
+            page = self.tracking.search_runs(
+                [self.experiment_id], filter=text, max_results=1000, page_token=token
+            )
+            runs.extend(page)
+            token = page.next_page_token
+            if token is None:
+                return runs
+
+    def _hit(self, run: Run, *, check: bool = True) -> tuple[str, CachedOutput] | None:
+        key, raw = run.tags.get(KEY), run.tags.get(OUTPUT)
+        if key is None or raw is None or run.tags.get(STATUS) not in ("finished", "cached"):
+            return None
+        ref = OutputRef.from_json(raw)
+        if check and not self.stores.artifacts.exists(ref.digest):
+            return None
+        return key, CachedOutput(run.run_id, ref)
 
 
 def _step_info(run: Run) -> StepRunInfo:
