@@ -285,3 +285,22 @@ def test_a_wide_frame_is_compared_column_by_column() -> None:
     assert len(report.columns) == 500
     assert report.drifted_columns < 50  # ~5 % false positives at p < 0.05
     assert not report.dataset_drifted
+
+
+def test_values_near_the_float_limit_give_defined_results() -> None:
+    import json
+
+    from keel.monitoring import profile
+
+    frame = pd.DataFrame({"v": [1.7e308, -1.7e308, 0.0, 1.0, 2.0, 3.0, 4.0] * 10})
+    stored = profile(frame)
+    json.loads(stored.to_json())  # finite numbers only
+    same = drift(frame, frame)
+    assert not same.column("v").drifted
+    assert all("nan" not in label for label in same.column("v").distribution.labels)
+    halved = frame.assign(v=frame.v * 0.5)
+    raw = drift(frame, halved, methods={"v": "wasserstein"})
+    assert raw.column("v").drifted
+    assert json.loads(raw.to_json())["columns"][0]["statistic"] is None  # inf
+    with pytest.raises(InvalidInput, match="v: statistic undefined: the values overflow"):
+        drift(stored, halved, methods={"v": "wasserstein"})  # its only column is undefined

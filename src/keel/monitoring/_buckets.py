@@ -6,7 +6,7 @@ import itertools
 from typing import TYPE_CHECKING
 
 from keel.monitoring._frames import NUMBER
-from keel.monitoring._profile import NumericSketch, ProfiledColumn, bin_counts
+from keel.monitoring._profile import NumericSketch, ProfiledColumn, bin_counts, bin_edges
 from keel.monitoring.results import Distribution
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def numeric_vectors(
     """Labels and counts in the reference's bins (with the below/above buckets)."""
     import numpy as np
 
-    edges = sketch.min + (sketch.max - sketch.min) * (np.arange(bins + 1) / bins)
+    edges = bin_edges(sketch.min, sketch.max, bins)
     labels = [f"< {sketch.min:.4g}"]
     labels += [f"{a:.4g} – {b:.4g}" for a, b in itertools.pairwise(edges)]
     labels.append(f"> {sketch.max:.4g}")

@@ -31,6 +31,8 @@ Defined results for awkward input (each tested):
   reference, string now) is *skipped*: ``report.skipped`` says why; it is not counted.
 * With ``columns=None`` the columns both sides have are compared; the others are listed
   in ``missing_columns``/``extra_columns``. A named column absent on a side is an error.
+* Finite values so large (near ±1.8e308) that a distance overflows give an infinite
+  statistic (drift; JSON null), or, where the arithmetic is undefined, a skipped column.
 * A constant reference column has one distinct value, so it is categorical: any new
   value in the current data shows as drift.
 * ``InvalidInput`` for: empty frames (no rows or no columns), repeated column names, no
@@ -216,6 +218,8 @@ def _compare(
         statistic = stats.jensen_shannon(ref_vec, cur_vec)
     else:
         statistic = stats.psi(ref_vec, cur_vec)
+    if math.isnan(statistic) or (p_value is not None and math.isnan(p_value)):
+        return "statistic undefined: the values overflow float64 arithmetic"
     threshold = limits[chosen]
     drifted = p_value < threshold if p_value is not None else statistic >= threshold
     return ColumnDrift(
@@ -291,14 +295,19 @@ def drift(
         raise InvalidInput(f"methods names columns not compared: {', '.join(unknown[:10])}")
 
     def compare(name: str) -> ColumnDrift | str:
-        return _compare(
-            name,
-            ref.column(name, quantiles),
-            cur[name],
-            (methods or {}).get(name),
-            limits,
-            ref.bins,
-        )
+        import numpy as np
+
+        # Finite values near ±1.8e308 may overflow a distance to inf: a defined result
+        # (JSON null), not a warning.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _compare(
+                name,
+                ref.column(name, quantiles),
+                cur[name],
+                (methods or {}).get(name),
+                limits,
+                ref.bins,
+            )
 
     from keel.monitoring._parallel import map_columns
 

@@ -46,6 +46,7 @@ __all__ = [
     "NumericSketch",
     "ReferenceProfile",
     "bin_counts",
+    "bin_edges",
     "profile",
 ]
 
@@ -173,6 +174,17 @@ def check_settings(bins: int, quantiles: int, max_categories: int) -> None:
             raise InvalidInput(f"{name} must be an integer from {low:,} to {high:,}, not {value!r}")
 
 
+def bin_edges(low: float, high: float, bins: int) -> np.ndarray:
+    """Return the ``bins + 1`` equal-width edges from ``low`` to ``high`` (exact ends)."""
+    import numpy as np
+
+    t = np.arange(bins + 1, dtype=np.float64) / bins
+    # low·(1 − t) + high·t, not low + (high − low)·t: high − low overflows near ±1.8e308.
+    edges = low * (1.0 - t) + high * t
+    edges[0], edges[-1] = low, high
+    return edges
+
+
 def bin_counts(values: np.ndarray, low: float, high: float, bins: int) -> np.ndarray:
     """Return counts of sorted ``values`` in: below ``low``, ``bins`` equal bins, above ``high``.
 
@@ -181,8 +193,7 @@ def bin_counts(values: np.ndarray, low: float, high: float, bins: int) -> np.nda
     """
     import numpy as np
 
-    edges = low + (high - low) * (np.arange(bins + 1, dtype=np.float64) / bins)
-    edges[-1] = high
+    edges = bin_edges(low, high, bins)
     positions = np.searchsorted(values, edges[:-1], side="left")
     end = np.searchsorted(values, high, side="right")
     counts = np.empty(bins + 2, dtype=np.int64)
@@ -200,12 +211,14 @@ def _sketch(values: np.ndarray, bins: int, quantiles: int) -> NumericSketch:
 
     low, high = float(values[0]), float(values[-1])
     qs = quantiles_of_sorted(values, np.linspace(0.0, 1.0, quantiles))
-    mean = float(np.mean(values))
-    std = float(np.std(values))
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = float(np.mean(values))
+        std = float(np.std(values))
     if not (math.isfinite(mean) and math.isfinite(std)):  # finite values whose sum overflows
         scale = max(abs(low), abs(high))
         mean = float(np.mean(values / scale)) * scale
         std = float(np.std(values / scale)) * scale
+        std = std if math.isfinite(std) else float(np.finfo(np.float64).max)
     return NumericSketch(
         min=low,
         max=high,

@@ -183,7 +183,9 @@ def quantiles_of_sorted(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
     position = np.asarray(levels, dtype=np.float64) * (len(values) - 1)
     low = np.floor(position).astype(np.int64)
     high = np.minimum(low + 1, len(values) - 1)
-    return values[low] + (values[high] - values[low]) * (position - low)
+    t = position - low
+    # Weighted sum rather than a + (b − a)·t: b − a overflows for values near ±1.8e308.
+    return values[low] * (1.0 - t) + values[high] * t
 
 
 def wasserstein_from_quantiles(
