@@ -48,6 +48,9 @@ def create_app(
 
         app.add_middleware(AuthGate)
         app.state.ui_authenticate = partial(authenticate, app.state.stores)
+    # The deployments data plane: /v2/models/<deployment>/… and /deployments/<name>/…,
+    # mounted first so an inference request is matched before the ~40 API routes.
+    install_deployments(app)
     app.include_router(health.router)
     # Every route of these routers needs a viewer at least; writes declare more themselves
     # (``require(Role.EDITOR, on=…)``). With auth off the read check is left out entirely,
@@ -57,8 +60,6 @@ def create_app(
         app.include_router(module.router, prefix=API_PREFIX, dependencies=reads)
     app.include_router(auth_routes.me_router, prefix=API_PREFIX)
     app.include_router(auth_routes.router, prefix=API_PREFIX)
-    # The deployments data plane: /v2/models/<deployment>/… and /deployments/<name>/…
-    install_deployments(app)
     from keel.server.ui import install_ui
 
     install_ui(app)

@@ -85,7 +85,9 @@ def viewer() -> Any:
     return Depends(_viewer)
 
 
-router = APIRouter(tags=["inference"], include_in_schema=False, dependencies=[viewer()])
+# With auth on, the app includes this router with ``dependencies=[viewer()]``; with auth off
+# it adds none, so a prediction pays nothing for the check.
+router = APIRouter(tags=["inference"], include_in_schema=False)
 
 
 def _plane(request: Request) -> DeploymentRouter:

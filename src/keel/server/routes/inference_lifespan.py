@@ -40,7 +40,8 @@ def install_deployments(app: Any) -> None:
     router = DeploymentRouter(factory=service_factory(stores))
     app.state.deployment_router = router
     app.state.deploy_controller = _controller(stores, router)
-    app.include_router(inference.router)
+    reads = [inference.viewer()] if app.state.auth else []
+    app.include_router(inference.router, dependencies=reads)
 
 
 def _controller(stores: Any, router: Any) -> Any:
