@@ -467,3 +467,26 @@ def test_prometheus_series_follow_the_backends_of_the_plan(home: Path, models: M
         assert value("keel_deployment_traffic_weight", "2", role="stable") is None
 
     run(scenario())
+
+
+def test_a_full_queue_is_overloaded_and_counted_as_the_versions_error(
+    home: Path, models: Models
+) -> None:
+    from keel.errors import Overloaded
+    from keel.stores import current_stores
+
+    async def scenario() -> None:
+        router = DeploymentRouter(factory=service_factory(current_stores(), max_queue=1))
+        await router.apply(plan("full", ("cancer/1", 100)))
+        frames = [frame_of(models, i) for i in range(60)]
+        results = await asyncio.gather(
+            *(router.call("full", by_frame(f)) for f in frames), return_exceptions=True
+        )
+        refused = [r for r in results if isinstance(r, BaseException)]
+        assert refused, "60 concurrent requests on a queue of 1: some must be refused"
+        assert all(isinstance(r, Overloaded) for r in refused)
+        stats = router.stats("full", 0)["cancer/1"]
+        assert (stats.requests, stats.errors) == (60, len(refused))
+        await router.close()
+
+    run(scenario())

@@ -384,3 +384,29 @@ def test_with_auth_on_every_inference_route_needs_a_viewer_token(models: Models)
             auth.revoke_token(auth.list_tokens(user="reader")[0].token_id)
             r = c.post(f"/v2/models/{DEP}/infer", json=matrix_body(models, 0, 1), headers=ok)
             assert r.status_code == 401
+
+
+def test_the_lifespan_ticks_changes_made_elsewhere_into_the_router(models: Models) -> None:
+    import time
+
+    from keel.stores import current_stores
+
+    with keel_home(models.home):
+        store = current_stores().deployments
+        store.create_deployment("ticked", "models:/cancer/1")
+        try:
+            app = _app(models.home)
+            with TestClient(app) as c:
+                router = app.state.deployment_router
+                assert set(router.table("ticked").routes) == {"cancer/1"}
+                # a rollout made through the store (another process, the CLI): the
+                # controller's tick applies it without any call to this server
+                store.start_rollout("ticked", "models:/cancer/2", strategy="blue-green")
+                deadline = time.monotonic() + 30
+                while router.table("ticked").plan.choose(0.5).key != "cancer/2":
+                    assert time.monotonic() < deadline, router.table("ticked").plan
+                    time.sleep(0.05)
+                r = c.post("/v2/models/ticked/infer", json=matrix_body(models, 0, 1))
+                assert r.headers["keel-backend"] == "cancer/2"
+        finally:
+            store.delete_deployment("ticked")
