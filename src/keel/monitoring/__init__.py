@@ -28,6 +28,7 @@ __all__ = [
     "drift_html",
     "profile",
     "quality",
+    "reference_profile",
 ]
 
 _EXPORTS = {
@@ -44,6 +45,7 @@ _EXPORTS = {
     "drift_html": "keel.monitoring._html",
     "profile": "keel.monitoring._profile",
     "quality": "keel.monitoring._quality",
+    "reference_profile": "keel.monitoring._reference",
 }
 
 

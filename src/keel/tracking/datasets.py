@@ -60,7 +60,26 @@ def _frame_facts(frame: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
             str(col): {k: float(stats.at[k, col]) for k in ("min", "max", "mean")}
             for col in numeric.columns
         }
+    reference = _reference_profile(frame)
+    if reference is not None:
+        profile["reference"] = reference
     return hasher.hexdigest(), schema, profile
+
+
+def _reference_profile(frame: Any) -> dict[str, Any] | None:
+    """The drift reference (``keel.monitoring`` profile), so monitoring needs no raw rows.
+
+    Smaller than the monitoring default (101 quantiles, 200 categories a column) because
+    it is stored with every logged dataset. None for frames it cannot describe.
+    """
+    from keel.monitoring import profile as reference_profile
+
+    if len(frame) == 0:
+        return None
+    try:
+        return reference_profile(frame, quantiles=101, max_categories=200).to_dict()
+    except InvalidInput:  # repeated column names: the run still logs the dataset
+        return None
 
 
 def _array_facts(array: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
