@@ -133,6 +133,7 @@ def server(models: Models) -> Iterator[tuple[str, asyncio.AbstractEventLoop, Any
             yield url, loop, app
 
 
+@pytest.mark.slow
 def test_no_request_fails_through_blue_green_canary_rollback_and_reload(
     server: tuple[str, asyncio.AbstractEventLoop, Any], models: Models
 ) -> None:
@@ -155,7 +156,8 @@ def test_no_request_fails_through_blue_green_canary_rollback_and_reload(
 
         # canary of cancer/3 through 5, 25, 50 and 100 %, each step gated on live stats
         config = {"steps": [5, 25, 50, 100], "interval_s": 0.3, "min_requests": 3,
-                  "max_p99_ratio": 1e6, "p99_slack_ms": 1e6, "max_error_rate": 0.0}  # fmt: skip
+                  "max_p99_ratio": 1e6, "p99_slack_ms": 1e6, "max_error_rate": 0.0,
+                  "max_wait": 200}  # fmt: skip
         canary = {"model": "models:/cancer/3", "strategy": "canary", "config": config}
         _ok(api.post(f"/deployments/{DEP}/rollouts", json=canary))
 
