@@ -52,8 +52,9 @@ if TYPE_CHECKING:
         resume_pipeline,
         run_pipeline,
     )
-    from keel.pipelines.definition import Pipeline, Step, pipeline, step
+    from keel.pipelines.definition import Pipeline, pipeline
     from keel.pipelines.errors import PipelineFailed, StepFailed
+    from keel.pipelines.steps import Step, step
     from keel.registry.api import (
         delete_alias,
         get_alias_history,
@@ -128,9 +129,9 @@ _EXPORTS: dict[str, str] = {
     "set_tag": "keel.tracking.api",
     # pipelines
     "Pipeline": "keel.pipelines.definition",
-    "Step": "keel.pipelines.definition",
+    "Step": "keel.pipelines.steps",
     "pipeline": "keel.pipelines.definition",
-    "step": "keel.pipelines.definition",
+    "step": "keel.pipelines.steps",
     "PipelineFailed": "keel.pipelines.errors",
     "StepFailed": "keel.pipelines.errors",
     "get_pipeline_run": "keel.pipelines.api",

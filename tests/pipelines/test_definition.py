@@ -12,8 +12,8 @@ import sample_pipelines as sp
 
 import keel.pipelines as kp
 from keel.errors import InvalidInput
-from keel.pipelines.definition import StepOptions
 from keel.pipelines.graph import Dag, Node
+from keel.pipelines.steps import StepOptions
 
 
 def test_step_works_bare_and_with_options_and_keeps_the_function() -> None:

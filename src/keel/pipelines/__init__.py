@@ -46,9 +46,9 @@ _EXPORTS = {
     "PipelineFailed": "keel.pipelines.errors",
     "PipelineRunInfo": "keel.pipelines.entities",
     "PipelineSummary": "keel.pipelines.entities",
-    "Step": "keel.pipelines.definition",
+    "Step": "keel.pipelines.steps",
     "StepFailed": "keel.pipelines.errors",
-    "StepOptions": "keel.pipelines.definition",
+    "StepOptions": "keel.pipelines.steps",
     "StepOutput": "keel.pipelines.graph",
     "StepRunInfo": "keel.pipelines.entities",
     "get_pipeline_run": "keel.pipelines.api",
@@ -59,7 +59,7 @@ _EXPORTS = {
     "pipeline": "keel.pipelines.definition",
     "resume_pipeline": "keel.pipelines.api",
     "run_pipeline": "keel.pipelines.api",
-    "step": "keel.pipelines.definition",
+    "step": "keel.pipelines.steps",
 }
 
 

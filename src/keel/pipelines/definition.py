@@ -1,10 +1,9 @@
-"""``@keel.step`` and ``@keel.pipeline``: definition objects; execution lives in the engine.
+"""``@keel.pipeline``: a function whose traced body is a DAG of steps; execution is the engine's.
 
-As in Prefect's ``@task``/``@flow``, a decorator works bare or with options, keeps the
-function's signature, holds its options in one immutable object (``with_options`` returns a
-copy) and validates the definition when it runs. Calling a step inside a pipeline body
-records a DAG node and returns a :class:`~keel.pipelines.graph.StepOutput`; calling it
-anywhere else just runs the function. Calling a pipeline runs it (``.run`` takes options).
+Like Prefect's ``@flow``, the decorator works bare or with options and validates the
+definition when it runs: when every parameter has a default the body is traced at once, so
+a missing input or a bad parameter fails at import. Calling a pipeline runs it; ``.run``
+takes options. Steps live in :mod:`keel.pipelines.steps`.
 """
 
 from __future__ import annotations
@@ -12,231 +11,29 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import importlib
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
 from keel.errors import InvalidInput
-from keel.pipelines.graph import Dag, Node, StepOutput, check_node_id, current_tracer, tracing
+from keel.pipelines.graph import Dag, check_node_id, current_tracer, tracing
 from keel.pipelines.params import bind_defaults, check_param, coerce_text, type_hints
+from keel.pipelines.steps import (
+    Step,
+    StepOptions,
+    check_function,
+    import_object,
+    resolves_to,
+    step,
+)
 
 if TYPE_CHECKING:
     from keel.pipelines.entities import PipelineRunInfo
 
-__all__ = ["Pipeline", "Step", "StepOptions", "pipeline", "step"]
+__all__ = ["Pipeline", "PipelineOptions", "Step", "StepOptions", "pipeline", "step"]
 
 _KINDS = inspect.Parameter
-_UNSTORABLE_RETURNS = ("Iterator", "Generator", "AsyncIterator", "AsyncGenerator", "Coroutine")
-
-
-@dataclass(frozen=True)
-class StepOptions:
-    """How a step runs: retries with exponential backoff, a timeout, caching, inputs.
-
-    ``inputs`` are files or folders the step reads besides its arguments; their BLAKE3
-    digests join the cache key, so changing one re-runs the step. ``cpus``, ``gpus`` and
-    ``memory`` (bytes) are what the step needs from a Ray cluster (``executor="ray"``); the
-    local executor runs one step per worker process and does not reserve them.
-    """
-
-    name: str
-    retries: int = 0
-    retry_delay: float = 1.0
-    backoff: float = 2.0
-    timeout: float | None = None
-    no_cache: bool = False
-    inputs: tuple[str, ...] = ()
-    cpus: float | None = None
-    gpus: float | None = None
-    memory: int | None = None
-
-    def __post_init__(self) -> None:
-        check_node_id(self.name)
-        where = f"step {self.name!r}"
-        if type(self.retries) is not int or not 0 <= self.retries <= 100:
-            raise InvalidInput(f"{where}: retries must be an integer from 0 to 100")
-        for label, value, low in (
-            ("retry_delay", self.retry_delay, 0),
-            ("backoff", self.backoff, 1),
-        ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not (low <= value <= 3600)
-            ):
-                raise InvalidInput(f"{where}: {label} must be a number from {low} to 3600")
-        if self.timeout is not None and (
-            isinstance(self.timeout, bool)
-            or not isinstance(self.timeout, int | float)
-            or not 0 < self.timeout <= 7 * 86400
-        ):
-            raise InvalidInput(f"{where}: timeout must be a positive number of seconds (≤ 7 days)")
-        if not isinstance(self.no_cache, bool):
-            raise InvalidInput(f"{where}: no_cache must be True or False")
-        if isinstance(self.inputs, str) or not all(
-            isinstance(p, str) and p.strip() for p in self.inputs
-        ):
-            raise InvalidInput(f"{where}: inputs must be a list of file or folder paths")
-        for label, value, top in (("cpus", self.cpus, 1024), ("gpus", self.gpus, 64)):
-            if value is not None and (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not 0 <= value <= top
-            ):
-                raise InvalidInput(f"{where}: {label} must be a number from 0 to {top}")
-        if self.memory is not None and (
-            type(self.memory) is not int or not 0 < self.memory <= 1 << 50
-        ):
-            raise InvalidInput(f"{where}: memory must be a positive number of bytes")
-
-    def retry_wait(self, attempt: int) -> float:
-        """Return the seconds to wait before retry number ``attempt`` (1 for the first)."""
-        return min(self.retry_delay * self.backoff ** (attempt - 1), 3600.0)
-
-
-class Step:
-    """A function made a pipeline step; call it in a ``@pipeline`` body to add a node."""
-
-    def __init__(self, fn: Callable[..., Any], options: StepOptions) -> None:
-        _check_function(fn, "step", options.name)
-        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-            raise InvalidInput(
-                f"step {options.name!r} is a generator function: its output cannot be stored; "
-                "return a list, DataFrame or array instead of yielding"
-            )
-        if inspect.iscoroutinefunction(fn):
-            raise InvalidInput(f"step {options.name!r} is async; steps are plain functions")
-        self.fn = fn
-        self.options = options
-        self.signature = inspect.signature(fn)
-        for param in self.signature.parameters.values():
-            if param.kind in (_KINDS.VAR_POSITIONAL, _KINDS.VAR_KEYWORD):
-                raise InvalidInput(
-                    f"step {options.name!r} takes *{param.name}; name each input instead, so "
-                    "every input is recorded and hashed"
-                )
-        self.hints = type_hints(fn)
-        returns = self.hints.get("return")
-        origin = getattr(returns, "__origin__", returns)
-        if getattr(origin, "__name__", "") in _UNSTORABLE_RETURNS:
-            raise InvalidInput(
-                f"step {options.name!r} is annotated to return {origin.__name__}, which cannot "
-                "be stored; return the values themselves (a list, DataFrame, array…)"
-            )
-        functools.update_wrapper(self, fn)
-
-    @property
-    def name(self) -> str:
-        """The step's name (its node id in a DAG, numbered when called again)."""
-        return self.options.name
-
-    def __repr__(self) -> str:
-        return f"<Step {self.name!r}>"
-
-    def with_options(self, **changes: Any) -> Step:
-        """Return a copy of this step with some options changed (see ``StepOptions``)."""
-        if "inputs" in changes and changes["inputs"] is not None:
-            changes["inputs"] = tuple(changes["inputs"])
-        try:
-            options = dataclasses.replace(self.options, **changes)
-        except TypeError as exc:
-            raise InvalidInput(f"step {self.name!r}: {exc}") from None
-        return Step(self.fn, options)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        tracer = current_tracer()
-        if tracer is None:
-            return self.fn(*args, **kwargs)
-        try:
-            bound = self.signature.bind_partial(*args, **kwargs)
-        except TypeError as exc:
-            raise InvalidInput(f"step {self.name!r}: {exc}") from None
-        node_id = tracer.node_id(self.name)
-        inputs: dict[str, str | tuple[str, ...]] = {}
-        params: dict[str, Any] = {}
-        for arg, value in bind_defaults(self.signature, bound.arguments).items():
-            if isinstance(value, StepOutput):
-                inputs[arg] = tracer.handle_source(node_id, arg, value)
-            elif isinstance(value, list | tuple) and any(isinstance(v, StepOutput) for v in value):
-                if not all(isinstance(v, StepOutput) for v in value):
-                    raise InvalidInput(
-                        f"step {node_id!r}: argument {arg!r} mixes step outputs and constants; "
-                        "pass a list of step outputs only"
-                    )
-                inputs[arg] = tuple(tracer.handle_source(node_id, arg, v) for v in value)
-            else:
-                hint = self.hints.get(arg, inspect.Parameter.empty)
-                params[arg] = check_param(f"step {node_id!r}", arg, value, hint)
-        missing = [
-            p.name
-            for p in self.signature.parameters.values()
-            if p.name not in inputs and p.name not in params
-        ]
-        if missing:
-            raise InvalidInput(f"step {node_id!r} is missing input {', '.join(map(repr, missing))}")
-        tracer.dag.add(Node(node_id, self, inputs, params))
-        return StepOutput(node_id, tracer.trace)
-
-    def __reduce__(self) -> Any:
-        # Workers import a module-level step by name (cheap, and the step is the object the
-        # module defines); a step made inside a function travels by value (cloudpickle).
-        if _resolves_to(self.fn.__module__, self.fn.__qualname__, self):
-            return (_import_object, (self.fn.__module__, self.fn.__qualname__))
-        return (Step, (self.fn, self.options))
-
-
-@overload
-def step(fn: Callable[..., Any], /) -> Step: ...
-@overload
-def step(
-    *,
-    name: str | None = None,
-    retries: int = 0,
-    retry_delay: float = 1.0,
-    backoff: float = 2.0,
-    timeout: float | None = None,
-    no_cache: bool = False,
-    inputs: Sequence[str] = (),
-    cpus: float | None = None,
-    gpus: float | None = None,
-    memory: int | None = None,
-) -> Callable[[Callable[..., Any]], Step]: ...
-def step(
-    fn: Callable[..., Any] | None = None,
-    /,
-    *,
-    name: str | None = None,
-    retries: int = 0,
-    retry_delay: float = 1.0,
-    backoff: float = 2.0,
-    timeout: float | None = None,
-    no_cache: bool = False,
-    inputs: Sequence[str] = (),
-    cpus: float | None = None,
-    gpus: float | None = None,
-    memory: int | None = None,
-) -> Step | Callable[[Callable[..., Any]], Step]:
-    """Return the function made a :class:`Step` (use bare, ``@step``, or ``@step(...)``)."""
-
-    def decorate(f: Callable[..., Any]) -> Step:
-        _check_function(f, "step", name)
-        options = StepOptions(
-            name=f.__name__ if name is None else name,
-            retries=retries,
-            retry_delay=retry_delay,
-            backoff=backoff,
-            timeout=timeout,
-            no_cache=no_cache,
-            inputs=(inputs,) if isinstance(inputs, str) else tuple(inputs),
-            cpus=cpus,
-            gpus=gpus,
-            memory=memory,
-        )
-        return Step(f, options)
-
-    return decorate if fn is None else decorate(fn)
 
 
 @dataclass(frozen=True)
@@ -252,7 +49,7 @@ class Pipeline:
     """A function whose body, traced, is a DAG of steps; call it (or ``.run``) to run it."""
 
     def __init__(self, fn: Callable[..., Any], options: PipelineOptions) -> None:
-        _check_function(fn, "pipeline", options.name)
+        check_function(fn, "pipeline", options.name)
         check_node_id(options.name)
         self.fn = fn
         self.options = options
@@ -358,13 +155,13 @@ class Pipeline:
     def ref(self) -> str | None:
         """Return ``module:name`` if a fresh process can import this pipeline, else None."""
         module, qualname = self.fn.__module__, self.fn.__qualname__
-        if module != "__main__" and _resolves_to(module, qualname, self):
+        if module != "__main__" and resolves_to(module, qualname, self):
             return f"{module}:{qualname}"
         return None
 
     def __reduce__(self) -> Any:
         if self.ref is not None:
-            return (_import_object, (self.fn.__module__, self.fn.__qualname__))
+            return (import_object, (self.fn.__module__, self.fn.__qualname__))
         return (Pipeline, (self.fn, self.options))
 
 
@@ -387,33 +184,8 @@ def pipeline(
         raise InvalidInput("max_workers must be an integer from 1 to 256")
 
     def decorate(f: Callable[..., Any]) -> Pipeline:
-        _check_function(f, "pipeline", name)
+        check_function(f, "pipeline", name)
         label = f.__name__ if name is None else name
         return Pipeline(f, PipelineOptions(label, no_cache, max_workers))
 
     return decorate if fn is None else decorate(fn)
-
-
-def _check_function(fn: Any, kind: str, name: str | None) -> None:
-    if isinstance(fn, Step | Pipeline):
-        raise InvalidInput(f"{fn!r} is already a step or pipeline; decorate the function once")
-    if not inspect.isfunction(fn):
-        label = name or getattr(fn, "__name__", type(fn).__name__)
-        raise InvalidInput(f"{kind} {label!r} must be a plain function, got {type(fn).__name__}")
-
-
-def _resolves_to(module: str, qualname: str, obj: object) -> bool:
-    if "<" in qualname:  # defined inside a function: not importable by name
-        return False
-    try:
-        return _import_object(module, qualname) is obj
-    except (ImportError, AttributeError):
-        return False
-
-
-def _import_object(module: str, qualname: str) -> Any:
-    """Return ``module.qualname``, importing the module (how workers find steps)."""
-    value: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        value = getattr(value, part)
-    return value

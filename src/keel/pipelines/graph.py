@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from keel.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from keel.pipelines.definition import Step
+    from keel.pipelines.steps import Step
 
 __all__ = ["Dag", "Node", "StepOutput", "Tracer", "current_tracer", "tracing"]
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from keel.pipelines.materialize import OutputRef, load_output, store_output
 
 if TYPE_CHECKING:
-    from keel.pipelines.definition import Step
+    from keel.pipelines.steps import Step
     from keel.store.artifacts import BlobStore
 
 __all__ = ["StepResult", "StepTask", "StoreSpec", "execute", "worker_main"]
