@@ -66,7 +66,7 @@ def _chart(dist: Distribution) -> str:
                 f'height="{h:.1f}" fill="{colour}"><title>{_e(label)} — {side}: '
                 f"{share:.2%}</title></rect>"
             )
-        if n <= 20 or i % max(n // 10, 1) == 0:
+        if n <= 12 or i % -(-n // 8) == 0:  # at most ~8 labels, so they do not overlap
             parts.append(
                 f'<text x="{x + slot / 2:.1f}" y="{_CHART_H - 8}" text-anchor="middle">'
                 f"{_e(label[:14])}</text>"
