@@ -28,10 +28,10 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from keel.deploy.serving_metrics import BackendMeter
 from keel.deploy.serving_pool import ServiceFactory, Slot, open_slot, service_factory
@@ -340,8 +340,9 @@ class DeploymentRouter:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def _spawn(self, work: object) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        # kept referenced until done (the loop holds tasks weakly); close() awaits them
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
