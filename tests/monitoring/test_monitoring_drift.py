@@ -161,6 +161,7 @@ def test_wrong_inputs_are_invalid(small_ref: pd.DataFrame, tmp_path: Path) -> No
         (lambda: drift(small_ref, small_ref, drift_share=float("nan")), "drift_share"),
         (lambda: drift(small_ref, small_ref, bins=0), "bins must be"),
         (lambda: drift(small_ref, small_ref, bins=10**9), "bins must be"),
+        (lambda: drift(small_ref, small_ref, quantiles=1), "quantiles must be"),
     ]
     for call, message in cases:
         with pytest.raises(InvalidInput, match=message):

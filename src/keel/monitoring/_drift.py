@@ -136,19 +136,19 @@ class _Reference:
     def names(self) -> list[str]:
         if self.frame is not None:
             return list(self.frame.columns)
-        assert self.profile is not None
-        return list(self.profile.columns)
+        return list(self.profile.columns) if self.profile is not None else []
 
     def column(self, name: str, quantiles: int) -> ProfiledColumn:
         if self.frame is not None:
             return profile_column(
                 name, self.frame[name], bins=self.bins, quantiles=quantiles, max_categories=None
             )
-        assert self.profile is not None
+        if self.profile is None:
+            raise InvalidInput("no reference data")  # unreachable: _reference sets one
         return ProfiledColumn(self.profile.columns[name])
 
 
-def _reference(data: Any, bins: int | None) -> _Reference:
+def _reference(data: Any, bins: int | None, quantiles: int) -> _Reference:
     if isinstance(data, ReferenceProfile):
         if bins is not None and bins != data.bins:
             raise InvalidInput(
@@ -157,7 +157,7 @@ def _reference(data: Any, bins: int | None) -> _Reference:
             )
         return _Reference(None, data, data.rows, data.bins)
     bins = 30 if bins is None else bins
-    check_settings(bins, 2, 1)
+    check_settings(bins, quantiles, 1)
     frame = load_frame(data, role="reference")
     return _Reference(frame, None, len(frame), bins)
 
@@ -261,7 +261,7 @@ def drift(
     methods; a profile keeps the bins it was built with.
     """
     limits = _check_options(methods, thresholds, drift_share)
-    ref = _reference(reference, bins)
+    ref = _reference(reference, bins, quantiles)
     cur = load_frame(current, role="current")
     special = [c for c in (prediction, target) if c is not None]
     for name in special:
