@@ -344,6 +344,7 @@ def test_written_yaml_reads_back_as_the_objects_and_is_replaced_whole(tmp_path: 
     assert text.splitlines()[0].startswith("# ")
     assert text.splitlines()[1] == "---"
     assert list(yaml.safe_load_all(text)) == objects
+    assert path.stat().st_mode & 0o777 == 0o644
     smaller = render_k8s(plan(Backend("churn", 9, 100.0)), image=IMAGE)
     again = write_manifests(smaller, tmp_path / "out", deployment=HOSTILE.deployment, revision=2)
     assert again == path
