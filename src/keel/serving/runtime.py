@@ -30,6 +30,15 @@ import numpy as np
 
 from keel.errors import InvalidInput
 
+from ._values import (
+    DATATYPE_OF_DTYPE,
+    NUMERIC_KINDS,
+    as_array,
+    check_column,
+    datatype_name,
+    encode_text,
+    fast_path,
+)
 from .protocol import (
     InferenceRequest,
     ModelMetadata,
@@ -48,16 +57,6 @@ if TYPE_CHECKING:
 __all__ = ["ModelRuntime", "Prepared", "load_runtime"]
 
 TENSOR_INPUT = "input"
-_TEXT = frozenset(("string", "category", "datetime", "timedelta"))
-_NUMERIC_KINDS = "iuf"
-_DATATYPE_OF_DTYPE = {
-    **{f"int{b}": f"INT{b}" for b in (8, 16, 32, 64)},
-    **{f"uint{b}": f"UINT{b}" for b in (8, 16, 32, 64)},
-    "float16": "FP16",
-    "float32": "FP32",
-    "float64": "FP64",
-    "bool": "BOOL",
-}
 
 
 @dataclass
@@ -107,7 +106,7 @@ class ModelRuntime:
         if callable(getattr(model.unwrap(), "predict_proba", None)):
             self.output_names.append("predict_proba")
         self._outputs_meta: list[TensorMetadata] = []
-        self._uniform, self._direct = _fast_path(model, self.schema)
+        self._uniform, self._direct = fast_path(model, self.schema)
         self._names = [spec.name or "" for spec in self.schema.columns]
 
     # -- metadata ---------------------------------------------------------------------------
@@ -117,9 +116,11 @@ class ModelRuntime:
         if self.schema.kind == "tensor":
             spec = self.schema.columns[0]
             shape = [-1 if d is None else d for d in (spec.shape or (None,))]
-            inputs = [TensorMetadata(TENSOR_INPUT, _datatype(spec.dtype), [-1, *shape[1:]])]
+            inputs = [TensorMetadata(TENSOR_INPUT, datatype_name(spec.dtype), [-1, *shape[1:]])]
         else:
-            inputs = [TensorMetadata(c.name or "", _datatype(c.dtype), [-1]) for c in self._cols]
+            inputs = [
+                TensorMetadata(c.name or "", datatype_name(c.dtype), [-1]) for c in self._cols
+            ]
         return ModelMetadata(
             name=self.name,
             versions=[] if self.version is None else [self.version],
@@ -152,14 +153,14 @@ class ModelRuntime:
         import pandas as pd
 
         def value(spec: ColumnSpec) -> Any:
-            if spec.dtype in _DATATYPE_OF_DTYPE:
+            if spec.dtype in DATATYPE_OF_DTYPE:
                 return np.zeros(1, dtype=spec.dtype)
             return np.array([""], dtype=object)
 
         if self.schema.kind == "tensor":
             spec = self.schema.columns[0]
             shape = [1, *(d or 1 for d in (spec.shape or (None,))[1:])]
-            return np.zeros(shape, dtype=spec.dtype if spec.dtype in _DATATYPE_OF_DTYPE else "f8")
+            return np.zeros(shape, dtype=spec.dtype if spec.dtype in DATATYPE_OF_DTYPE else "f8")
         return pd.DataFrame({c.name: value(c) for c in self._cols})
 
     # -- requests ---------------------------------------------------------------------------
@@ -200,7 +201,7 @@ class ModelRuntime:
                     f"input {tensor.name!r} has {len(data)} rows, other inputs have {rows}"
                 )
             rows = len(data)
-            columns[spec.name or ""] = _column(tensor.name, tensor.datatype, data, spec)
+            columns[spec.name or ""] = check_column(tensor.name, tensor.datatype, data, spec)
         if rows is None:
             raise InvalidInput("the request has no inputs the model takes")
         for spec in self._cols:
@@ -215,12 +216,14 @@ class ModelRuntime:
                 f"input {tensor.name!r} has shape {list(data.shape)}; the model takes "
                 f"[rows, {width}] or one tensor per column {[c.name for c in self._cols]}"
             )
-        if self._uniform is not None and data.dtype.kind in _NUMERIC_KINDS:
+        if self._uniform is not None and data.dtype.kind in NUMERIC_KINDS:
             # every column numeric and required: what _column checks, once for the block
             self._check_finite(data, lambda j: f"{tensor.name}[:, {j}]")
             return Prepared(rows=data.shape[0], outputs=outputs, block=data)
         columns = {
-            spec.name or "": _column(f"{tensor.name}[:, {j}]", tensor.datatype, data[:, j], spec)
+            spec.name or "": check_column(
+                f"{tensor.name}[:, {j}]", tensor.datatype, data[:, j], spec
+            )
             for j, spec in enumerate(self._cols)
         }
         return Prepared(rows=data.shape[0], outputs=outputs, columns=columns)
@@ -238,7 +241,7 @@ class ModelRuntime:
             self._uniform is None
             or matrix.ndim != 2
             or matrix.shape[1] != width
-            or matrix.dtype.kind not in _NUMERIC_KINDS
+            or matrix.dtype.kind not in NUMERIC_KINDS
             or len(names) != width
         ):
             return None
@@ -288,7 +291,7 @@ class ModelRuntime:
             raise InvalidInput(
                 f"input {tensor.name!r} has shape {list(data.shape)}; the model expects {shown}"
             )
-        array = _column(tensor.name, tensor.datatype, data, spec)
+        array = check_column(tensor.name, tensor.datatype, data, spec)
         return Prepared(rows=data.shape[0], outputs=outputs, array=array)
 
     def _outputs(self, request: InferenceRequest) -> list[str]:
@@ -317,7 +320,7 @@ class ModelRuntime:
         for name in frame.columns.tolist():
             values = frame[name].to_numpy()
             if values.dtype.kind in "OSU":
-                values = np.array([_encode(v) for v in values.tolist()], dtype=object)
+                values = np.array([encode_text(v) for v in values.tolist()], dtype=object)
             inputs.append(Tensor(str(name), datatype_of(values), [len(values)], values))
         return self.prepare(InferenceRequest(inputs=inputs, outputs=[RequestedOutput("predict")]))
 
@@ -377,84 +380,5 @@ class ModelRuntime:
             if name not in wanted:
                 continue
             method = model.predict if name == "predict" else model.predict_proba
-            results[name] = _as_array(method(data))
+            results[name] = as_array(method(data))
         return results
-
-
-def _fast_path(model: LoadedModel, schema: Any) -> tuple[np.dtype | None, str | None]:
-    """``(dtype, feed)`` for a signature of required columns of one numeric dtype, else
-    ``(None, None)``; ``feed`` says how a checked block goes to a scikit-learn estimator:
-    ``"array"`` (fitted on an array, so ``SklearnFlavor.prepare_input`` would convert the
-    DataFrame to one) or ``"frame"`` (fitted on named columns, or unknown); None for other
-    flavors, whose input goes through ``LoadedModel.predict``.
-    """
-    if schema.kind == "tensor" or not schema.columns:
-        return None, None
-    dtypes = {spec.dtype for spec in schema.columns}
-    dtype = next(iter(dtypes))
-    if (
-        len(dtypes) != 1
-        or dtype not in _DATATYPE_OF_DTYPE
-        or dtype == "bool"
-        or any(spec.optional for spec in schema.columns)
-    ):
-        return None, None
-    if model.flavor != "sklearn":
-        return np.dtype(dtype), None
-    estimator = model.unwrap()
-    fitted_on_array = getattr(estimator, "feature_names_in_", None) is None and hasattr(
-        estimator, "n_features_in_"
-    )
-    return np.dtype(dtype), "array" if fitted_on_array else "frame"
-
-
-def _column(where: str, datatype: str, data: np.ndarray, spec: ColumnSpec) -> np.ndarray:
-    """Check one input array against its column spec (kind, finiteness); decode text."""
-    target = spec.dtype
-    kind = data.dtype.kind
-    if target in _DATATYPE_OF_DTYPE and target != "bool":
-        if kind not in _NUMERIC_KINDS:
-            raise InvalidInput(f"input {where!r}: expected numbers ({target}), got {datatype}")
-    elif target == "bool":
-        if kind != "b":
-            raise InvalidInput(f"input {where!r}: expected BOOL, got {datatype}")
-    elif target in _TEXT or target == "binary":
-        if datatype != "BYTES":
-            raise InvalidInput(f"input {where!r}: expected BYTES ({target}), got {datatype}")
-        if target != "binary":
-            data = _decode(where, data)
-    if kind == "f" and not spec.optional and data.size and not np.isfinite(data).all():
-        raise InvalidInput(
-            f"input {where!r} holds NaN or infinite values; the model's signature does not "
-            "allow missing values there"
-        )
-    return data
-
-
-def _decode(where: str, data: np.ndarray) -> np.ndarray:
-    out = np.empty(data.shape, dtype=object)
-    try:
-        out.reshape(-1)[:] = [v.decode() for v in data.reshape(-1).tolist()]
-    except UnicodeDecodeError:
-        raise InvalidInput(f"input {where!r}: BYTES data is not UTF-8 text") from None
-    return out
-
-
-def _encode(value: Any) -> Any:
-    return value.encode() if isinstance(value, str) else value
-
-
-def _datatype(dtype: str) -> str:
-    return _DATATYPE_OF_DTYPE.get(dtype, "BYTES")
-
-
-def _as_array(result: Any) -> np.ndarray:
-    to_numpy = getattr(result, "to_numpy", None)
-    array = to_numpy() if callable(to_numpy) else np.asarray(result)
-    if array.dtype.kind == "U":
-        array = array.astype(object)
-    if array.dtype.kind == "O":
-        array = np.array([_encode(v) for v in array.reshape(-1).tolist()], dtype=object).reshape(
-            array.shape
-        )
-    return array

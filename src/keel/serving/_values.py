@@ -1,0 +1,122 @@
+"""Values of a request against a signature: per-column checks, text coding, model outputs.
+
+Used by :mod:`keel.serving.runtime`: :func:`check_column` is what every input column goes
+through (numbers for numeric columns, booleans for bool ones, UTF-8 text decoded for text
+ones, no NaN/inf where the column is not optional); :func:`fast_path` decides whether a
+signature's inputs can be checked once as one numeric block; :func:`as_array` turns a
+model's answer into the array the protocol sends.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from keel.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from keel.registry.packaging import LoadedModel
+    from keel.registry.signature import ColumnSpec
+
+__all__ = [
+    "DATATYPE_OF_DTYPE",
+    "NUMERIC_KINDS",
+    "TEXT_DTYPES",
+    "as_array",
+    "check_column",
+    "datatype_name",
+    "decode_text",
+    "encode_text",
+    "fast_path",
+]
+
+TEXT_DTYPES = frozenset(("string", "category", "datetime", "timedelta"))
+NUMERIC_KINDS = "iuf"
+DATATYPE_OF_DTYPE = {
+    **{f"int{b}": f"INT{b}" for b in (8, 16, 32, 64)},
+    **{f"uint{b}": f"UINT{b}" for b in (8, 16, 32, 64)},
+    "float16": "FP16",
+    "float32": "FP32",
+    "float64": "FP64",
+    "bool": "BOOL",
+}
+
+
+def fast_path(model: LoadedModel, schema: Any) -> tuple[np.dtype | None, str | None]:
+    """``(dtype, feed)`` for a signature of required columns of one numeric dtype, else
+    ``(None, None)``; ``feed`` says how a checked block goes to a scikit-learn estimator:
+    ``"array"`` (fitted on an array, so ``SklearnFlavor.prepare_input`` would convert the
+    DataFrame to one) or ``"frame"`` (fitted on named columns, or unknown); None for other
+    flavors, whose input goes through ``LoadedModel.predict``.
+    """
+    if schema.kind == "tensor" or not schema.columns:
+        return None, None
+    dtypes = {spec.dtype for spec in schema.columns}
+    dtype = next(iter(dtypes))
+    if (
+        len(dtypes) != 1
+        or dtype not in DATATYPE_OF_DTYPE
+        or dtype == "bool"
+        or any(spec.optional for spec in schema.columns)
+    ):
+        return None, None
+    if model.flavor != "sklearn":
+        return np.dtype(dtype), None
+    estimator = model.unwrap()
+    fitted_on_array = getattr(estimator, "feature_names_in_", None) is None and hasattr(
+        estimator, "n_features_in_"
+    )
+    return np.dtype(dtype), "array" if fitted_on_array else "frame"
+
+
+def check_column(where: str, datatype: str, data: np.ndarray, spec: ColumnSpec) -> np.ndarray:
+    """Check one input array against its column spec (kind, finiteness); decode text."""
+    target = spec.dtype
+    kind = data.dtype.kind
+    if target in DATATYPE_OF_DTYPE and target != "bool":
+        if kind not in NUMERIC_KINDS:
+            raise InvalidInput(f"input {where!r}: expected numbers ({target}), got {datatype}")
+    elif target == "bool":
+        if kind != "b":
+            raise InvalidInput(f"input {where!r}: expected BOOL, got {datatype}")
+    elif target in TEXT_DTYPES or target == "binary":
+        if datatype != "BYTES":
+            raise InvalidInput(f"input {where!r}: expected BYTES ({target}), got {datatype}")
+        if target != "binary":
+            data = decode_text(where, data)
+    if kind == "f" and not spec.optional and data.size and not np.isfinite(data).all():
+        raise InvalidInput(
+            f"input {where!r} holds NaN or infinite values; the model's signature does not "
+            "allow missing values there"
+        )
+    return data
+
+
+def decode_text(where: str, data: np.ndarray) -> np.ndarray:
+    out = np.empty(data.shape, dtype=object)
+    try:
+        out.reshape(-1)[:] = [v.decode() for v in data.reshape(-1).tolist()]
+    except UnicodeDecodeError:
+        raise InvalidInput(f"input {where!r}: BYTES data is not UTF-8 text") from None
+    return out
+
+
+def encode_text(value: Any) -> Any:
+    return value.encode() if isinstance(value, str) else value
+
+
+def datatype_name(dtype: str) -> str:
+    return DATATYPE_OF_DTYPE.get(dtype, "BYTES")
+
+
+def as_array(result: Any) -> np.ndarray:
+    to_numpy = getattr(result, "to_numpy", None)
+    array = to_numpy() if callable(to_numpy) else np.asarray(result)
+    if array.dtype.kind == "U":
+        array = array.astype(object)
+    if array.dtype.kind == "O":
+        array = np.array(
+            [encode_text(v) for v in array.reshape(-1).tolist()], dtype=object
+        ).reshape(array.shape)
+    return array
