@@ -202,9 +202,13 @@ class SqlTrackingStore(SqlExperiments, SqlRunAssets, SqlRunSearch, TrackingStore
         )
         failure = {"keel.failure": "heartbeat timed out"}
         with self.db.write() as conn:
-            # Locked (on PostgreSQL) like any write to a run's tags: see RunJson.
+            # Locked (on PostgreSQL) like any write to a run's tags (see RunJson), in run_id
+            # order so that two collectors cannot deadlock on each other's rows.
             found = conn.execute(
-                select(t.runs.c.run_id, t.runs.c.tags_json).where(stale).with_for_update()
+                select(t.runs.c.run_id, t.runs.c.tags_json)
+                .where(stale)
+                .order_by(t.runs.c.run_id)
+                .with_for_update()
             ).all()
             ids = [run_id for run_id, _ in found]
             if ids:
