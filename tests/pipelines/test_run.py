@@ -289,3 +289,23 @@ def test_an_output_missing_from_the_store_is_not_a_cache_hit(home: Path) -> None
         "number": "cached", "number-2": "cached", "add": "finished", "add-2": "cached",
     }  # fmt: skip
     assert kp.load_step_output(again.run_id, "add") == 3
+
+
+def test_an_interrupted_run_is_killed_and_its_running_step_failed(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keel.pipelines.pool import InlineExecutor
+
+    def interrupt(self: InlineExecutor, wait_at_most: float) -> list:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(InlineExecutor, "collect", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        sp.arithmetic.run(executor="inline")
+    run = kp.get_pipeline_run(kp.list_pipeline_runs("arithmetic")[0].run_id)
+    assert run.status == "killed"
+    assert statuses(run) == {"number": "failed", "number-2": "failed"}  # both had started
+    assert run.step("number").error == "the pipeline run was interrupted"
+    monkeypatch.undo()
+    resumed = kp.resume_pipeline(run.run_id, executor="inline")
+    assert resumed.status == "finished"

@@ -77,13 +77,26 @@ def _print_run(run: PipelineRunInfo) -> None:
     if run.resume_of:
         console.print(Text.assemble("resumes ", plain(run.resume_of)), soft_wrap=True)
     table = Table()
-    for column in ("step", "status", "duration", "attempts", "output", "cache key", "note"):
-        table.add_column(column, no_wrap=column != "note", overflow="fold")
+    for column in (
+        "step",
+        "after",
+        "status",
+        "duration",
+        "attempts",
+        "output",
+        "cache key",
+        "note",
+    ):
+        table.add_column(column, no_wrap=column not in ("note", "after"), overflow="fold")
     for s in run.steps:
         output = "—" if s.output is None else f"{s.output.kind} {s.output.digest[:12]}"
         note = s.error or (f"from {short_id(s.cached_from)}" if s.cached_from else "")
+        after = ", ".join(s.upstream[:3]) + (
+            f" +{len(s.upstream) - 3}" if len(s.upstream) > 3 else ""
+        )
         table.add_row(
             plain(s.node),
+            plain(after or "—"),
             _step_status(s.status),
             duration(s.duration_ms),
             str(s.attempts) if s.attempts else "—",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import multiprocessing
@@ -15,6 +16,7 @@ import orjson
 from keel.errors import Conflict, InvalidInput, NotFound
 from keel.pipelines.definition import Pipeline
 from keel.pipelines.errors import PipelineFailed
+from keel.tracking.entities import RunStatus
 
 if TYPE_CHECKING:
     from keel.pipelines.entities import PipelineRunInfo, PipelineSummary, StepRunInfo
@@ -85,7 +87,6 @@ def run_pipeline(
         resume_of=None if _resume is None else _resume.run_id,
     )
     prior = {} if _resume is None else {s.node: s for s in _resume.steps}
-    failed = True
     try:
         states = run_dag(
             dag,
@@ -96,10 +97,15 @@ def run_pipeline(
             no_cache=no_cache,
             prior=prior,
         )
-        failed = any(s.status == "failed" for s in states.values())
-    finally:
+    except BaseException as exc:
         pool.close()
-        recorder.end_pipeline(run_id, failed)
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        with contextlib.suppress(Exception):  # keep the error that stopped the run
+            recorder.end_pipeline(run_id, RunStatus.KILLED if interrupted else RunStatus.FAILED)
+        raise
+    pool.close()
+    failed = any(s.status == "failed" for s in states.values())
+    recorder.end_pipeline(run_id, RunStatus.FAILED if failed else RunStatus.FINISHED)
     info = read_run(stores, run_id)
     if failed and raise_on_failure:
         bad = tuple(s.node for s in info.steps if s.status == "failed")

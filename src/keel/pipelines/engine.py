@@ -11,6 +11,7 @@ independent branches run to the end.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import time
 from collections import deque
@@ -94,9 +95,12 @@ class _Run:
             if not self.running and self.waiting and not self.ready and not self.queued:
                 time.sleep(max(0.0, min(_POLL, self.waiting[0][0] - time.monotonic())))
             if time.monotonic() >= next_beat:
-                self.recorder.heartbeat(
-                    [self.parent, *(self.states[i].run_id for i in self.running)]
-                )  # type: ignore[misc]
+                alive = [  # waiting for a retry is alive too: no heartbeat-timeout GC
+                    st.run_id
+                    for st in self.states.values()
+                    if st.run_id is not None and st.status in ("running", "waiting")
+                ]
+                self.recorder.heartbeat([self.parent, *alive])
                 next_beat = time.monotonic() + beat_every
 
     def abandon(self) -> None:
@@ -285,5 +289,6 @@ def run_dag(
     try:
         return run.run()
     except BaseException:
-        run.abandon()
+        with contextlib.suppress(Exception):  # the store may be what failed: keep that error
+            run.abandon()
         raise

@@ -130,9 +130,8 @@ class Recorder:
             self.tracking.log_batch(run.run_id, params={k: _json(v) for k, v in params.items()})
         return run.run_id
 
-    def end_pipeline(self, run_id: str, failed: bool) -> None:
+    def end_pipeline(self, run_id: str, status: RunStatus) -> None:
         """Record the pipeline run's final status."""
-        status = RunStatus.FAILED if failed else RunStatus.FINISHED
         self.tracking.end_run(run_id, status, now_ms())
 
     # -- step runs -----------------------------------------------------------------------
