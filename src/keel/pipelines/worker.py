@@ -39,6 +39,9 @@ class StoreSpec:
 
     def open(self) -> BlobStore:
         """Return the blob store this spec names (opened once per process)."""
+        opened = _OPENED.get(self)
+        if opened is not None:
+            return opened[0]
         if self.tracking_uri.startswith(("http://", "https://")):
             from keel.config import load_settings
             from keel.stores import open_stores
@@ -46,10 +49,19 @@ class StoreSpec:
             settings = load_settings(
                 Path(self.home), tracking_uri=self.tracking_uri, token=self.token
             )
-            return open_stores(settings).artifacts
+            # Keep every store: the REST stores share one HTTP client, closed with them.
+            stores = open_stores(settings)
+            _OPENED[self] = (stores.artifacts, stores)
+            return stores.artifacts
         from keel.store.artifacts import open_artifact_store
 
-        return open_artifact_store(self.artifact_uri)
+        store = open_artifact_store(self.artifact_uri)
+        _OPENED[self] = (store, None)
+        return store
+
+
+# spec -> (its blob store, what must stay alive with it: the REST stores' shared client)
+_OPENED: dict[StoreSpec, tuple[BlobStore, Any]] = {}
 
 
 @dataclass(frozen=True)
