@@ -33,6 +33,8 @@ def test_a_run_records_every_step_and_a_rerun_is_all_cached(home: Path) -> None:
         assert second.step(node).output == first.step(node).output
         assert second.step(node).cache_key == first.step(node).cache_key
     assert kp.load_step_output(second.run_id, "add-2") == 14
+    third = sp.arithmetic.run({"x": 3, "y": 4}, max_workers=2)  # a hit on a hit: the origin
+    assert third.step("add").cached_from == first.step("add").run_id
 
 
 def test_a_changed_parameter_reruns_only_what_depends_on_it(home: Path) -> None:
@@ -120,6 +122,7 @@ def test_resume_reruns_the_failed_step_and_reuses_the_rest(home: Path) -> None:
         "number-2": "cached", "add-2": "cached",
     }  # fmt: skip
     assert resumed.step("number").cached_from == old.step("number").run_id
+    assert resumed.step("boom").cached_from is None
     assert kp.load_step_output(resumed.run_id, "add") == 20
     with pytest.raises(InvalidInput, match="nothing to resume"):
         kp.resume_pipeline(resumed.run_id, pipeline=branches)

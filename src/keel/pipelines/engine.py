@@ -149,7 +149,7 @@ class _Run:
                 and prior.output is not None
                 and self.recorder.stores.artifacts.exists(prior.output.digest)
             ):
-                hit = R.CachedOutput(prior.run_id, prior.output)
+                hit = R.CachedOutput(prior.cached_from or prior.run_id, prior.output)
             state.datasets = datasets
             if hit is not None:
                 state.run_id = self._record_start(state, datasets, "cached")

@@ -262,7 +262,8 @@ class Recorder:
         ref = OutputRef.from_json(raw)
         if check and not self.stores.artifacts.exists(ref.digest):
             return None
-        return key, CachedOutput(run.run_id, ref)
+        # A hit on a cached record points at the run that computed the output.
+        return key, CachedOutput(run.tags.get(CACHED_FROM) or run.run_id, ref)
 
 
 def _step_info(run: Run) -> StepRunInfo:
