@@ -410,3 +410,27 @@ def test_the_lifespan_ticks_changes_made_elsewhere_into_the_router(models: Model
                 assert r.headers["keel-backend"] == "cancer/2"
         finally:
             store.delete_deployment("ticked")
+
+
+def test_a_shadow_behind_invocations_records_agreement_and_never_answers(
+    client: TestClient, models: Models
+) -> None:
+    import time
+
+    plan = TrafficPlan(
+        "mirrored", 1, (Backend("cancer", 1, 100),), shadow=Backend("cancer", 3, 0, Role.SHADOW)
+    )
+    apply(client, plan)
+    n = 30
+    for i in range(n):
+        body = {"instances": models.X.iloc[i : i + 1].to_numpy().tolist()}
+        r = client.post("/deployments/mirrored/invocations", json=body)
+        assert r.headers["keel-backend"] == "cancer/1"
+    router = client.app.state.deployment_router  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while router.stats("mirrored", 0)["cancer/3"].extra.get("compared", 0) < n:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    rows = models.X.iloc[:n]
+    agree = models.predict("cancer/1", rows) == models.predict("cancer/3", rows)
+    assert router.stats("mirrored", 0)["cancer/3"].extra["agreement"] == pytest.approx(agree.mean())
