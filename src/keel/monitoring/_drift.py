@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 from keel.errors import InvalidInput
 from keel.monitoring import stats
 from keel.monitoring._buckets import category_vectors, distribution, numeric_vectors, runs
-from keel.monitoring._frames import NUMBER, categories, family, load_frame, numeric_values
+from keel.monitoring._frames import NUMBER, categories, classify, load_frame, numeric_values
 from keel.monitoring._profile import (
     CATEGORICAL,
     NUMERIC,
@@ -174,7 +174,7 @@ def _compare(
     p: ColumnProfile = ref.profile
     if p.kind == UNSUPPORTED:
         return f"reference: {p.reason}"
-    cur_family, reason = family(series)
+    cur_family, reason, counted = classify(series)
     if cur_family is None:
         return f"current: {reason}"
     if cur_family != p.family:
@@ -187,7 +187,7 @@ def _compare(
     if numbers is not None:
         n_current = len(numbers.sorted)
     else:
-        cats = categories(series, cur_family)
+        cats = counted if counted is not None else categories(series, cur_family)
         n_current = int(cats.counts.sum())
     if n_current == 0:
         return "current: no usable (non-missing, finite) values"

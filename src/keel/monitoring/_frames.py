@@ -25,7 +25,15 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-__all__ = ["Categories", "NumericValues", "categories", "family", "load_frame", "numeric_values"]
+__all__ = [
+    "Categories",
+    "NumericValues",
+    "categories",
+    "classify",
+    "family",
+    "load_frame",
+    "numeric_values",
+]
 
 NUMBER, STRING, BOOL = "number", "string", "bool"
 _OBJECT_KINDS = {
@@ -85,27 +93,45 @@ def _read_parquet(path: Path, role: str) -> pd.DataFrame:
 
 def family(series: pd.Series) -> tuple[str | None, str]:
     """Return ``(family, reason)``: ``number``/``string``/``bool``, or None and why not."""
+    fam, reason, _ = classify(series)
+    return fam, reason
+
+
+def classify(series: pd.Series) -> tuple[str | None, str, Categories | None]:
+    """Return the family, the reason when None, and for str/object columns their categories.
+
+    An object column is factorized once and its type read from the distinct values only
+    (a per-value type scan of a million strings costs as much as half the hashing), so
+    the categories come with the answer instead of a second pass.
+    """
     import pandas as pd
     from pandas.api import types
 
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        return STRING, ""
+        return STRING, "", None
     if types.is_bool_dtype(dtype):
-        return BOOL, ""
+        return BOOL, "", None
     if types.is_complex_dtype(dtype):
-        return None, f"unsupported dtype {dtype}"
+        return None, f"unsupported dtype {dtype}", None
     if types.is_numeric_dtype(dtype):
-        return NUMBER, ""
+        return NUMBER, "", None
     if types.is_string_dtype(dtype) or types.is_object_dtype(dtype):
-        inferred = types.infer_dtype(series, skipna=True)
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        inferred = types.infer_dtype(uniques, skipna=True)
         if inferred == "empty":
-            return None, "no non-missing values"
+            return None, "no non-missing values", None
         kind = _OBJECT_KINDS.get(inferred)
         if kind is None:
-            return None, f"values of mixed or unsupported types ({inferred}); cast to one type"
-        return kind, ""
-    return None, f"unsupported dtype {dtype}"
+            return (
+                None,
+                f"values of mixed or unsupported types ({inferred}); cast to one type",
+                None,
+            )
+        if kind == NUMBER:
+            return NUMBER, "", None
+        return kind, "", _counted(codes, uniques, kind)
+    return None, f"unsupported dtype {dtype}", None
 
 
 @dataclass(frozen=True)
@@ -148,14 +174,21 @@ class Categories:
 
 def categories(series: pd.Series, fam: str) -> Categories:
     """Return the distinct values of a string/bool column with their counts (hash-based)."""
-    import numpy as np
     import pandas as pd
 
     if isinstance(series.dtype, pd.CategoricalDtype):
-        codes = series.cat.codes.to_numpy()
-        uniques = series.cat.categories
-    else:
-        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        return _counted(series.cat.codes.to_numpy(), series.cat.categories, fam)
+    _, _, counted = classify(series)
+    if counted is not None:
+        return counted
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    return _counted(codes, uniques, fam)
+
+
+def _counted(codes: np.ndarray, uniques: Any, fam: str) -> Categories:
+    import numpy as np
+    import pandas as pd
+
     valid = codes >= 0
     counts = np.bincount(codes[valid], minlength=len(uniques)).astype(np.int64)
     keep = counts > 0

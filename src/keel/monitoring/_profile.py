@@ -31,7 +31,7 @@ from keel.monitoring._frames import (
     Categories,
     NumericValues,
     categories,
-    family,
+    classify,
     load_frame,
     numeric_values,
 )
@@ -260,7 +260,7 @@ def profile_column(
     import numpy as np
     import pandas as pd
 
-    fam, reason = family(series)
+    fam, reason, counted = classify(series)
     dtype = str(series.dtype)
     if fam is None:
         missing = int(series.isna().sum())
@@ -298,7 +298,7 @@ def profile_column(
             category_counts=tuple(int(c) for c in counts),
         )
         return ProfiledColumn(column, numbers, cats)
-    cats = categories(series, fam)
+    cats = counted if counted is not None else categories(series, fam)
     total = int(cats.counts.sum())
     if total == 0:
         column = ColumnProfile(
