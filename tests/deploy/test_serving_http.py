@@ -434,3 +434,37 @@ def test_a_shadow_behind_invocations_records_agreement_and_never_answers(
     rows = models.X.iloc[:n]
     agree = models.predict("cancer/1", rows) == models.predict("cancer/3", rows)
     assert router.stats("mirrored", 0)["cancer/3"].extra["agreement"] == pytest.approx(agree.mean())
+
+
+def test_text_labels_come_back_as_text_through_both_protocols(models: Models) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from test_serving_support import register
+
+    X = models.X[["mean radius", "mean texture"]]
+    labels = np.where(models.X["mean radius"] > 14, "large", "small")
+    with keel_home(models.home):
+        key = register(LogisticRegression(max_iter=500).fit(X, labels), X, "sizes")
+        model, _, version = key.partition("/")
+        with TestClient(_app(models.home)) as c:
+            apply(c, TrafficPlan("sizes", 1, (Backend(model, int(version), 100),)))
+            rows = X.iloc[:4]
+            r = c.post(
+                "/deployments/sizes/invocations",
+                json={
+                    "dataframe_split": {
+                        "columns": list(X.columns),
+                        "data": rows.to_numpy().tolist(),
+                    }
+                },
+            )
+            assert r.status_code == 200, r.text
+            assert r.json() == {"predictions": labels[:4].tolist()}
+            tensor = {
+                "name": "x",
+                "datatype": "FP64",
+                "shape": [4, 2],
+                "data": rows.to_numpy().tolist(),
+            }
+            body = {"inputs": [tensor], "outputs": [{"name": "predict"}]}
+            out = c.post("/v2/models/sizes/infer", json=body).json()["outputs"][0]
+            assert (out["datatype"], out["data"]) == ("BYTES", labels[:4].tolist())

@@ -97,7 +97,7 @@ def keel_home(path: Path) -> Iterator[Path]:
             reset_keel()
 
 
-def _register(estimator: Any, X: Any, name: str) -> str:
+def register(estimator: Any, X: Any, name: str) -> str:
     import keel
 
     with keel.start_run(experiment="deploy-serving") as run:
@@ -125,10 +125,10 @@ def build_models(home: Path) -> Models:
     estimators: dict[str, Any] = {}
     with keel_home(home):
         for model in cancer:
-            estimators[_register(model.fit(X, y), X, "cancer")] = model
-        estimators[_register(LoadsBroken().fit(X, y), X, "broken")] = None
+            estimators[register(model.fit(X, y), X, "cancer")] = model
+        estimators[register(LoadsBroken().fit(X, y), X, "broken")] = None
         Xd, yd = load_diabetes(return_X_y=True)
-        estimators[_register(Ridge(alpha=0.5).fit(Xd, yd), Xd, "diabetes")] = None
+        estimators[register(Ridge(alpha=0.5).fit(Xd, yd), Xd, "diabetes")] = None
     return Models(home, X, estimators)
 
 
