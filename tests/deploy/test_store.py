@@ -257,3 +257,29 @@ def test_rollback_without_a_previous_version_says_how_to_name_one(env: KeelEnv) 
         keel.rollback("churn-prod", to="churn/1")
     with pytest.raises(NotFound):
         keel.rollback("nope")
+
+
+def test_hostile_sdk_arguments_are_keel_errors(env: KeelEnv) -> None:
+    calls = [
+        lambda: keel.record_outcomes("churn-prod", None),
+        lambda: keel.record_outcomes("churn-prod", "1,0"),
+        lambda: keel.record_outcomes("churn-prod", [3]),
+        lambda: keel.list_deployments(5),
+        lambda: keel.list_deployments(""),
+        lambda: keel.get_deployment_history("churn-prod", "5"),
+        lambda: keel.get_deployment_history("churn-prod", 0),
+        lambda: keel.get_deployment_history("churn-prod", 10**9),
+        lambda: keel.rollout("churn-prod", "churn/2", config="steps=5"),
+        lambda: keel.rollout("churn-prod", "churn/2", strategy=None),
+        lambda: keel.rollout("churn-prod", 2),
+        lambda: keel.set_traffic("churn-prod", "churn/1=100"),
+        lambda: keel.set_traffic("churn-prod", {"churn/1": float("inf")}),
+        lambda: keel.create_deployment("x", "churn/1", description=5),
+        lambda: keel.create_deployment("x", "churn/1", description="d" * 20_000),
+        lambda: keel.get_deployment(None),
+        lambda: keel.promote_rollout("churn-prod", to=""),
+        lambda: keel.rollback("churn-prod", to="models:/"),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidInput):
+            call()

@@ -13,8 +13,14 @@ from typing import Any
 
 from keel.client.http import KeelHttp
 from keel.deploy.analysis import ABAnalysis
-from keel.deploy.entities import Deployment, HistoryEntry, Outcome, check_deployment_name
-from keel.deploy.store import DEFAULT_HISTORY, DeploymentStore
+from keel.deploy.entities import (
+    Deployment,
+    HistoryEntry,
+    Outcome,
+    check_deployment_name,
+    check_environment,
+)
+from keel.deploy.store import DEFAULT_HISTORY, DeploymentStore, check_limit, check_weights
 
 __all__ = ["RestDeploymentStore"]
 
@@ -64,7 +70,7 @@ class RestDeploymentStore(DeploymentStore):
         return self._deployment("GET", _path(name))
 
     def list_deployments(self, *, environment: str | None = None) -> list[Deployment]:
-        params = None if environment is None else {"environment": environment}
+        params = None if environment is None else {"environment": check_environment(environment)}
         data = self.http.request("GET", _BASE, params=params)
         return [Deployment.from_dict(d) for d in data["deployments"]]
 
@@ -72,7 +78,8 @@ class RestDeploymentStore(DeploymentStore):
         self.http.request("DELETE", _path(name), headers=_acting())
 
     def deployment_history(self, name: str, *, limit: int = DEFAULT_HISTORY) -> list[HistoryEntry]:
-        data = self.http.request("GET", _path(name, "history"), params={"limit": limit})
+        params = {"limit": check_limit(limit)}
+        data = self.http.request("GET", _path(name, "history"), params=params)
         return [HistoryEntry.from_dict(h) for h in data["history"]]
 
     def start_rollout(
@@ -91,7 +98,8 @@ class RestDeploymentStore(DeploymentStore):
         return self._deployment("POST", _path(name, "rollouts"), body)
 
     def set_traffic(self, name: str, weights: Mapping[str, float]) -> Deployment:
-        return self._deployment("PUT", _path(name, "traffic"), {"weights": dict(weights)})
+        body = {"weights": check_weights(weights)}
+        return self._deployment("PUT", _path(name, "traffic"), body)
 
     def promote(self, name: str, *, to: str | None = None) -> Deployment:
         return self._deployment("POST", _path(name, "promote"), {"to": to})

@@ -85,6 +85,8 @@ def rollout(
     canary; ``weights=[50, 50], sticky_key="user_id", outcome="binary"`` for an A/B test;
     ``duration_s=3600`` for a shadow).
     """
+    if config is not None and not isinstance(config, Mapping):
+        raise InvalidInput(f"a rollout's config is a mapping of options, not {config!r:.80}")
     merged = {**dict(config or {}), **options}
     return _store().start_rollout(name, model, strategy=strategy, config=merged or None)
 
@@ -123,6 +125,10 @@ def record_outcome(
 def record_outcomes(name: str, outcomes: Iterable[Outcome | Mapping[str, Any]]) -> int:
     """Return how many outcomes (``Outcome``s or dicts with value and variant or
     request_key) were recorded for the running A/B test of ``name``."""
+    if isinstance(outcomes, (str, bytes, Mapping)) or not isinstance(outcomes, Iterable):
+        raise InvalidInput(
+            f"outcomes are a list of Outcomes or dicts, not {type(outcomes).__name__}"
+        )
     batch = []
     for item in outcomes:
         if isinstance(item, Outcome):

@@ -10,7 +10,6 @@ one audit entry in the same transaction.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -31,7 +30,7 @@ from keel.deploy.entities import (
 )
 from keel.deploy.refs import parse_version_ref
 from keel.deploy.sql_outcomes import SqlOutcomes
-from keel.deploy.store import DEFAULT_HISTORY, MAX_HISTORY, DeploymentStore
+from keel.deploy.store import DEFAULT_HISTORY, DeploymentStore, check_limit, check_weights
 from keel.deploy.traffic import BackendStats
 from keel.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from keel.governance.chain import Entry, append
@@ -65,25 +64,6 @@ def _deployment_from(row: Any) -> Deployment:
     )
 
 
-def _check_limit(limit: object) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_HISTORY:
-        raise InvalidInput(f"limit must be an integer from 1 to {MAX_HISTORY}, not {limit!r}")
-    return limit
-
-
-def _check_weights(weights: object) -> dict[str, float]:
-    if not isinstance(weights, Mapping) or not weights or len(weights) > 16:
-        raise InvalidInput("traffic weights map 1 to 16 versions to percentages")
-    out: dict[str, float] = {}
-    for ref, weight in weights.items():
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise InvalidInput(f"the weight of {ref!r} must be a number, not {weight!r}")
-        if not math.isfinite(weight) or not 0 <= weight <= 100:
-            raise InvalidInput(f"the weight of {ref!r} must be 0..100, not {weight!r}")
-        out[ref] = float(weight)
-    return out
-
-
 class SqlDeploymentStore(SqlOutcomes, DeploymentStore):
     """Deployments on a SQL metadata database."""
 
@@ -115,7 +95,7 @@ class SqlDeploymentStore(SqlOutcomes, DeploymentStore):
             return [_deployment_from(row) for row in conn.execute(query)]
 
     def deployment_history(self, name: str, *, limit: int = DEFAULT_HISTORY) -> list[HistoryEntry]:
-        name, limit = check_deployment_name(name), _check_limit(limit)
+        name, limit = check_deployment_name(name), check_limit(limit)
         h = deployment_history
         query = select(h).where(h.c.deployment == name).order_by(h.c.revision.desc()).limit(limit)
         with self.db.read() as conn:
@@ -294,7 +274,7 @@ class SqlDeploymentStore(SqlOutcomes, DeploymentStore):
             return ["{}/{}".format(*self._resolve(conn, ref)) for ref in refs]
 
     def set_traffic(self, name: str, weights: Mapping[str, float]) -> Deployment:
-        clean = _check_weights(weights)
+        clean = check_weights(weights)
         keys = self._keys(list(clean))
         if len(set(keys)) != len(keys):
             raise InvalidInput(f"a version is named twice in {list(clean)}")

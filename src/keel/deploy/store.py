@@ -9,17 +9,40 @@ key (``churn/3``).
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from keel.deploy.analysis import ABAnalysis
 from keel.deploy.entities import Deployment, HistoryEntry, Outcome
+from keel.errors import InvalidInput
 
-__all__ = ["DEFAULT_HISTORY", "MAX_HISTORY", "DeploymentStore"]
+__all__ = ["DEFAULT_HISTORY", "MAX_HISTORY", "DeploymentStore", "check_limit", "check_weights"]
 
 DEFAULT_HISTORY = 100
 MAX_HISTORY = 10_000
+
+
+def check_limit(limit: object) -> int:
+    """Return a valid history limit (1..``MAX_HISTORY``); ``InvalidInput`` otherwise."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_HISTORY:
+        raise InvalidInput(f"limit must be an integer from 1 to {MAX_HISTORY}, not {limit!r}")
+    return limit
+
+
+def check_weights(weights: object) -> dict[str, float]:
+    """Return a traffic split (1 to 16 versions, each 0..100); ``InvalidInput`` otherwise."""
+    if not isinstance(weights, Mapping) or not weights or len(weights) > 16:
+        raise InvalidInput("traffic weights map 1 to 16 versions to percentages")
+    out: dict[str, float] = {}
+    for ref, weight in weights.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise InvalidInput(f"the weight of {ref!r} must be a number, not {weight!r}")
+        if not math.isfinite(weight) or not 0 <= weight <= 100:
+            raise InvalidInput(f"the weight of {ref!r} must be 0..100, not {weight!r}")
+        out[ref] = float(weight)
+    return out
 
 
 class DeploymentStore(ABC):
