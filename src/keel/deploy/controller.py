@@ -145,6 +145,12 @@ class DeploymentController:
         (empty without a data plane or a rollout)."""
         return self._stats(self.store.get_deployment(check_deployment_name(name)))
 
+    async def live(self, name: str) -> tuple[Deployment, dict[str, BackendStats]]:
+        """Return the deployment and its live figures (the store read off the event loop,
+        the data plane's figures read on it, where the data plane keeps them)."""
+        dep = await self._call(self.store.get_deployment, check_deployment_name(name))
+        return dep, self._stats(dep)
+
     # -- the loop ------------------------------------------------------------------------
     async def resume(self) -> None:
         """Apply every deployment's current plan (at server start); rollouts keep their step.
@@ -284,19 +290,19 @@ class DeploymentController:
     async def promote(self, name: str, *, to: str | None = None) -> Deployment:
         """Return the deployment after promoting its candidate (applied)."""
         name = check_deployment_name(name)
-        stats = await self._call(self.live_stats, name)
+        _, stats = await self.live(name)
         return await self._change(name, self.store.promote, name, to=to, stats=stats)
 
     async def rollback(self, name: str, *, to: str | None = None) -> Deployment:
         """Return the deployment after a rollback (applied; instant if the target is warm)."""
         name = check_deployment_name(name)
-        stats = await self._call(self.live_stats, name)
+        _, stats = await self.live(name)
         return await self._change(name, self.store.rollback, name, to=to, stats=stats)
 
     async def abort(self, name: str) -> Deployment:
         """Return the deployment after aborting its rollout (applied)."""
         name = check_deployment_name(name)
-        stats = await self._call(self.live_stats, name)
+        _, stats = await self.live(name)
         return await self._change(name, self.store.abort, name, stats=stats)
 
     async def delete(self, name: str) -> None:

@@ -15,7 +15,6 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from keel.deploy.controller import DeploymentController
 from keel.deploy.entities import Outcome
@@ -126,8 +125,7 @@ def deployment_history(
 @router.get("/deployments/{name}/stats", response_model=StatsOut)
 async def deployment_stats(name: Name, controller: Controller) -> dict[str, Any]:
     """Return the data plane's live figures per version since the rollout's step began."""
-    dep = await run_in_threadpool(controller.store.get_deployment, name)
-    stats = await run_in_threadpool(controller.live_stats, name)
+    dep, stats = await controller.live(name)
     since = None if dep.rollout is None else dep.rollout.step_started_at / 1000
     backends = []
     for s in stats.values():
