@@ -304,6 +304,9 @@ def test_a_reload_replaces_the_loaded_service_and_closes_the_old_one_when_idle(
         assert answer.backend.key == "cancer/1"
         with pytest.raises(InvalidInput, match="cancer/2"):
             await router.apply(first, reload=["cancer/2"])
+        for bad in ("cancer/1", 7, [1]):
+            with pytest.raises(InvalidInput, match="reload"):
+                await router.apply(first, reload=bad)  # type: ignore[arg-type]
         await router.close()
 
     run(scenario())

@@ -132,7 +132,7 @@ class DeploymentRouter:
         if not isinstance(plan, TrafficPlan):
             raise InvalidInput(f"apply takes a TrafficPlan, not {type(plan).__name__}")
         async with self._lock:
-            await self._apply(plan, set(reload))
+            await self._apply(plan, _keys(reload))
 
     async def _apply(self, plan: TrafficPlan, reload: set[str]) -> None:
         """``apply`` under the lock: one plan change at a time."""
@@ -194,7 +194,7 @@ class DeploymentRouter:
         """
         async with self._lock:
             table = self.table(deployment)
-            await self._apply(table.plan, set(table.routes if keys is None else keys))
+            await self._apply(table.plan, set(table.routes) if keys is None else _keys(keys))
 
     async def remove(self, deployment: str) -> None:
         """Stop serving a deployment (no-op if not served); its versions close once their
@@ -356,6 +356,17 @@ class DeploymentRouter:
         while self._tasks:
             with contextlib.suppress(Exception):
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _keys(keys: object) -> set[str]:
+    """The backend keys of a ``reload`` argument: a collection of ``model/version`` strings."""
+    if isinstance(keys, str) or not isinstance(keys, Collection):
+        raise InvalidInput(
+            f"reload takes a list of backend keys like ['churn/3'], not {keys!r:.80}"
+        )
+    if not all(isinstance(k, str) for k in keys):
+        raise InvalidInput("reload takes backend keys as strings like 'churn/3'")
+    return set(keys)
 
 
 def _count_failure(route: Route, *, rejected: bool) -> None:
