@@ -199,3 +199,26 @@ def test_a_restarted_server_serves_every_deployment_at_its_rollout_step(keel_env
         served = second.post("/deployments/churn-prod/invocations", json={"dataframe_split": X})
         assert served.status_code == 200, served.text
         assert served.headers.get("keel-backend") in ("m/1", "m/2")
+
+
+def test_a_shadow_under_live_traffic_reports_agreement_and_keeps_it(client: TestClient) -> None:
+    _create(client)
+    started = client.post(f"{D}/rollouts", json={"model": "m/2", "strategy": "shadow"})
+    assert started.json()["status"] == "shadowing", started.text
+    X = {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)",
+                     "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2]]}  # fmt: skip
+    shadow: dict = {}
+    for _ in range(500):  # bounded: mirrored requests are answered in the background
+        answer = client.post("/deployments/churn-prod/invocations", json={"dataframe_split": X})
+        assert answer.headers.get("keel-backend") == "m/1"  # the shadow never answers
+        figures = {s["backend"]: s for s in client.get(f"{D}/stats").json()["backends"]}
+        shadow = figures.get("m/2", {})
+        if shadow.get("requests", 0) >= 5 and "agreement" in shadow.get("extra", {}):
+            break
+    assert shadow["extra"]["agreement"] == 1.0  # the same model answers the same
+    ended = client.post(f"{D}/abort").json()
+    assert ended["rollout"]["status"] == "ended"
+    summary = ended["rollout"]["summary"]["shadow"]
+    assert summary["agreement"] == 1.0
+    assert summary["requests"] >= 5
+    assert client.get(D).json()["rollout"]["summary"] == ended["rollout"]["summary"]
