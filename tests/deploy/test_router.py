@@ -394,6 +394,10 @@ def test_wrong_empty_and_hostile_arguments_are_clear_errors(home: Path, models: 
         with pytest.raises(NotFound) as caught:
             await router.call(hostile, by_frame(frame_of(models, 0)))
         assert len(caught.value.message) < 300
+        await router.apply(plan("ok", ("cancer/1", 100)))
+        for prepare, sticky_of in ((None, None), ("x", None), (by_frame(frame_of(models, 0)), 5)):
+            with pytest.raises(InvalidInput, match="prepare"):
+                await router.call("ok", prepare, sticky_of=sticky_of)  # type: ignore[arg-type]
         for call in (router.table, router.ready, router.metadata):
             with pytest.raises(NotFound):
                 call("nope")

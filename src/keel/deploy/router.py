@@ -254,6 +254,8 @@ class DeploymentRouter:
         Raises ``NotFound`` for an unknown deployment, the version's ``InvalidInput`` for
         input it refuses, ``Overloaded`` when its queue is full.
         """
+        if not callable(prepare) or not (sticky_of is None or callable(sticky_of)):
+            raise InvalidInput("call takes prepare(runtime) and an optional sticky_of(key)")
         table = self.table(deployment)
         route = table.pick(sticky_of)
         slot = route.slot
