@@ -47,8 +47,10 @@ class RecordingApplier:
         self.broken: set[str] = set()
         self.figures: dict[str, dict[str, BackendStats]] = {}
         self.asked_since: list[float] = []
+        self.attempts = 0
 
     async def apply(self, plan: TrafficPlan) -> None:
+        self.attempts += 1
         for backend in plan.all_backends():
             if backend.key in self.broken:
                 raise InvalidInput(f"{backend.key} failed its smoke prediction")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
+from tests.conftest import KeelEnv
 from tests.deploy._control import RecordingApplier, register_versions
 
-from keel.deploy.controller import CONTROLLER_ACTOR, DeploymentController
+from keel.deploy.controller import CONTROLLER_ACTOR, RETRY_S, DeploymentController
 from keel.deploy.entities import Deployment, RolloutStatus
 from keel.deploy.traffic import BackendStats, Role
 from keel.errors import Conflict, InvalidInput, NotFound
@@ -20,7 +22,7 @@ GOOD = dict(requests=200, errors=0, p99_ms=10.0)
 
 
 @pytest.fixture
-def plane() -> tuple[DeploymentController, RecordingApplier]:
+def plane(keel_env: KeelEnv) -> tuple[DeploymentController, RecordingApplier]:
     register_versions("churn", 4)
     applier = RecordingApplier()
     controller = DeploymentController(current_stores().deployments, applier)
@@ -235,3 +237,21 @@ def test_operations_refuse_bad_input_with_keel_errors(plane) -> None:
         )
     with pytest.raises(NotFound):
         current_stores().deployments.get_deployment("new")  # never left half-created
+
+
+@pytest.mark.usefixtures("plane")
+def test_a_plan_refused_at_resume_is_retried_after_a_back_off_not_every_tick() -> None:
+    current_stores().deployments.set_traffic("churn-prod", {"churn/1": 50, "churn/2": 50})
+    broken = RecordingApplier()
+    broken.broken.add("churn/2")
+    restarted = DeploymentController(current_stores().deployments, broken)
+    asyncio.run(restarted.resume())
+    assert broken.attempts == 1
+    assert "churn-prod" not in broken.serving
+    asyncio.run(restarted.tick())
+    asyncio.run(restarted.tick())
+    assert broken.attempts == 1  # within the back-off: not loaded again
+    broken.broken.clear()  # the version loads now
+    asyncio.run(restarted.tick(now=time.time() + RETRY_S + 1))  # the back-off has elapsed
+    assert broken.attempts == 2
+    assert broken.serving["churn-prod"].revision == 2

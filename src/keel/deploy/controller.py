@@ -35,9 +35,11 @@ from keel.deploy.traffic import BackendStats, TrafficPlan
 from keel.errors import InvalidInput, KeelError
 from keel.governance.identity import acting_as
 
-__all__ = ["CONTROLLER_ACTOR", "DeploymentController", "TrafficApplier"]
+__all__ = ["CONTROLLER_ACTOR", "MAX_RETRY_S", "RETRY_S", "DeploymentController", "TrafficApplier"]
 
 CONTROLLER_ACTOR = "controller"
+RETRY_S = 5.0  # first wait before re-applying a plan the data plane refused
+MAX_RETRY_S = 300.0
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
@@ -85,6 +87,8 @@ class DeploymentController:
         self.store: Any = store
         self.applier = applier
         self._serving: dict[str, TrafficPlan] = {}  # what the data plane serves, by name
+        # name -> (revision refused, when to try it again, seconds to wait after that)
+        self._refused: dict[str, tuple[int, float, float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     def _lock(self, name: str) -> asyncio.Lock:
@@ -112,6 +116,7 @@ class DeploymentController:
         try:
             await self.applier.apply(dep.plan)
         except KeelError as exc:
+            self._backoff(dep)
             why = f"the data plane refused revision {dep.revision}: {exc.message}"
             serving = self._serving.get(dep.name)
             if serving is not None or (dep.rollout is not None and dep.rollout.running):
@@ -132,7 +137,20 @@ class DeploymentController:
                         _log.error("deployment %s: revert refused too: %s", dep.name, again)
             raise type(exc)(f"deployment {dep.name!r}: {why}") from exc
         self._serving[dep.name] = dep.plan
+        self._refused.pop(dep.name, None)
         return dep
+
+    def _backoff(self, dep: Deployment) -> None:
+        # A plan that cannot be applied is retried by later ticks, but not every tick:
+        # each attempt loads and warms versions. The wait doubles up to MAX_RETRY_S.
+        previous = self._refused.get(dep.name)
+        wait = RETRY_S if previous is None or previous[0] != dep.revision else previous[2] * 2
+        wait = min(wait, MAX_RETRY_S)
+        self._refused[dep.name] = (dep.revision, time.time() + wait, wait)
+
+    def _waiting(self, dep: Deployment, now: float) -> bool:
+        refused = self._refused.get(dep.name)
+        return refused is not None and refused[0] == dep.revision and now < refused[1]
 
     def _stats(self, dep: Deployment) -> dict[str, BackendStats]:
         rollout = dep.rollout
@@ -197,6 +215,8 @@ class DeploymentController:
         if self.applier is None:
             return dep  # nothing is served here: no step can be judged
         if self.applied_revision(name) != dep.revision:
+            if self._waiting(dep, now):
+                return dep  # refused a moment ago: retried after its back-off
             dep = await self._apply(dep)
         moment = int(now * 1000)
         while dep.rollout is not None and dep.rollout.running:
