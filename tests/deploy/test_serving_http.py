@@ -468,3 +468,33 @@ def test_text_labels_come_back_as_text_through_both_protocols(models: Models) ->
             body = {"inputs": [tensor], "outputs": [{"name": "predict"}]}
             out = c.post("/v2/models/sizes/infer", json=body).json()["outputs"][0]
             assert (out["datatype"], out["data"]) == ("BYTES", labels[:4].tolist())
+
+
+def test_the_standard_client_works_unchanged_against_a_deployment(models: Models) -> None:
+    import asyncio
+
+    import tritonclient.http as triton
+    from test_serving_support import live_server
+
+    with keel_home(models.home):
+        app = _app(models.home)
+        with live_server(app) as (url, loop):
+            applied = app.state.deployment_router.apply(one("cancer/2", name="std"))
+            asyncio.run_coroutine_threadsafe(applied, loop).result(60)
+            client = triton.InferenceServerClient(url.removeprefix("http://"), network_timeout=30)
+            try:
+                assert client.is_server_live()
+                assert client.is_server_ready()
+                assert client.is_model_ready("std")
+                assert client.get_model_metadata("std")["versions"] == ["2"]
+                rows = models.X.to_numpy()[100:110]
+                tensor = triton.InferInput("x", list(rows.shape), "FP64")
+                tensor.set_data_from_numpy(rows, binary_data=True)
+                wanted = [triton.InferRequestedOutput("predict", binary_data=True)]
+                result = client.infer("std", [tensor], outputs=wanted)
+                np.testing.assert_array_equal(
+                    result.as_numpy("predict"), models.predict("cancer/2", models.X.iloc[100:110])
+                )
+            finally:
+                client.close()
+                client.close = lambda: None  # type: ignore[method-assign]  # gevent's __del__
