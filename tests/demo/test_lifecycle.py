@@ -1,7 +1,9 @@
-"""``keel.demo.run_demo``: what it stores, whom it crowns, and what it tells the user.
+"""``keel.demo.run_demo``: what it stores, whom it crowns, how it deploys and canaries,
+and what it tells the user.
 
-The full demo runs once per module (about ten seconds) and the tests read its home back
-through the public SDK; cheaper tests shrink the candidate grid or test a piece alone.
+The full demo (training, then a live server, traffic and a canary) runs once per module
+(30-60 s on a busy two-core machine) and the tests read its home back through the public
+SDK; cheaper tests shrink the candidate grid, skip the deployment or test a piece alone.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from keel import config
 from keel.demo import DemoResult, run_demo
 from keel.demo import lifecycle as demo_lifecycle
 from keel.demo.candidates import CANDIDATES, evaluate, load_data
-from keel.demo.lifecycle import EXPERIMENT, MODEL_NAME, using_home
+from keel.demo.deployment import CANARY, DEPLOYMENT, TRAFFIC, WARM_UP_ANSWERS
+from keel.demo.lifecycle import EXPERIMENT, MODEL_NAME, RANKING, using_home
+from keel.deploy.traffic import TrafficPlan
 from keel.tracking.entities import RunStatus
 
 CANDIDATE_NAMES = {c.name for c in CANDIDATES}
@@ -135,7 +139,13 @@ def test_the_champion_is_the_run_with_the_best_roc_auc(at_demo_home: Demo) -> No
     champion = keel.resolve_model_version(f"models:/{MODEL_NAME}@champion")
     assert champion.run_id == best.run_id == result.best_run_id
     assert champion.version == result.version == 1
-    assert keel.get_registered_model(MODEL_NAME).aliases == {"champion": 1}
+    # the challenger canaried after it is the runner-up, registered as version 2
+    assert keel.get_registered_model(MODEL_NAME).aliases == {"champion": 1, "challenger": 2}
+    ranked = keel.search_runs(experiment=EXPERIMENT, filter="tags.role = 'candidate'",
+                              order_by=list(RANKING))  # fmt: skip
+    assert keel.resolve_model_version(f"models:/{MODEL_NAME}@challenger").run_id == (
+        ranked[1].run_id
+    )
     assert result.champion_metrics == best.metrics
     assert champion.metrics == best.metrics
     assert all(best.metrics["roc_auc"] >= r.metrics["roc_auc"] for r in runs)
@@ -190,7 +200,127 @@ def test_the_output_ranks_the_candidates_and_says_where_to_look_next(demo: Demo)
     assert compare.split()[4] in result.run_ids
     assert "keel models show breast-cancer-classifier" in commands
     assert "keel models card breast-cancer-classifier 1" in commands
+    assert f"keel deploy show {DEPLOYMENT}" in commands
+    assert f"keel deploy history {DEPLOYMENT}" in commands
+    assert f"keel deploy render {DEPLOYMENT} --target k8s" in commands
+    assert f"http://127.0.0.1:8750/deployments/{DEPLOYMENT}" in output
     assert f"Done in {result.elapsed_seconds:.1f} s" in output
+
+
+# -- the deployment act --------------------------------------------------------------------
+
+
+def _weights(plan: TrafficPlan) -> dict[str, tuple[float, str]]:
+    return {b.key: (b.weight, b.role.value) for b in plan.backends}
+
+
+@pytest.mark.slow
+def test_the_champion_is_deployed_and_the_canary_ends_promoted_or_rolled_back(
+    at_demo_home: Demo,
+) -> None:
+    out = at_demo_home.result.deployment
+    assert out is not None
+    champion, challenger = f"{MODEL_NAME}/1", f"{MODEL_NAME}/2"
+    assert (out.name, out.champion, out.challenger) == (DEPLOYMENT, champion, challenger)
+
+    dep = keel.get_deployment(DEPLOYMENT)
+    assert dep.environment == "prod"
+    assert dep.revision == out.revision
+    rollout = dep.rollout
+    assert rollout is not None
+    assert (rollout.strategy.value, rollout.stable, rollout.candidate) == (
+        "canary", champion, challenger
+    )  # fmt: skip
+    assert rollout.status.value == out.outcome
+    assert rollout.reason == out.reason
+    assert dep.stable.key == out.serving
+    if out.outcome == "promoted":
+        # the challenger serves everything; the champion stays loaded for a rollback
+        assert _weights(dep.plan) == {challenger: (100, "stable"), champion: (0, "standby")}
+    else:
+        assert out.outcome == "rolled-back", out.reason
+        assert _weights(dep.plan) == {champion: (100, "stable")}
+        assert out.reason.startswith("gate failed at step ")
+
+
+@pytest.mark.slow
+def test_the_history_records_every_canary_step_and_the_verdict(at_demo_home: Demo) -> None:
+    out = at_demo_home.result.deployment
+    assert out is not None
+    history = keel.get_deployment_history(DEPLOYMENT, 100)
+    actions = [h.action for h in history]
+    steps = [float(w) for w in CANARY["steps"]]
+
+    assert actions[:2] == ["create", "rollout.canary"]
+    assert history[0].plan.live[0].key == out.champion
+    # every later change is the controller's, judged on live figures
+    assert {h.actor for h in history[2:]} == {"controller"}
+    canary_weights = [
+        _weights(h.plan).get(out.challenger, (0.0, ""))[0]
+        for h in history[1:]
+        if h.action != "promote"
+    ]
+    if out.outcome == "promoted":
+        assert actions[2:] == ["canary.step"] * (len(steps) - 1) + ["promote"]
+        assert canary_weights == steps  # 20, 50, 100 % in turn
+        passed_all = f"canary passed all {len(steps)} steps: promoted {out.challenger}"
+        assert history[-1].reason == passed_all
+    else:
+        assert actions[-1] == "rollback"
+        assert canary_weights[:-1] == steps[: len(canary_weights) - 1]
+    # the demo reported exactly the steps the history holds, with their verdicts
+    assert [(s.revision, s.action, s.reason) for s in out.steps] == [
+        (h.revision, h.action, h.reason) for h in history[2:]
+    ]
+    assert [s.step for s in out.steps] == list(range(1, len(out.steps) + 1))
+    assert all(s.passed for s in out.steps[:-1])
+    assert out.steps[-1].passed is (out.outcome == "promoted")
+    assert list(out.history) == [h.to_dict() for h in history]
+
+
+@pytest.mark.slow
+def test_live_traffic_reached_both_versions_and_every_answer_was_right(demo: Demo) -> None:
+    out = demo.result.deployment
+    assert out is not None
+    traffic = out.traffic
+
+    assert traffic.failed == 0, traffic.failures
+    assert traffic.answered[out.champion] >= WARM_UP_ANSWERS
+    assert traffic.answered[out.challenger] > 0
+    assert set(traffic.answered) == {out.champion, out.challenger}
+    assert traffic.by_route["oip"] > 0
+    assert traffic.by_route["invocations"] > 0
+    answered = sum(traffic.answered.values())
+    assert answered == sum(traffic.by_route.values()) <= traffic.sent <= TRAFFIC["max_requests"]
+    for key, n in traffic.answered.items():
+        assert 0.8 <= traffic.correct[key] / n <= 1  # the validation accuracies are ~0.97
+    # The server measured the canary's traffic itself: the gate's figures of each passed
+    # intermediate step hold at least the requests the gate demands, and no error.
+    for step in out.steps:
+        assert step.canary is not None
+        assert step.canary["requests"] > 0
+        if step.action == "canary.step":
+            assert step.canary["requests"] >= CANARY["min_requests"]
+            assert step.canary["errors"] == 0
+            assert step.stable is not None
+            assert step.stable["requests"] >= CANARY["min_requests"]
+
+
+@pytest.mark.slow
+def test_the_output_shows_each_step_its_gate_and_how_the_canary_ended(demo: Demo) -> None:
+    out, output = demo.result.deployment, demo.output
+    assert out is not None
+    assert f"{DEPLOYMENT} (environment prod) revision 1" in output
+    assert f"/v2/models/{DEPLOYMENT}/infer" in output
+    assert f"/deployments/{DEPLOYMENT}/invocations" in output
+    for step in out.steps:
+        verdict = "gate passed" if step.passed else "gate failed"
+        assert f"step {step.step}/{len(CANARY['steps'])} at {step.weight:g}%: {verdict}" in output
+        assert f"→ revision {step.revision} ({step.action}): {step.reason}" in output
+    assert ("Promoted:" if out.outcome == "promoted" else "Rolled back") in output
+    assert f"Why: {out.reason}" in output
+    assert f"{out.traffic.sent} requests sent" in output
+    assert f"The canary ended {out.outcome}." in output
 
 
 # -- cheaper checks ------------------------------------------------------------------------
@@ -203,9 +333,9 @@ def test_a_second_demo_in_the_same_home_moves_the_champion_to_version_2(
     monkeypatch.setattr(demo_lifecycle, "CANDIDATES", logistic)
     home = tmp_path / "home"
 
-    first = run_demo(home, console=_console())
+    first = run_demo(home, console=_console(), deploy=False)
     console = _console()
-    second = run_demo(home, console=console)
+    second = run_demo(home, console=console, deploy=False)
     output = console.file.getvalue()  # type: ignore[attr-defined]
 
     # The second demo compares only its own runs, and crowns the same (deterministic) winner.
@@ -228,8 +358,9 @@ def test_without_a_home_the_demo_makes_a_fresh_one_and_keeps_it(
     monkeypatch.setattr(demo_lifecycle, "CANDIDATES", CANDIDATES[:1])
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
-    result = run_demo(console=_console())
+    result = run_demo(console=_console(), deploy=False)
 
+    assert result.deployment is None
     assert result.home.parent == tmp_path
     assert result.home.name.startswith("keel-demo-")
     assert (result.home / "keel.db").is_file()
@@ -275,3 +406,16 @@ def test_demo_result_to_dict_is_json_ready(tmp_path: Path) -> None:
     doc = json.loads(json.dumps(result.to_dict()))
     assert doc["champion_uri"] == f"models:/{MODEL_NAME}@champion"
     assert doc["run_ids"] == ["a", "b"]
+    assert doc["deployment"] is None
+
+
+@pytest.mark.slow
+def test_the_whole_result_with_its_deployment_is_json_ready(demo: Demo) -> None:
+    doc = json.loads(json.dumps(demo.result.to_dict()))
+    deployment = doc["deployment"]
+    assert deployment["name"] == DEPLOYMENT
+    assert deployment["outcome"] == demo.result.deployment.outcome  # type: ignore[union-attr]
+    assert [s["revision"] for s in deployment["steps"]] == [
+        s.revision
+        for s in demo.result.deployment.steps  # type: ignore[union-attr]
+    ]

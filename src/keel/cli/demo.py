@@ -24,21 +24,28 @@ def demo(
         int, typer.Option(min=0, max=65535, help="Port for --serve (0: any free port).")
     ] = 8750,
 ) -> None:
-    """Run the lifecycle demo: train candidates, track, compare, register, set champion."""
+    """Run the lifecycle demo: train, track, compare, register, deploy, canary, promote."""
     from keel.demo import run_demo
 
     result = run_demo(home)
     if serve:
-        _serve(result.home, port)
+        deployment = result.deployment
+        _serve(result.home, port, None if deployment is None else deployment.name)
 
 
-def _serve(home: Path, port: int) -> None:
+def _serve(home: Path, port: int, deployment: str | None) -> None:
     from keel.config import load_settings
     from keel.server import create_app
-    from keel.server.serving import serving
+    from keel.serving._uvicorn import serving
 
-    with serving(create_app(settings=load_settings(home)), port=port) as url:
+    # Lifespan on: the server resumes the demo's deployment (its versions loaded and warm)
+    # and serves it at /v2/models/<name>/infer, as `keel server` does.
+    app = create_app(settings=load_settings(home))
+    with serving(app, port=port, what="the Keel server", thread_name="keel-server") as url:
         typer.echo(f"\nKeel server for the demo: {url}  (API docs: {url}/docs)  Ctrl-C stops it")
+        if deployment is not None:
+            typer.echo(f"deployment page: {url}/deployments/{deployment}")
+            typer.echo(f"inference:       POST {url}/v2/models/{deployment}/infer")
         try:
             while True:
                 time.sleep(3600)

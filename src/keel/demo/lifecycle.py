@@ -1,4 +1,5 @@
-"""``keel demo``: train candidates, track them, compare them, register and crown the best.
+"""``keel demo``: train candidates, track them, compare them, register and crown the best,
+then deploy it and canary a challenger under live traffic (``keel.demo.deployment``).
 
 The demo runs against a Keel home of its own (a fresh temporary folder unless one is
 given), so it never touches the user's runs and models; the home is kept afterwards so the
@@ -7,11 +8,8 @@ CLI can show what the demo made.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,11 +25,13 @@ from keel.demo.candidates import (
     Candidate,
     DemoData,
 )
+from keel.demo.home import using_home
 from keel.errors import IntegrityError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from keel.demo.deployment import DeploymentOutcome
     from keel.tracking.entities import Run
     from keel.tracking.fluent import ActiveRun
 
@@ -57,8 +57,6 @@ INTENDED_USE = (
     "A demonstration of Keel's lifecycle, trained on scikit-learn's bundled Wisconsin "
     "breast-cancer data (569 samples). Not for clinical use."
 )
-# Settings that would send the demo's runs elsewhere than its home.
-_REDIRECTING_VARIABLES = ("KEEL_HOME", "KEEL_TRACKING_URI", "KEEL_ARTIFACT_URI")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +75,7 @@ class DemoResult:
     alias: str
     champion_metrics: dict[str, float] = field(default_factory=dict)
     elapsed_seconds: float = 0.0
+    deployment: DeploymentOutcome | None = None  # None when run with deploy=False
 
     @property
     def champion_uri(self) -> str:
@@ -99,41 +98,19 @@ class DemoResult:
             "champion_uri": self.champion_uri,
             "champion_metrics": dict(self.champion_metrics),
             "elapsed_seconds": self.elapsed_seconds,
+            "deployment": None if self.deployment is None else self.deployment.to_dict(),
         }
 
 
-@contextmanager
-def using_home(home: Path) -> Iterator[None]:
-    """Point Keel (settings, stores) at ``home`` inside the block; restore everything after.
-
-    ``KEEL_TRACKING_URI`` and ``KEEL_ARTIFACT_URI`` are cleared too (and a
-    ``keel.set_tracking_uri`` override set aside), so nothing leaks into the caller's
-    stores. The environment is process-wide: do not run two demos at once in one process.
-    """
-    saved_env = {name: os.environ.get(name) for name in _REDIRECTING_VARIABLES}
-    saved_uri = config._overrides.get("tracking_uri")  # no public getter for the override
-    try:
-        for name in _REDIRECTING_VARIABLES:
-            os.environ.pop(name, None)
-        os.environ["KEEL_HOME"] = str(home)
-        config.reset_settings()
-        yield
-    finally:
-        for name, value in saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        config.reset_settings()
-        if saved_uri is not None:
-            config.set_tracking_uri(saved_uri)
-
-
-def run_demo(home: Path | None = None, *, console: Console | None = None) -> DemoResult:
+def run_demo(
+    home: Path | None = None, *, console: Console | None = None, deploy: bool = True
+) -> DemoResult:
     """Run the demo in ``home`` (a new temporary folder when None); return what it made.
 
-    Progress and results are printed on ``console`` (stdout when None); the progress bar
-    animates only when the console is a terminal.
+    With ``deploy`` (the default) the champion is then deployed behind a ``keel server``
+    started for the demo, and a challenger canaried under live traffic. Progress and
+    results are printed on ``console`` (stdout when None); progress bars animate only
+    when the console is a terminal.
     """
     from rich.console import Console
 
@@ -146,7 +123,7 @@ def run_demo(home: Path | None = None, *, console: Console | None = None) -> Dem
         home = Path(home).expanduser().resolve()
         home.mkdir(parents=True, exist_ok=True)
     with using_home(home):
-        return _run(home, console, fresh=fresh, started=started)
+        return _run(home, console, fresh=fresh, started=started, deploy=deploy)
 
 
 @dataclass(frozen=True)
@@ -157,7 +134,7 @@ class _Trained:
     metrics: dict[str, float]
 
 
-def _run(home: Path, console: Console, *, fresh: bool, started: float) -> DemoResult:
+def _run(home: Path, console: Console, *, fresh: bool, started: float, deploy: bool) -> DemoResult:
     from keel.demo.candidates import load_data
 
     tracking_uri = config.get_settings().resolved_tracking_uri()
@@ -186,20 +163,23 @@ def _run(home: Path, console: Console, *, fresh: bool, started: float) -> DemoRe
     )
 
     runner_up = ranked[1] if len(ranked) > 1 else best
+    deployment = _deploy(console, home, data, trained, best, runner_up, version) if deploy else None
     steps = report.next_steps(
         home,
         experiment=EXPERIMENT,
         model_name=MODEL_NAME,
         version=version,
         compare=[best.run_id, runner_up.run_id],
+        deployment=None if deployment is None else deployment.name,
     )
     report.print_next_steps(console, home, steps, fresh=fresh)
 
     elapsed = time.perf_counter() - started
     console.print()
+    ending = "" if deployment is None else f" The canary ended {deployment.outcome}."
     console.print(
         f"[bold green]Done[/] in {elapsed:.1f} s. The {ALIAS} is {best.name}, version "
-        f"{version} (roc_auc {best.metrics['roc_auc']:.4f}).",
+        f"{version} (roc_auc {best.metrics['roc_auc']:.4f}).{ending}",
         highlight=False,
     )
     return DemoResult(
@@ -215,6 +195,32 @@ def _run(home: Path, console: Console, *, fresh: bool, started: float) -> DemoRe
         alias=ALIAS,
         champion_metrics=dict(best.metrics),
         elapsed_seconds=elapsed,
+        deployment=deployment,
+    )
+
+
+def _deploy(
+    console: Console,
+    home: Path,
+    data: DemoData,
+    trained: list[_Trained],
+    best: Run,
+    runner_up: Run,
+    version: int,
+) -> DeploymentOutcome:
+    """Deploy the champion and canary the runner-up (``keel.demo.deployment``)."""
+    from keel.demo.deployment import DEPLOYMENT, ENVIRONMENT, Served, run_deployment
+
+    report.print_step(console, f"Deploying the {ALIAS} as '{DEPLOYMENT}' ({ENVIRONMENT})")
+    models = {t.run_id: t.model for t in trained}
+    return run_deployment(
+        console,
+        home=home,
+        data=data,
+        champion=Served(MODEL_NAME, version, best.name, models[best.run_id]),
+        challenger_run_id=runner_up.run_id,
+        challenger_name=runner_up.name,
+        challenger_model=models[runner_up.run_id],
     )
 
 

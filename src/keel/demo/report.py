@@ -169,7 +169,13 @@ def print_card(console: Console, card: str, *, title: str) -> None:
 
 
 def next_steps(
-    home: Path, *, experiment: str, model_name: str, version: int, compare: Sequence[str]
+    home: Path,
+    *,
+    experiment: str,
+    model_name: str,
+    version: int,
+    compare: Sequence[str],
+    deployment: str | None = None,
 ) -> list[tuple[str, str]]:
     """Return ``(command, what it shows)`` pairs for looking at what the demo made."""
     steps = []
@@ -177,15 +183,23 @@ def next_steps(
     if shutil.which("keel") is None and activate.is_file():
         # `make demo` runs Keel from .venv, which the user's shell has not activated.
         steps.append((f"source {shlex.quote(_short(activate))}", "put `keel` on your PATH"))
-    return [
-        *steps,
+    steps += [
         (f"export KEEL_HOME={shlex.quote(str(home))}", "point the CLI at the demo's home"),
         (f"keel runs list --experiment {shlex.quote(experiment)}", "every run of the demo"),
         (f"keel runs compare {' '.join(compare)}", "the two best runs side by side"),
         (f"keel models show {shlex.quote(model_name)}", "versions and the champion alias"),
         (f"keel models card {shlex.quote(model_name)} {version}", "the whole model card"),
-        ("keel server", "all of it in the web UI at http://127.0.0.1:8750/"),
     ]
+    page = "http://127.0.0.1:8750/"
+    if deployment is not None:
+        name = shlex.quote(deployment)
+        steps += [
+            (f"keel deploy show {name}", "the deployment: versions, weights, its rollout"),
+            (f"keel deploy history {name}", "every traffic change, who made it and why"),
+            (f"keel deploy render {name} --target k8s", "its Kubernetes manifests"),
+        ]
+        page = f"http://127.0.0.1:8750/deployments/{deployment}"
+    return [*steps, ("keel server", f"all of it in the web UI at {page}")]
 
 
 def _short(path: Path) -> str:
@@ -205,5 +219,7 @@ def print_next_steps(
         console.print("  (a temporary folder: delete it when you are done)", style="dim")
     console.print()
     for command, meaning in steps:
-        console.print(f"    # {meaning}", style="dim", markup=False, highlight=False)
+        console.print(
+            f"    # {meaning}", style="dim", markup=False, highlight=False, soft_wrap=True
+        )
         console.print(f"    {command}", markup=False, highlight=False, soft_wrap=True)
