@@ -1,0 +1,120 @@
+"""The demo's traffic generator against a small stand-in server on 127.0.0.1: it counts
+right answers per version and route, catches wrong, unknown and failed answers, and
+keeps to its request budget and to ``stop``.
+
+The stand-in answers like a deployment: OIP on ``/v2/models/<name>/infer``, MLflow on
+``/deployments/<name>/invocations``, naming its version in ``Keel-Backend``; how it
+answers is set per test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from keel.demo.traffic import MAX_FAILURES_KEPT, Traffic
+from keel.serving._uvicorn import serving
+
+ROWS = pd.DataFrame({"a": [0.1, 0.9, 0.4, 0.7, 0.2, 0.8], "b": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
+LABELS = np.array([0, 1, 0, 1, 1, 1])
+TRUTH = (ROWS["a"] > 0.5).astype(int).to_numpy()  # what both versions predict: 0 1 0 1 0 1
+
+# (route, first value of the row) -> (status, backend header, answer)
+Answer = Callable[[str, float], tuple[int, str, int]]
+
+
+def _right(route: str, a: float) -> tuple[int, str, int]:
+    return 200, "m/1" if route == "oip" else "m/2", int(a > 0.5)
+
+
+@contextmanager
+def stand_in(answer: Answer) -> Iterator[str]:
+    async def infer(request: Request) -> JSONResponse:
+        doc = await request.json()
+        status, backend, value = answer("oip", doc["inputs"][0]["data"][0])
+        body = {"id": doc["id"], "outputs": [{"name": "predict", "data": [value]}]}
+        return JSONResponse(body, status_code=status, headers={"Keel-Backend": backend})
+
+    async def invocations(request: Request) -> JSONResponse:
+        doc = await request.json()
+        split = doc["dataframe_split"]
+        assert split["columns"] == ["a", "b"]
+        status, backend, value = answer("invocations", split["data"][0][0])
+        return JSONResponse(
+            {"predictions": [value]}, status_code=status, headers={"Keel-Backend": backend}
+        )
+
+    app = Starlette(
+        routes=[
+            Route("/v2/models/dep/infer", infer, methods=["POST"]),
+            Route("/deployments/dep/invocations", invocations, methods=["POST"]),
+        ]
+    )
+    with serving(app, lifespan="off", what="the stand-in server") as url:
+        yield url
+
+
+def _traffic(url: str, **options: Any) -> Traffic:
+    expected = {"m/1": TRUTH, "m/2": TRUTH}
+    settings = {"rate": 500.0, "max_requests": 60, "max_seconds": 60.0, **options}
+    return Traffic(url, "dep", ROWS, LABELS, expected, **settings)
+
+
+def test_right_answers_are_counted_per_version_and_route_within_the_budget() -> None:
+    with stand_in(_right) as url, _traffic(url) as traffic:
+        traffic._thread.join(60)  # the budget ends it
+        assert not traffic.running
+        counts = traffic.stop()
+
+    assert counts.sent == 60
+    assert counts.failed == 0, counts.failures
+    assert counts.by_route == {"oip": 30, "invocations": 30}  # alternating
+    assert counts.answered == {"m/1": 30, "m/2": 30}
+    # rows cycle 0..5; the even requests (OIP) meet rows 0, 2, 4, the odd ones 1, 3, 5
+    assert counts.correct == {"m/1": 20, "m/2": 30}  # row 4's label is 1, both predict 0
+    assert counts.accuracy("m/1") == 20 / 30
+    assert counts.accuracy("m/3") is None
+
+
+def test_wrong_unknown_and_failed_answers_are_failures_not_answers() -> None:
+    def answer(route: str, a: float) -> tuple[int, str, int]:
+        if route == "invocations":
+            return 200, "m/2", int(a <= 0.5)  # m/2 answers the opposite of its prediction
+        if a == 0.1:
+            return 500, "m/1", 0  # row 0 fails
+        if a == 0.4:
+            return 200, "m/9", 0  # row 2 comes from a version nobody deployed
+        return 200, "m/1", int(a > 0.5)
+
+    with stand_in(answer) as url, _traffic(url, max_requests=12) as traffic:
+        traffic._thread.join(60)
+        counts = traffic.stop()
+
+    assert counts.sent == 12
+    assert counts.answered == {"m/1": 2}  # only row 4, twice
+    assert counts.failed == 10
+    text = "\n".join(counts.failures)
+    assert "m/2 answered 0 for row 1, but that version predicts 1" in text
+    assert "HTTP 500" in text
+    assert "unknown version 'm/9'" in text
+
+
+def test_stop_ends_the_traffic_before_its_budget_and_failures_kept_are_bounded() -> None:
+    with stand_in(lambda route, a: (503, "m/1", 0)) as url:
+        traffic = _traffic(url, rate=200.0, max_requests=10**6)
+        with traffic:
+            assert not traffic.wait_for("m/1", 1, timeout=1.0)  # nothing right ever comes
+        counts = traffic.counts()
+
+    assert not traffic.running
+    assert 0 < counts.sent < 10**6
+    assert counts.failed == counts.sent
+    assert len(counts.failures) == min(counts.sent, MAX_FAILURES_KEPT)
