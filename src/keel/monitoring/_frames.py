@@ -150,7 +150,10 @@ def numeric_values(series: pd.Series) -> NumericValues:
 
     if series.dtype == object:
         series = pd.to_numeric(series, errors="coerce")
-    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    if series.dtype == np.float64:
+        values = series.to_numpy()  # a view: NaN is already NaN (na_value= would copy)
+    else:
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
     finite = np.isfinite(values)
     n_finite = int(np.count_nonzero(finite))
     if n_finite == len(values):  # the common case: one pass, one copy (sorted in place)
@@ -189,10 +192,11 @@ def _counted(codes: np.ndarray, uniques: Any, fam: str) -> Categories:
     import numpy as np
     import pandas as pd
 
-    valid = codes >= 0
-    counts = np.bincount(codes[valid], minlength=len(uniques)).astype(np.int64)
+    missing = int(np.count_nonzero(codes < 0))
+    kept = codes[codes >= 0] if missing else codes  # no copy when nothing is missing
+    counts = np.bincount(kept, minlength=len(uniques)).astype(np.int64)
     keep = counts > 0
     values = pd.Index(np.asarray(uniques, dtype=object)[keep], dtype=object)
     if fam == BOOL:
         values = pd.Index([bool(v) for v in values], dtype=object)
-    return Categories(values, counts[keep], int(len(codes) - valid.sum()))
+    return Categories(values, counts[keep], missing)

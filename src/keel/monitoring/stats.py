@@ -68,7 +68,9 @@ def wasserstein(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> float:
 
     n, m = len(ref_sorted), len(cur_sorted)
     if n == m:  # both step at i/n: the integral is a mean of paired differences
-        return float(np.mean(np.abs(ref_sorted - cur_sorted)))
+        gaps = ref_sorted - cur_sorted
+        np.abs(gaps, out=gaps)  # in place: one temporary, not two
+        return float(np.mean(gaps))
     g = math.gcd(n, m)
     step_ref, step_cur = m // g, n // g  # 1/n and 1/m in units of 1/lcm
     lcm = n * step_ref
