@@ -3,6 +3,7 @@
 from keel.demo import run_demo
 result = run_demo()          # a fresh temporary Keel home, kept afterwards
 print(result.home, result.champion_uri)
+print(result.deployment.outcome)   # the canary of the challenger: promoted or rolled-back
 """
 
 from __future__ import annotations

@@ -131,12 +131,17 @@ class CanaryProgress:
         self._progress.advance(self._task)
 
     def show(self, dep: Deployment, counts: TrafficCounts, candidate: str) -> None:
-        """Describe the current step and the traffic."""
+        """Describe the current step and the traffic (versions by number: one line)."""
         weight = next((b.weight for b in dep.plan.backends if b.key == candidate), 0.0)
-        answers = ", ".join(f"{k} {n}" for k, n in sorted(counts.answered.items()))
+        answers = ", ".join(f"v{_number(k)} {n}" for k, n in sorted(counts.answered.items()))
         self._progress.update(
-            self._task, description=f"{dep.status}, {weight:g}% to {candidate} · {answers}"
+            self._task,
+            description=f"{dep.status}: {weight:g}% to v{_number(candidate)} · answers {answers}",
         )
+
+
+def _number(key: str) -> str:
+    return key.rpartition("/")[2]
 
 
 @contextmanager

@@ -52,9 +52,10 @@ DEPLOYMENT = "breast-cancer-prod"
 ENVIRONMENT = "prod"
 CHALLENGER_ALIAS = "challenger"
 # Three short steps (a production canary holds each for minutes). Latency on a shared
-# laptop is noisy and a p99 over a few dozen requests is nearly their maximum, so the p99
-# gate allows 2x the stable's plus 50 ms: it catches a version that is really slower, not
-# a scheduler hiccup. Any error above 2% fails a step outright.
+# laptop is noisy: on two busy cores the p99 of a 1-row request measured 50-250 ms from
+# one run to the next, and a p99 over a few dozen requests is nearly their maximum. So
+# the p99 gate allows 2x the stable's plus 100 ms: it catches a version that is really
+# slower, not the machine's load. Any error rate above 2% fails a step outright.
 CANARY: dict[str, Any] = {
     "steps": [20, 50, 100],
     "interval_s": 3.0,
@@ -62,7 +63,7 @@ CANARY: dict[str, Any] = {
     "max_wait": 5,
     "max_error_rate": 0.02,
     "max_p99_ratio": 2.0,
-    "p99_slack_ms": 50.0,
+    "p99_slack_ms": 100.0,
 }
 # A few clients at a gentle pace: a demo, not a benchmark. The budgets bound the load
 # even if the rollout never ends.

@@ -45,7 +45,7 @@ CARD_STOP_HEADING = "## Signature"
 
 def print_header(console: Console, home: Path, *, fresh: bool, tracking_uri: str) -> None:
     """Print the title and where this demo writes."""
-    console.rule("[bold]Keel demo[/]: train, track, compare, register")
+    console.rule("[bold]Keel demo[/]: train, track, compare, register, deploy, canary")
     kept = "a fresh folder, kept after the demo" if fresh else "given with --home"
     console.print(f"Keel home  {home}  ({kept})", markup=False, highlight=False, soft_wrap=True)
     console.print(f"Metadata   {tracking_uri}", markup=False, highlight=False, soft_wrap=True)
