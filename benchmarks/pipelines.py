@@ -83,6 +83,7 @@ def bench_keel(args: argparse.Namespace) -> dict[str, Any]:
     os.environ["KEEL_HOME"] = str(args.workdir / "keel-home")
     chain, fan = make_chain(args.chain), make_fan(args.fan)
     results: dict[str, Any] = {"chain_steps": args.chain, "fan_steps": args.fan}
+    make_chain(2).run(no_cache=True, executor="inline")  # warm-up: database, imports
 
     for executor in ("inline", "local"):
         seconds, run = timed(chain, no_cache=True, executor=executor)
