@@ -51,13 +51,17 @@ def test_each_caller_keeps_its_lifespan_and_stops_its_thread(
     runner: Runner, lifespan: list[str], thread: str
 ) -> None:
     events: list[str] = []
+    # Other tests in this worker may keep servers of the same thread name running (module
+    # fixtures), so the thread this runner started is told apart from those by identity.
+    before = set(threading.enumerate())
     with runner(_app(events)) as url:
         assert url.startswith("http://127.0.0.1:")
         response = httpx.get(f"{url}/probe", timeout=WAIT_S)
         assert response.json() == {"thread": thread}
-        assert any(t.name == thread for t in threading.enumerate())
+        started = [t for t in threading.enumerate() if t not in before and t.name == thread]
+        assert len(started) == 1
     assert events == lifespan
-    assert not any(t.name == thread for t in threading.enumerate())  # joined on exit
+    assert not started[0].is_alive()  # joined on exit
 
 
 @pytest.mark.parametrize(
