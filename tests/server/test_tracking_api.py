@@ -283,3 +283,18 @@ def test_inputs_and_artifacts(client: TestClient) -> None:
 def test_wrong_methods_and_paths_are_json(client: TestClient) -> None:
     _error(client.put(f"{API}/runs/{HEX}"), 405, "METHOD_NOT_ALLOWED")
     _error(client.get(f"{API}/nothing-here"), 404, "NOT_FOUND")
+
+
+def test_search_resolves_experiment_names_in_the_request(client: TestClient) -> None:
+    eid = _experiment(client, "named")
+    rid = _run(client, eid)["run_id"]
+    for form in ({"experiment_names": ["named"]}, {"experiment_names": [eid]}):
+        page = client.post(f"{API}/runs/search", json=form).json()
+        assert [r["run_id"] for r in page["runs"]] == [rid]
+    both = {"experiment_ids": [eid], "experiment_names": ["named"]}
+    assert len(client.post(f"{API}/runs/search", json=both).json()["runs"]) == 1
+    missing = {"experiment_names": ["named", "nope"]}
+    message = _error(client.post(f"{API}/runs/search", json=missing), 404, "NOT_FOUND")
+    assert message == "no experiment named 'nope'"
+    bad = {"experiment_names": [""]}
+    _error(client.post(f"{API}/runs/search", json=bad), 400, "INVALID_INPUT")

@@ -328,8 +328,35 @@ class RestTrackingStore(TrackingStore):
         page_token: str | None = None,
     ) -> PagedList[Run]:
         """Return one page of runs matching ``filter`` in the given experiments."""
+        return self._search(
+            {"experiment_ids": list(experiment_ids)}, filter, order_by, max_results, page_token
+        )
+
+    def search_runs_by_names(
+        self,
+        names: Sequence[str],
+        *,
+        filter: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        max_results: int = 1000,
+        page_token: str | None = None,
+    ) -> PagedList[Run]:
+        """``search_runs`` in the experiments with these names (or ids), resolved by the
+        server in the same request (``NotFound`` naming the first unknown one)."""
+        return self._search(
+            {"experiment_names": list(names)}, filter, order_by, max_results, page_token
+        )
+
+    def _search(
+        self,
+        experiments: dict[str, list[str]],
+        filter: str | None,
+        order_by: Sequence[str] | str | None,
+        max_results: int,
+        page_token: str | None,
+    ) -> PagedList[Run]:
         body = {
-            "experiment_ids": list(experiment_ids),
+            **experiments,
             "filter": filter,
             "order_by": order_by
             if order_by is None or isinstance(order_by, str)

@@ -52,7 +52,14 @@ def create_experiment(
 
 def get_experiment(name_or_id: str) -> Experiment:
     """Return the experiment with this name (or id)."""
-    tracking = _stores().tracking
+    return find_experiment(_stores().tracking, name_or_id)
+
+
+def find_experiment(tracking: Any, name_or_id: str) -> Experiment:
+    """Return ``tracking``'s experiment with this name (or id); ``NotFound`` if none.
+
+    Shared by the SDK and the server (a search by experiment names resolves them there).
+    """
     found = tracking.get_experiment_by_name(check_name("experiment", name_or_id))
     if found is not None:
         return found
@@ -99,7 +106,16 @@ def search_runs(
         ids = [e.experiment_id for e in tracking.list_experiments()]
     else:
         names = [experiment] if isinstance(experiment, str) else list(experiment)
-        ids = [get_experiment(n).experiment_id for n in names]
+        by_names = getattr(tracking, "search_runs_by_names", None)
+        if by_names is not None:  # the REST store: the server resolves them, one request
+            return by_names(
+                [check_name("experiment", n) for n in names],
+                filter=filter,
+                order_by=order_by,
+                max_results=max_results,
+                page_token=page_token,
+            )
+        ids = [find_experiment(tracking, n).experiment_id for n in names]
     return tracking.search_runs(
         ids, filter=filter, order_by=order_by, max_results=max_results, page_token=page_token
     )

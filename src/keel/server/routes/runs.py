@@ -103,7 +103,7 @@ def search_runs(body: SearchBody, stores: Stores = Depends(get_stores)) -> Any:
     as_json = getattr(stores.tracking, "search_runs_json", None)
     if as_json is not None:  # the SQL store builds the body itself (see sql_rows)
         content = as_json(
-            body.checked_ids(),
+            body.checked_ids(stores.tracking),
             filter=body.filter,
             order_by=body.order_by,
             max_results=body.max_results,
@@ -111,7 +111,7 @@ def search_runs(body: SearchBody, stores: Stores = Depends(get_stores)) -> Any:
         )
         return Response(content, media_type="application/json")
     page = stores.tracking.search_runs(
-        body.checked_ids(),
+        body.checked_ids(stores.tracking),
         filter=body.filter,
         order_by=body.order_by,
         max_results=body.max_results,

@@ -179,15 +179,23 @@ class ArtifactsBody(_Body):
 class SearchBody(_Body):
     """POST /runs/search."""
 
-    experiment_ids: list[str] = Field(max_length=10_000)
+    experiment_ids: list[str] = Field(default_factory=list, max_length=10_000)
+    # Names (or ids) the server resolves as the SDK does, saving the client a round trip.
+    experiment_names: list[str] | None = Field(default=None, max_length=10_000)
     filter: str | None = Field(default=None, max_length=100_000)
     order_by: list[str] | str | None = None
     max_results: Annotated[int, Field(strict=True)] = 1000
     page_token: str | None = Field(default=None, max_length=1000)
 
-    def checked_ids(self) -> list[str]:
-        """Return the experiment ids, each checked."""
-        return [check_id("experiment", i) for i in self.experiment_ids]
+    def checked_ids(self, tracking: Any = None) -> list[str]:
+        """Return the experiment ids, each checked, then those of ``experiment_names``
+        resolved in ``tracking`` (``NotFound`` naming the first unknown one)."""
+        ids = [check_id("experiment", i) for i in self.experiment_ids]
+        if self.experiment_names:
+            from keel.tracking.api import find_experiment
+
+            ids += [find_experiment(tracking, n).experiment_id for n in self.experiment_names]
+        return ids
 
 
 def _metric_value(key: str, value: Any) -> float:
