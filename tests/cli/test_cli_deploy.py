@@ -131,3 +131,21 @@ def test_through_a_server_changes_are_served_and_show_has_live_figures(
         assert live["serving_revision"] == 3  # create, warm m/2 as standby, switch
         history = cli("deploy", "history", "churn-prod", env=env).stdout
         assert "controller" in history  # the switch was the server's controller's
+        reloaded = cli("deploy", "reload", "churn-prod", env=env)
+        assert reloaded.exit_code == 0, reloaded.output
+        assert reloaded.stdout.strip() == "churn-prod: reloaded m/1, m/2"
+        document = cli("deploy", "reload", "churn-prod", "--json", env=env)
+        assert json.loads(document.stdout) == {
+            "deployment": "churn-prod",
+            "reloaded": ["m/1", "m/2"],
+        }
+        unknown = cli("deploy", "reload", "nope", env=env)
+        assert unknown.exit_code == 2
+        assert "nope" in one_error_line(unknown)
+
+
+def test_reload_on_the_local_database_says_it_needs_a_server(cli: Cli, logged: Logged) -> None:
+    cli("deploy", "create", "d", "m/1")
+    result = cli("deploy", "reload", "d")
+    assert result.exit_code == 1, result.output
+    assert "needs `keel server`" in one_error_line(result)

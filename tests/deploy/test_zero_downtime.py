@@ -3,8 +3,9 @@ concurrent load while a blue-green switch, every canary step, a rollback and a s
 model reload happen. Every request must succeed, every answer must be the answering
 version's own prediction, and traffic must actually reach each new version.
 
-Traffic changes go through the control plane's REST API (``/api/v1/deployments``); the
-reload, which has no API, runs ``DeploymentRouter.reload`` on the server's event loop.
+Traffic changes and the reload go through the control plane's REST API
+(``/api/v1/deployments``); the reload is proven by the answering service objects of the
+server's router being new ones.
 The load is 8 concurrent keep-alive clients, at most ``MAX_REQUESTS`` requests in all.
 """
 
@@ -137,7 +138,7 @@ def server(models: Models) -> Iterator[tuple[str, asyncio.AbstractEventLoop, Any
 def test_no_request_fails_through_blue_green_canary_rollback_and_reload(
     server: tuple[str, asyncio.AbstractEventLoop, Any], models: Models
 ) -> None:
-    url, loop, app = server
+    url, _loop, app = server
     api = httpx.Client(base_url=f"{url}/api/v1", timeout=WAIT_S)
     _ok(api.post("/deployments", json={"name": DEP, "model": "models:/cancer/1"}), 201)
     with Load(url, models) as load:
@@ -170,11 +171,14 @@ def test_no_request_fails_through_blue_green_canary_rollback_and_reload(
         load.wait("the canary's promotion", promoted)
         load.more("cancer/3")
 
-        # a server-side reload: cancer/3's service is replaced under load
-        router = app.state.deployment_router
-        before = router.table(DEP).routes["cancer/3"].slot
-        asyncio.run_coroutine_threadsafe(router.reload(DEP, ["cancer/3"]), loop).result(WAIT_S)
-        assert router.table(DEP).routes["cancer/3"].slot is not before
+        # a server-side reload through the API: every loaded service is replaced under load
+        routes = app.state.deployment_router.table(DEP).routes
+        before = {key: route.slot for key, route in routes.items()}
+        doc = _ok(api.post(f"/deployments/{DEP}/reload"))
+        assert doc["reloaded"] == sorted(before)
+        after = app.state.deployment_router.table(DEP).routes
+        assert "cancer/3" in before
+        assert all(after[key].slot is not slot for key, slot in before.items())
         load.more("cancer/3")
     history = _ok(api.get(f"/deployments/{DEP}/history", params={"limit": 100}))
     api.close()

@@ -131,6 +131,38 @@ def test_ab_outcomes_and_analysis(client: TestClient) -> None:
     assert analysis["comparisons"][0]["test"] == "two-proportion z-test"
 
 
+def test_a_reload_swaps_fresh_services_in_and_is_audited(client: TestClient) -> None:
+    from sklearn.datasets import load_iris
+
+    from keel.governance.audit import audit_log
+
+    _create(client)
+    router = client.app.state.deployment_router  # type: ignore[attr-defined]
+    before = router.table("churn-prod").routes["m/1"].slot
+    reloaded = client.post(f"{D}/reload", headers={"Keel-Actor": "ada"})
+    assert reloaded.status_code == 200, reloaded.text
+    assert reloaded.json() == {"deployment": "churn-prod", "reloaded": ["m/1"]}
+    assert router.table("churn-prod").routes["m/1"].slot is not before
+    X = load_iris(as_frame=True).data.head(2)
+    body = {"dataframe_split": {"columns": list(X.columns), "data": X.to_numpy().tolist()}}
+    answered = client.post("/deployments/churn-prod/invocations", json=body)
+    assert answered.status_code == 200, answered.text
+    (entry,) = audit_log(action="deployment.reload")
+    assert (entry.actor, entry.object_id) == ("ada", "churn-prod")
+    assert entry.change == {"revision": 1, "backends": ["m/1"]}
+
+
+def test_a_reload_of_a_deployment_not_served_here_is_409(client: TestClient) -> None:
+    _create(client)
+    state = client.app.state  # type: ignore[attr-defined]
+    router, state.deployment_router = state.deployment_router, None
+    try:
+        message = _error(client.post(f"{D}/reload"), 409, "CONFLICT")
+    finally:
+        state.deployment_router = router
+    assert "not being served by this server's data plane" in message
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "code"),
     [
@@ -167,6 +199,8 @@ def test_ab_outcomes_and_analysis(client: TestClient) -> None:
         ("post", f"{D}/outcomes", {"outcomes": [{"value": 1}] * 10_001}, *INVALID),
         ("post", f"{D}/outcomes", {"outcomes": [{"value": 1, "variant": "m/1"}]}, 409, "CONFLICT"),
         ("get", f"{D}/analysis", None, 409, "CONFLICT"),
+        ("post", f"{API}/nope/reload", None, 404, "NOT_FOUND"),
+        ("post", f"{API}/{'x' * 200}/reload", None, *INVALID),
     ],
 )  # fmt: skip
 def test_refusals_are_4xx_with_a_keel_error(

@@ -1,5 +1,5 @@
 """``keel deploy create | list | show | history | rollout | traffic | promote | rollback |
-abort | outcome | analysis | delete | render``.
+reload | abort | outcome | analysis | delete | render``.
 
 Thin over the SDK (``keel.create_deployment`` …): each command names a deployment, prints
 a table or one line for people and one JSON document with ``--json``. Against a Keel
@@ -278,6 +278,18 @@ def rollback(name: Name, to: To = None, as_json: JsonOption = False) -> None:
     import keel
 
     _report(keel.rollback(name, to), as_json)
+
+
+@app.command()
+def reload(name: Name, as_json: JsonOption = False) -> None:
+    """Load the deployment's versions afresh on its server, failing no request."""
+    import keel
+
+    reloaded = keel.reload_deployment(name)
+    if as_json:
+        print_json({"deployment": name, "reloaded": reloaded})
+    else:
+        out_console().print(plain(f"{name}: reloaded {', '.join(reloaded)}"))
 
 
 @app.command()

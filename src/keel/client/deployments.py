@@ -122,6 +122,11 @@ class RestDeploymentStore(DeploymentStore):
     def ab_analysis(self, name: str) -> ABAnalysis:
         return ABAnalysis.from_dict(self.http.request("GET", _path(name, "analysis")))
 
+    def reload(self, name: str) -> list[str]:
+        """Return the versions the server loaded afresh for ``name`` (``model/version``)."""
+        data = self.http.request("POST", _path(name, "reload"), headers=_acting())
+        return [str(key) for key in data["reloaded"]]
+
     def live_stats(self, name: str) -> dict[str, Any]:
         """Return the server's live figures for ``name`` (``StatsOut`` as JSON)."""
         return self.http.request("GET", _path(name, "stats"))

@@ -18,7 +18,7 @@ from typing import Any
 from keel.deploy.analysis import ABAnalysis
 from keel.deploy.entities import Deployment, HistoryEntry, Outcome
 from keel.deploy.store import DEFAULT_HISTORY, DeploymentStore
-from keel.errors import InvalidInput
+from keel.errors import Conflict, InvalidInput
 
 __all__ = [
     "ab_analysis",
@@ -31,6 +31,7 @@ __all__ = [
     "promote_rollout",
     "record_outcome",
     "record_outcomes",
+    "reload_deployment",
     "rollback",
     "rollout",
     "set_traffic",
@@ -107,6 +108,22 @@ def rollback(name: str, to: str | None = None) -> Deployment:
     """Return the deployment after sending all traffic back to the previous version (or
     ``to``); a running rollout ends. Instant where that version is still warm."""
     return _store().rollback(name, to=to)
+
+
+def reload_deployment(name: str) -> list[str]:
+    """Return the versions (``model/version``) of ``name`` a Keel server loaded afresh:
+    fresh services loaded and warmed, swapped in, the old ones drained; no request fails.
+
+    Only a server serves deployments, so the tracking URI must be one (``http(s)://``).
+    """
+    store = _store()
+    reload = getattr(store, "reload", None)
+    if not callable(reload):
+        raise Conflict(
+            f"reloading deployment {name!r} needs `keel server`: a local process serves "
+            "nothing; set the tracking URI to the server (KEEL_TRACKING_URI=http://…)"
+        )
+    return list(reload(name))
 
 
 def abort_rollout(name: str) -> Deployment:

@@ -239,6 +239,15 @@ class SqlDeploymentStore(SqlOutcomes, DeploymentStore):
             change = {"revision": row.revision, "environment": row.environment}
             append(conn, [Entry("deployment.delete", "deployment", name, change)])
 
+    def record_reload(self, name: str, backends: Sequence[str]) -> None:
+        """Append the audit entry of a server-side reload of ``name``'s ``backends``
+        (``model/version`` keys); ``NotFound`` if there is no such deployment."""
+        name = check_deployment_name(name)
+        with self.db.write() as conn:
+            row = self._row(conn, name, lock=True)
+            change = {"revision": row.revision, "backends": sorted(backends)}
+            append(conn, [Entry("deployment.reload", "deployment", name, change)])
+
     def start_rollout(
         self,
         name: str,

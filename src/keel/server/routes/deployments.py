@@ -5,11 +5,14 @@ Reads go to the server's deployments store. Changes go through the server's
 plane at start-up), so each change is persisted and then applied to the serving data
 plane before the answer; without a data plane a controller with no applier is made, and
 changes are persisted only (a controller with one applies them on its next tick).
-Viewers read; editors change.
+Viewers read; editors change. ``POST …/{name}/reload`` loads a served deployment's
+versions afresh on the server's data plane (``app.state.deployment_router``): fresh
+services are loaded and warmed, swapped in, and the old ones drained, failing no request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated, Any
@@ -19,7 +22,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from keel.deploy.controller import DeploymentController
 from keel.deploy.entities import Outcome
 from keel.deploy.store import DEFAULT_HISTORY, MAX_HISTORY, DeploymentStore
-from keel.errors import InvalidInput
+from keel.errors import Conflict, InvalidInput
 from keel.governance.auth import Role
 from keel.governance.identity import acting_as
 from keel.server.auth import require
@@ -32,6 +35,7 @@ from keel.server.schemas.deployments import (
     HistoryOut,
     OutcomesIn,
     OutcomesOut,
+    ReloadOut,
     RolloutIn,
     StatsOut,
     TargetIn,
@@ -191,6 +195,27 @@ async def abort(name: Name, controller: Controller, request: Request) -> dict[st
     """Return the deployment after stopping its running rollout; 409 if none runs."""
     with _acting(request):
         return (await controller.abort(name)).to_dict()
+
+
+@router.post("/deployments/{name}/reload", response_model=ReloadOut, dependencies=_EDIT)
+async def reload(name: Name, store: Store, request: Request) -> dict[str, Any]:
+    """Return the versions reloaded: each of the deployment's loaded versions is loaded
+    and warmed afresh, swapped in, and the old service drained (no request fails); 404 if
+    there is no such deployment, 409 if this server's data plane does not serve it."""
+    await asyncio.to_thread(store.get_deployment, name)  # NotFound (404)
+    router = getattr(request.app.state, "deployment_router", None)
+    record = getattr(store, "record_reload", None)
+    if router is None or record is None or name not in router.deployments():
+        raise Conflict(
+            f"deployment {name!r} is not being served by this server's data plane, so "
+            "there is nothing to reload; a server on the metadata database serves it once "
+            "its versions load (see `keel deploy show`)"
+        )
+    keys = sorted(router.table(name).routes)
+    await router.reload(name)
+    with _acting(request):
+        await asyncio.to_thread(record, name, keys)
+    return {"deployment": name, "reloaded": keys}
 
 
 @router.post("/deployments/{name}/outcomes", response_model=OutcomesOut, dependencies=_EDIT)

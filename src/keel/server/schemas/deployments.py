@@ -22,6 +22,7 @@ __all__ = [
     "HistoryOut",
     "OutcomesIn",
     "OutcomesOut",
+    "ReloadOut",
     "RolloutIn",
     "StatsOut",
     "TargetIn",
@@ -83,6 +84,13 @@ class OutcomesOut(BaseModel):
     """How many outcomes were recorded."""
 
     recorded: int
+
+
+class ReloadOut(BaseModel):
+    """The versions of a deployment loaded afresh by a server-side reload."""
+
+    deployment: str
+    reloaded: list[str] = Field(description="model/version keys, each loaded, warmed, swapped")
 
 
 class BackendOut(BaseModel):
