@@ -45,11 +45,25 @@ from .protocol import InferenceRequest, InferenceResponse
 if TYPE_CHECKING:
     from .service import ModelService
 
-__all__ = ["MAX_BODY_BYTES", "app_from_env", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "app_from_env", "create_app", "read_body"]
 
 MAX_BODY_BYTES = 256 * 1024 * 1024
 _log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Return the request body; ``InvalidInput`` once it is declared or streams past ``limit``."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise InvalidInput(f"the request body exceeds {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise InvalidInput(f"the request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -103,16 +117,7 @@ def create_app(
         return endpoint
 
     async def body(request: Request) -> bytes:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body_bytes:
-            raise InvalidInput(f"the request body exceeds {max_body_bytes} bytes")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body_bytes:
-                raise InvalidInput(f"the request body exceeds {max_body_bytes} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_body(request, max_body_bytes)
 
     def target(request: Request) -> tuple[str, str | None]:
         return request.path_params["name"], request.path_params.get("version")

@@ -119,17 +119,9 @@ async def _guard(route: str, work: Any, *, keel_shape: bool = False) -> Response
 
 
 async def _body(request: Request) -> bytes:
-    limit = MAX_BODY_BYTES
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise InvalidInput(f"the request body exceeds {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise InvalidInput(f"the request body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    from keel.serving.rest import read_body
+
+    return await read_body(request, MAX_BODY_BYTES)
 
 
 def _health(ok: bool) -> Response:
