@@ -25,9 +25,10 @@ def create_app(
     """
     from keel.governance.auth import Role
     from keel.server.auth import require
+    from keel.server.lifespan import server_lifespan
     from keel.server.routes import auth as auth_routes
     from keel.server.routes import blobs, deployments, experiments, health, models, runs
-    from keel.server.routes.inference_lifespan import deployments_lifespan, install_deployments
+    from keel.server.routes.inference_lifespan import install_deployments
 
     settings = settings or get_settings()
     app = FastAPI(
@@ -35,7 +36,7 @@ def create_app(
         version=__version__,
         description="The REST API of Keel: tracking, registry and artifacts.",
         default_response_class=JsonResponse,
-        lifespan=deployments_lifespan,  # resumes and ticks the deployments (data plane)
+        lifespan=server_lifespan,  # the deployments (data plane) and the periodic jobs
     )
     app.state.settings = settings
     app.state.stores = stores or open_stores(settings)

@@ -28,7 +28,20 @@ __all__ = ["HEAD_REVISION", "REVISIONS", "metadata"]
 
 # Oldest first; the last one is what this Keel writes. Kept here (not read from Alembic)
 # so that opening a store never imports Alembic.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
+REVISIONS: tuple[str, ...] = (
+    "0001",
+    "0002",
+    "0003",
+    "0004",
+    "0005",
+    "0006",
+    "0007",
+    "0008",
+    "0009",
+    "0010",
+    "0011",
+    "0012",
+)
 HEAD_REVISION = REVISIONS[-1]
 
 NAMING = {
@@ -419,4 +432,8 @@ REGISTRY_TABLES = (
 )
 GOVERNANCE_TABLES = (audit_log, audit_head, users, role_bindings, api_tokens)
 
+from keel.store import schema_alerts as _alerts  # noqa: E402, F401 (0010)
 from keel.store import schema_deployments as _deployments  # noqa: E402, F401 (0007 tables)
+from keel.store import schema_hpo as _hpo  # noqa: E402, F401 (0012)
+from keel.store import schema_promotions as _promotions  # noqa: E402, F401 (0011)
+from keel.store import schema_scheduling as _scheduling  # noqa: E402, F401 (0009)
