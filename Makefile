@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.keel-installed
-EXTRAS ?= dev,postgres,s3,grpc,onnx,ray,ui-charts,k8s
+EXTRAS ?= dev,postgres,s3,grpc,onnx,hpo,ray,ui-charts,k8s
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .PHONY: demo test bench lint format lock clean proto
