@@ -2,6 +2,7 @@
 
 Pages: ``/`` experiments, ``/experiments/{id}`` runs table, ``/runs/{id}`` a run,
 ``/compare?run=…&run=…``, ``/models``, ``/models/{name}``, ``/models/{name}/versions/{n}``,
+``/pipelines``, ``/pipelines/{name}``, ``/pipeline-runs/{id}`` (a run's DAG),
 ``/deployments``, ``/deployments/{name}``, ``/audit`` and ``/login``; CSS and JavaScript
 under ``/static``. None of them is part of the OpenAPI schema, which stays about the REST
 API.
@@ -24,8 +25,17 @@ def install_ui(app: FastAPI) -> None:
     """Add the UI's pages and static files to ``app``."""
     from fastapi.staticfiles import StaticFiles
 
-    from keel.server.ui import audit, charts, deployments, experiments, models, runs, session
+    from keel.server.ui import (
+        audit,
+        charts,
+        deployments,
+        experiments,
+        models,
+        pipelines,
+        runs,
+        session,
+    )
 
-    for module in (session, charts, experiments, runs, models, deployments, audit):
+    for module in (session, charts, experiments, runs, models, pipelines, deployments, audit):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
