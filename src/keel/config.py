@@ -65,6 +65,8 @@ class KeelSettings(BaseSettings):
     heartbeat_interval: float = Field(default=10.0, gt=0, le=3600)
     heartbeat_timeout: float = Field(default=120.0, gt=0)
     sqlite_busy_timeout: float = Field(default=60.0, gt=0)
+    env: str = Field(default="", description="The current environment (keel.environments).")
+    environments: dict[str, Any] = Field(default_factory=dict, description="[environments.*]")
 
     @classmethod
     def settings_customise_sources(
@@ -131,7 +133,7 @@ def load_settings(home: Path | None = None, **overrides: Any) -> KeelSettings:
     home = home or find_home()
     token = _toml_path.set(home / CONFIG_FILE)
     try:
-        return KeelSettings(home=home, **overrides)
+        settings = KeelSettings(home=home, **overrides)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
@@ -142,6 +144,9 @@ def load_settings(home: Path | None = None, **overrides: Any) -> KeelSettings:
         ) from None
     finally:
         _toml_path.reset(token)
+    from keel.environments import apply_environment
+
+    return apply_environment(settings, overrides)
 
 
 def get_settings() -> KeelSettings:
