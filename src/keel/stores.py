@@ -17,6 +17,7 @@ from keel.errors import InvalidInput
 if TYPE_CHECKING:
     from keel.config import KeelSettings
     from keel.deploy.store import DeploymentStore
+    from keel.hpo.store import StudyStore
     from keel.registry.store import RegistryStore
     from keel.store.artifacts import BlobStore
     from keel.tracking.store import TrackingStore
@@ -45,6 +46,18 @@ class Stores:
         from keel.client.deployments import RestDeploymentStore
 
         return RestDeploymentStore(self.tracking.http)  # type: ignore[attr-defined]
+
+    @cached_property
+    def hpo(self) -> StudyStore:
+        """Return the studies store (Optuna journals) on the same backend as ``tracking``."""
+        db = getattr(self.tracking, "db", None)
+        if db is not None:
+            from keel.hpo.sql_store import SqlStudyStore
+
+            return SqlStudyStore(db)
+        from keel.client.hpo import RestStudyStore
+
+        return RestStudyStore(self.tracking.http)  # type: ignore[attr-defined]
 
 
 _Opened = tuple["TrackingStore", "RegistryStore", "BlobStore | None"]
