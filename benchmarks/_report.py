@@ -323,9 +323,11 @@ def _server_rows() -> tuple[Row, ...]:
 
 
 def _all_rows() -> tuple[Row, ...]:
-    from _drift_rows import drift_rows  # imports Row and Target from here, so not at the top
+    # These import Row and Target from here, so not at the top.
+    from _drift_rows import drift_rows
+    from _pipeline_rows import pipeline_rows
 
-    return _rows() + drift_rows()
+    return _rows() + drift_rows() + pipeline_rows()
 
 
 ROWS = _all_rows()
@@ -339,6 +341,7 @@ TITLES = {
     "g": "(g) model serving",
     "h": "(h) data drift, 1M rows",
     "i": "(i) data drift, 100k rows",
+    "j": "(j) pipeline overhead",
 }
 
 

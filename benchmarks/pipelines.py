@@ -1,4 +1,4 @@
-"""Figure (h): pipeline overhead — a chain of 100 trivial steps, a fan-out of 1,000, cache hits.
+"""Figure (j): pipeline overhead — a chain of 100 trivial steps, a fan-out of 1,000, cache hits.
 
 Keel side (``--system keel``), on a fresh SQLite home in ``--workdir``:
 
@@ -80,6 +80,14 @@ def timed(pipeline: kp.Pipeline, **options: Any) -> tuple[float, kp.PipelineRunI
 
 
 def bench_keel(args: argparse.Namespace) -> dict[str, Any]:
+    return {"figures": keel_figures(args)}
+
+
+def bench_prefect(args: argparse.Namespace) -> dict[str, Any]:
+    return {"figures": prefect_figures(args)}
+
+
+def keel_figures(args: argparse.Namespace) -> dict[str, Any]:
     os.environ["KEEL_HOME"] = str(args.workdir / "keel-home")
     chain, fan = make_chain(args.chain), make_fan(args.fan)
     results: dict[str, Any] = {"chain_steps": args.chain, "fan_steps": args.fan}
@@ -109,7 +117,7 @@ def bench_keel(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def bench_prefect(args: argparse.Namespace) -> dict[str, Any]:
+def prefect_figures(args: argparse.Namespace) -> dict[str, Any]:
     os.environ["PREFECT_HOME"] = str(args.workdir / "prefect-home")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

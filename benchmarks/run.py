@@ -1,10 +1,10 @@
 """Run Keel's benchmarks side by side with MLflow and a raw-SQLite floor; print one table.
 
-    .venv/bin/python benchmarks/run.py [--only a,b,c,d,e,f,g,h,i] [--quick] [--repeat N]
-                                       [--systems keel,mlflow,evidently,floor] [--reinstall]
+    .venv/bin/python benchmarks/run.py [--only a,b,c,d,e,f,g,h,i,j] [--quick] [--repeat N]
+                               [--systems keel,mlflow,evidently,prefect,floor] [--reinstall]
 
-MLflow (latest) is installed into ``benchmarks/.venvs/mlflow`` and Evidently (latest) into
-``benchmarks/.venvs/evidently`` on first use, never into Keel's virtualenv. Every
+MLflow, Evidently and Prefect (the latest of each) are installed into
+``benchmarks/.venvs/<peer>`` on first use, never into Keel's virtualenv. Every
 (benchmark, system) pair runs as its own subprocess, in its own fresh temporary folder,
 under a timeout, and prints one JSON line; the runner collects the lines, prints a Rich
 table and writes ``benchmarks/results/latest.json`` (with per-run logs under
@@ -40,9 +40,12 @@ EVIDENTLY_PYTHON = EVIDENTLY_VENV / "bin" / "python"
 # Evidently 0.7.23 (the latest, 2026-12) imports a helper pandas 3 removed; pandas<3 is the
 # newest it runs on, so its venv gets that pin beside it.
 EVIDENTLY_PACKAGES = ("evidently", "pandas<3")
+PREFECT_VENV = HERE / ".venvs" / "prefect"
+PREFECT_PYTHON = PREFECT_VENV / "bin" / "python"
 RESULTS = HERE / "results"
 INSTALL_TIMEOUT = 1800.0
-BENCHMARKS = ("a", "b", "c", "d", "e", "f", "g", "h", "i")
+BENCHMARKS = ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j")
+SIDES = ("keel", "mlflow", "evidently", "prefect", "floor")
 
 # Piped output (make bench | tee) would otherwise be cut to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -72,6 +75,7 @@ def sizes(quick: bool, args: argparse.Namespace) -> dict[str, dict[str, int]]:
             "g": {"duration": 1, "calls": 200},
             "h": {"rows": 20_000},
             "i": {"rows": 5_000},
+            "j": {"chain": 20, "fan": 100},
         }
     else:
         base = {
@@ -84,6 +88,7 @@ def sizes(quick: bool, args: argparse.Namespace) -> dict[str, dict[str, int]]:
             "g": {"duration": 5, "calls": 2_000},
             "h": {"rows": 1_000_000},
             "i": {"rows": 100_000},
+            "j": {"chain": 100, "fan": 1_000},
         }
     if args.mlflow_calls:
         base["a"]["calls"] = args.mlflow_calls
@@ -141,12 +146,15 @@ def plan(args: argparse.Namespace) -> list[Job]:
                 ("floor_numpy", "floor"),
             )
         ),
+        # Pipeline overhead on the same flows: Keel's local executor vs Prefect's.
+        Job("j", "keel", "pipelines.py", "keel", flags(size["j"])),
+        Job("j", "prefect", "pipelines.py", "prefect", flags(size["j"])),
     ]
     return [j for j in jobs if j.benchmark in args.only and j.side in args.systems]
 
 
 def interpreter(side: str) -> Path:
-    peers = {"mlflow": MLFLOW_PYTHON, "evidently": EVIDENTLY_PYTHON}
+    peers = {"mlflow": MLFLOW_PYTHON, "evidently": EVIDENTLY_PYTHON, "prefect": PREFECT_PYTHON}
     return peers.get(side, Path(sys.executable))
 
 
@@ -300,6 +308,11 @@ def ensure_evidently(reinstall: bool) -> str | None:
     return ensure_peer("Evidently", EVIDENTLY_VENV, "evidently", EVIDENTLY_PACKAGES, reinstall)
 
 
+def ensure_prefect(reinstall: bool) -> str | None:
+    """Create or refresh Prefect's own virtualenv; return its version (None: failed)."""
+    return ensure_peer("Prefect", PREFECT_VENV, "prefect", ("prefect",), reinstall)
+
+
 def ensure_peer(
     label: str, venv: Path, module: str, packages: tuple[str, ...], reinstall: bool
 ) -> str | None:
@@ -346,8 +359,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--systems",
-        default="keel,mlflow,evidently,floor",
-        help="sides to run: keel, mlflow, evidently, floor",
+        default=",".join(SIDES),
+        help="sides to run: " + ", ".join(SIDES),
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each job; medians shown")
@@ -365,8 +378,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.systems = {s.strip() for s in args.systems.split(",") if s.strip()}
     if not args.only <= set(BENCHMARKS):
         parser.error(f"--only takes a comma-separated subset of {','.join(BENCHMARKS)}")
-    if not args.systems <= {"keel", "mlflow", "evidently", "floor"}:
-        parser.error("--systems takes a comma-separated subset of keel,mlflow,evidently,floor")
+    if not args.systems <= set(SIDES):
+        parser.error(f"--systems takes a comma-separated subset of {','.join(SIDES)}")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.timeout is None:
@@ -390,7 +403,12 @@ def main(argv: list[str] | None = None) -> int:
     sides = {job.side for job in jobs}
     mlflow_version = ensure_mlflow(args.reinstall) if "mlflow" in sides else None
     evidently_version = ensure_evidently(args.reinstall) if "evidently" in sides else None
-    missing = {"mlflow": mlflow_version is None, "evidently": evidently_version is None}
+    prefect_version = ensure_prefect(args.reinstall) if "prefect" in sides else None
+    missing = {
+        "mlflow": mlflow_version is None,
+        "evidently": evidently_version is None,
+        "prefect": prefect_version is None,
+    }
     results: list[dict[str, Any]] = []
     total = len(jobs) * args.repeat
     done = 0
@@ -423,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     size = "quick sizes (smoke run)" if args.quick else "full sizes"
     title = (
         f"Keel benchmarks — {size}, median of {args.repeat} — MLflow {mlflow_version or 'n/a'}"
-        f" — Evidently {evidently_version or 'n/a'}"
+        f" — Evidently {evidently_version or 'n/a'} — Prefect {prefect_version or 'n/a'}"
         f" — {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
     console.print()
@@ -460,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
             "evidently": probe(EVIDENTLY_PYTHON, ("evidently", "pandas", "numpy", "scipy"))
             if evidently_version
             else None,
+            "prefect": probe(PREFECT_PYTHON, ("prefect",)) if prefect_version else None,
         },
         "rows": rows,
         "summary": [{"benchmark": b, "system": s, **v} for (b, s), v in summary.items()],
