@@ -28,10 +28,12 @@ __all__ = [
     "get_deployment",
     "get_deployment_history",
     "list_deployments",
+    "pause_rollout",
     "promote_rollout",
     "record_outcome",
     "record_outcomes",
     "reload_deployment",
+    "resume_rollout",
     "rollback",
     "rollout",
     "set_traffic",
@@ -165,3 +167,25 @@ def record_outcomes(name: str, outcomes: Iterable[Outcome | Mapping[str, Any]]) 
 def ab_analysis(name: str) -> ABAnalysis:
     """Return the significance analysis of ``name``'s latest A/B test and its verdict."""
     return _store().ab_analysis(name)
+
+
+def _paused(name: str, verb: str) -> Deployment:
+    store = _store()
+    op = getattr(store, verb, None)
+    if not callable(op):
+        raise Conflict(
+            f"{verb} of deployment {name!r}: this Keel server has no {verb} route yet; run it "
+            "against the metadata database (KEEL_TRACKING_URI=sqlite:///… or postgresql://…)"
+        )
+    return op(name)
+
+
+def pause_rollout(name: str) -> Deployment:
+    """Return the deployment with its running canary held at its current step: traffic
+    stays as it is and no gate is judged until ``resume_rollout``."""
+    return _paused(name, "pause")
+
+
+def resume_rollout(name: str) -> Deployment:
+    """Return the deployment with its paused canary going on; the step restarts now."""
+    return _paused(name, "resume")

@@ -337,3 +337,11 @@ class SqlDeploymentStore(SqlOutcomes, DeploymentStore):
 
     def abort(self, name: str, *, stats: Mapping[str, BackendStats] | None = None) -> Deployment:
         return self._must(self.transition(name, lambda dep: tr.abort(dep, now_ms(), stats)))
+
+    def pause(self, name: str) -> Deployment:
+        """Return the deployment with its running canary held at its current step."""
+        return self._must(self.transition(name, lambda dep: tr.pause(dep, now_ms())))
+
+    def resume(self, name: str) -> Deployment:
+        """Return the deployment with its paused canary going on (the step restarts now)."""
+        return self._must(self.transition(name, lambda dep: tr.resume(dep, now_ms())))

@@ -242,6 +242,40 @@ def abort(
     return Change(_back_to_stable(dep, rollout), ended, "abort", reason)
 
 
+def _same_plan(dep: Deployment) -> TrafficPlan:
+    plan = dep.plan
+    return TrafficPlan(dep.name, dep.revision + 1, plan.backends, plan.shadow, plan.sticky_key)
+
+
+def pause(dep: Deployment, now: int, why: str | None = None) -> Change:
+    """Return the change holding the running canary at its current step: traffic stays as
+    it is and no gate is judged until ``resume``; ``Conflict`` if it is paused already or
+    the rollout is not a canary."""
+    rollout = _running(dep, "pause")
+    if rollout.strategy is not Strategy.CANARY:
+        raise Conflict(
+            f"deployment {dep.name!r} runs a {rollout.strategy.value} rollout; only a "
+            "canary's steps can be paused (abort it instead)"
+        )
+    if rollout.summary.get("paused"):
+        raise Conflict(f"the canary of deployment {dep.name!r} is paused already")
+    reason = why or f"paused the canary of {rollout.candidate} at step {rollout.step + 1}"
+    paused = {**rollout.summary, "paused": {"at": now, "reason": reason}}
+    return Change(_same_plan(dep), replace(rollout, summary=paused), "pause", reason)
+
+
+def resume(dep: Deployment, now: int) -> Change:
+    """Return the change resuming a paused canary: its current step starts again now, so
+    its gate is judged on traffic from here on; ``Conflict`` if it is not paused."""
+    rollout = _running(dep, "resume")
+    if not rollout.summary.get("paused"):
+        raise Conflict(f"deployment {dep.name!r} has no paused canary to resume")
+    summary = {k: v for k, v in rollout.summary.items() if k != "paused"}
+    resumed = replace(rollout, summary=summary, step_started_at=now)
+    reason = f"resumed the canary of {rollout.candidate} at step {rollout.step + 1}"
+    return Change(_same_plan(dep), resumed, "resume", reason)
+
+
 def fail(dep: Deployment, serving: TrafficPlan, why: str) -> Change:
     """Return the change recording that the data plane refused the current plan.
 
@@ -345,6 +379,8 @@ def step(dep: Deployment, stats: Mapping[str, BackendStats], now: int) -> Change
             dep, now, stats, why=f"shadow of {rollout.candidate} ended after {duration:g} s"
         )
     if rollout.strategy is Strategy.CANARY:
+        if rollout.summary.get("paused"):
+            return None  # held by pause(): no step, no gate, until resume()
         return _canary_step(dep, rollout, stats, now, elapsed)
     return None  # an A/B test ends by hand
 
