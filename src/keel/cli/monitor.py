@@ -5,6 +5,7 @@ keel monitor drift REF CUR [--json] [-o drift.html] [--columns a,b] [--method co
                            [--prediction col] [--target col] [--multivariate]
                            [--fail-on-drift]
 keel monitor profile DATA [-o profile.json]
+keel monitor windows --deployment NAME [--window 1h] [--since 24h] [--json]
 
 REF and CUR are Parquet files (or folders); REF may also be a profile written by
 ``keel monitor profile`` (a ``.json`` file). Bad input exits 2 with one line.
@@ -22,7 +23,10 @@ from keel.errors import InvalidInput
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Monitor data: drift and reference profiles.", no_args_is_help=True)
+app = typer.Typer(
+    help="Monitor data and deployments: drift, reference profiles, windows of live traffic.",
+    no_args_is_help=True,
+)
 
 _MAX_PROFILE_BYTES = 256 * 1024 * 1024
 
@@ -184,3 +188,85 @@ def profile_command(
         return
     _write(output, text + "\n")
     out_console().print(f"profile of {data} written to {output}")
+
+
+_WINDOW_COLUMNS = (
+    ("requests", "request_count", "{:.0f}"),
+    ("req/s", "throughput_rps", "{:.3g}"),
+    ("errors", "error_rate", "{:.1%}"),
+    ("p50 ms", "latency_p50_ms", "{:.3g}"),
+    ("p99 ms", "latency_p99_ms", "{:.3g}"),
+    ("cpu %", "cpu_percent", "{:.3g}"),
+    ("missing", "missing_rate", "{:.1%}"),
+    ("out of range", "out_of_range_rate", "{:.1%}"),
+    ("unseen", "unseen_category_rate", "{:.1%}"),
+    ("schema", "schema_violations", "{:.0f}"),
+    ("drift", "drift_share", "{:.0%}"),
+)
+
+
+@app.command("windows")
+def windows_command(
+    deployment: Annotated[str, typer.Option("--deployment", "-d", help="Deployment name.")],
+    window: Annotated[
+        str, typer.Option("--window", "-w", help="Window length: 30s, 5m, 1h, 1d.")
+    ] = "1h",
+    since: Annotated[
+        str, typer.Option("--since", help="How far back from now, e.g. 24h or 7d.")
+    ] = "24h",
+    as_json: JsonOption = False,
+) -> None:
+    """Print a deployment's monitoring figures per window of its live traffic, oldest first."""
+    import time
+
+    from keel.monitoring.windows import monitor_windows, parse_window
+
+    try:
+        back = parse_window(since)
+    except InvalidInput as exc:
+        raise InvalidInput(f"--since: {exc}") from None
+    now = int(time.time() * 1000)
+    reports = monitor_windows(deployment, window=window, start=max(now - back, 0), end=now)
+    if as_json:
+        print_json({"deployment": deployment, "windows": [r.to_dict() for r in reports]})
+        return
+    _print_windows(deployment, reports)
+
+
+def _print_windows(deployment: str, reports: list[Any]) -> None:
+    from datetime import UTC, datetime
+
+    from rich.table import Table
+
+    from keel.monitoring.figures import figures_of
+
+    console = out_console()
+    if not reports:
+        console.print(f"no traffic logged for deployment {deployment!r} in that time")
+        return
+    table = Table(show_edge=False)
+    table.add_column("window (UTC)")
+    for header, _, _ in _WINDOW_COLUMNS:
+        table.add_column(header, justify="right")
+    table.add_column("model", justify="right")
+    for report in reports:
+        figures = figures_of(report)
+        start = datetime.fromtimestamp(report.start_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        cells = [
+            "—" if key not in figures else fmt.format(figures[key])
+            for _, key, fmt in _WINDOW_COLUMNS
+        ]
+        table.add_row(start, *cells, _model_cell(figures))
+    console.print(table)
+    latest = reports[-1].primary
+    for name, why in (latest.notes if latest is not None else {}).items():
+        console.print(f"[dim]{name} not computed in the latest window: {why}[/]", highlight=False)
+
+
+def _model_cell(figures: dict[str, float]) -> str:
+    for name in ("accuracy", "f1", "rmse", "r2"):
+        if name in figures:
+            decay = figures.get(f"{name}_decay")
+            text = f"{name} {figures[name]:.3g}"
+            return text if decay is None else f"{text} (decay {decay:+.3g})"
+    return "—"

@@ -1,0 +1,248 @@
+"""CPU and memory of the serving process, sampled periodically and stored for the windows.
+
+A deployment is served inside ``keel server`` (its data plane), so every deployment that
+server serves shares one process: the samples are **one server-wide series**, not one per
+deployment. Each running server writes its own samples, tagged with ``process``
+(``host:pid``), as Parquet segments at::
+
+    <artifact root>/monitoring/health/hour=<YYYY-MM-DDTHH>/<segment-id>.parquet
+
+columns ``time_ms`` (int64, ms since the epoch), ``process`` (string), ``cpu_percent``
+(float64: CPU time used since the previous sample over the wall time between them, in
+percent of one core, so a busy multi-threaded process can exceed 100) and
+``memory_rss_bytes`` (int64, resident set size; null where it cannot be read). A window
+(``keel.monitoring.windows``) takes the mean CPU and the peak memory of its samples.
+
+CPU time comes from ``os.times()`` (any OS). The resident set size is read from
+``/proc/self/status`` (``VmRSS``), so it is **Linux only**: elsewhere memory is null and
+the ``memory_rss_bytes`` figure is absent, while CPU still works.
+
+``health_sampling_job(stores)`` is the :class:`keel.scheduler.PeriodicJob` that samples
+every ``every_s`` seconds and writes a segment every ``flush_every_s`` (and whenever the
+hour changes), so a server that dies loses at most that much. It is not exclusive: every
+server samples itself.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from keel.errors import Conflict, InvalidInput
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from keel.scheduler import PeriodicJob
+    from keel.stores import Stores
+
+__all__ = [
+    "HealthSampler",
+    "Sample",
+    "artifact_root",
+    "empty_samples",
+    "health_sampling_job",
+    "read_samples",
+    "rss_bytes",
+]
+
+PREFIX = "monitoring/health"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reading of this process: when, CPU percent since the last one, resident memory."""
+
+    time_ms: int
+    process: str
+    cpu_percent: float
+    memory_rss_bytes: int | None
+
+
+def rss_bytes() -> int | None:
+    """Return this process's resident set size in bytes (Linux ``/proc``), else None."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    parts = line.split()
+                    return int(parts[1]) * 1024 if parts[2].lower() == "kb" else int(parts[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+class HealthSampler:
+    """Take samples of this process and write them, batched, under the artifact root."""
+
+    def __init__(self, root: str, *, flush_every_s: float = 60.0) -> None:
+        if not flush_every_s > 0:
+            raise InvalidInput(f"flush_every_s must be positive, not {flush_every_s!r}")
+        self.root = root.rstrip("/")
+        self.flush_every_s = float(flush_every_s)
+        self.process = f"{socket.gethostname()}:{os.getpid()}"
+        self._lock = threading.Lock()
+        self._buffer: list[Sample] = []
+        self._last = (time.monotonic(), _cpu_seconds())
+        self._flushed_at = time.monotonic()
+
+    def sample(self) -> Sample:
+        """Return a new sample (CPU since the previous one) and keep it for the next flush."""
+        now, cpu = time.monotonic(), _cpu_seconds()
+        with self._lock:
+            then, cpu_then = self._last
+            self._last = (now, cpu)
+            wall = now - then
+            percent = 100.0 * (cpu - cpu_then) / wall if wall > 0 else 0.0
+            item = Sample(int(time.time() * 1000), self.process, max(percent, 0.0), rss_bytes())
+            self._buffer.append(item)
+        return item
+
+    def run(self) -> None:
+        """Sample once and flush when the batch is old enough or the hour changed."""
+        item = self.sample()
+        with self._lock:
+            first = self._buffer[0] if self._buffer else item
+            due = time.monotonic() - self._flushed_at >= self.flush_every_s
+            new_hour = _hour(first.time_ms) != _hour(item.time_ms)
+        if due or new_hour:
+            self.flush()
+
+    def flush(self) -> int:
+        """Write the buffered samples as one segment per hour; return how many were written."""
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+            self._flushed_at = time.monotonic()
+        by_hour: dict[str, list[Sample]] = {}
+        for item in batch:
+            by_hour.setdefault(_hour(item.time_ms), []).append(item)
+        for hour, items in by_hour.items():
+            _write(self.root, hour, items)
+        return len(batch)
+
+
+def _hour(time_ms: int) -> str:
+    return datetime.fromtimestamp(time_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H")
+
+
+def _hour_ms(name: str) -> int | None:
+    """Return the start of an ``hour=YYYY-MM-DDTHH`` partition in ms; None for anything else."""
+    if not name.startswith("hour="):
+        return None
+    try:
+        moment = datetime.strptime(name[5:], "%Y-%m-%dT%H").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return int(moment.timestamp() * 1000)
+
+
+def _write(root: str, hour: str, items: list[Sample]) -> None:
+    import fsspec
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "time_ms": pa.array([s.time_ms for s in items], pa.int64()),
+            "process": pa.array([s.process for s in items], pa.string()),
+            "cpu_percent": pa.array([s.cpu_percent for s in items], pa.float64()),
+            "memory_rss_bytes": pa.array([s.memory_rss_bytes for s in items], pa.int64()),
+        }
+    )
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    fs, base = fsspec.core.url_to_fs(root)
+    folder = f"{base.rstrip('/')}/{PREFIX}/hour={hour}"
+    final = f"{folder}/{uuid.uuid4().hex}.parquet"
+    fs.makedirs(folder, exist_ok=True)
+    from fsspec.implementations.local import LocalFileSystem
+
+    if isinstance(fs, LocalFileSystem):
+        # A reader must never see half a segment: write a dot-file, then rename it in place.
+        tmp = f"{folder}/.{uuid.uuid4().hex}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(out.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    else:  # object stores publish a PUT whole or not at all
+        fs.pipe_file(final, out.getvalue())
+
+
+def read_samples(root: str, start_ms: int, end_ms: int) -> pd.DataFrame:
+    """Return the process samples with ``time_ms`` in [start_ms, end_ms), every process.
+
+    Only the hour partitions that overlap the range are read.
+    """
+    import fsspec
+    import pyarrow.parquet as pq
+
+    if end_ms <= start_ms:
+        return empty_samples()
+    fs, base = fsspec.core.url_to_fs(root)
+    folder = f"{base.rstrip('/')}/{PREFIX}"
+    if not fs.exists(folder):
+        return empty_samples()
+    frames = []
+    for entry in fs.ls(folder, detail=False):
+        hour_ms = _hour_ms(entry.rstrip("/").rsplit("/", 1)[-1])
+        if hour_ms is None or hour_ms + 3_600_000 <= start_ms or hour_ms >= end_ms:
+            continue
+        for path in fs.ls(entry, detail=False):
+            name = path.rsplit("/", 1)[-1]
+            if name.endswith(".parquet") and not name.startswith("."):
+                frames.append(pq.read_table(path, filesystem=fs).to_pandas())
+    if not frames:
+        return empty_samples()
+    import pandas as pd
+
+    samples = pd.concat(frames, ignore_index=True)
+    inside = (samples["time_ms"] >= start_ms) & (samples["time_ms"] < end_ms)
+    return samples.loc[inside].sort_values("time_ms", kind="stable").reset_index(drop=True)
+
+
+def empty_samples() -> pd.DataFrame:
+    """Return a frame of no samples, with the columns and dtypes of stored ones."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "time_ms": pd.Series([], dtype="int64"),
+            "process": pd.Series([], dtype=object),
+            "cpu_percent": pd.Series([], dtype="float64"),
+            "memory_rss_bytes": pd.Series([], dtype="Int64"),
+        }
+    )
+
+
+def artifact_root(stores: Stores) -> str:
+    """Return the fsspec root the monitoring data lives under; a remote store is a Conflict."""
+    uri = stores.artifact_uri
+    if uri.split(":", 1)[0].lower() in ("http", "https"):
+        raise Conflict(
+            f"the artifacts are served by the Keel server at {uri}: process samples are "
+            "written by that server, not through it"
+        )
+    return uri
+
+
+def health_sampling_job(
+    stores: Stores, *, every_s: float = 15.0, flush_every_s: float = 60.0
+) -> PeriodicJob:
+    """Return the job that samples this process every ``every_s`` s and stores the samples."""
+    from keel.scheduler import PeriodicJob
+
+    sampler = HealthSampler(artifact_root(stores), flush_every_s=flush_every_s)
+    return PeriodicJob("monitoring.health-sampler", every_s, sampler.run, exclusive=False)
