@@ -45,6 +45,8 @@ if TYPE_CHECKING:
         NotFound,
         SchemaError,
     )
+    from keel.monitoring.feedback import log_feedback
+    from keel.monitoring.prediction_read import read_predictions
     from keel.pipelines.api import (
         get_pipeline_run,
         list_pipeline_runs,
@@ -173,6 +175,9 @@ _EXPORTS: dict[str, str] = {
     "bundle_model": "keel.serving.bundle",
     "export_onnx": "keel.serving.export",
     "predict_batch": "keel.serving.batch",
+    # monitoring
+    "log_feedback": "keel.monitoring.feedback",
+    "read_predictions": "keel.monitoring.prediction_read",
 }
 
 __all__ = [
@@ -225,6 +230,7 @@ __all__ = [
     "list_registered_models",
     "load_model",
     "load_step_output",
+    "log_feedback",
     "log_metric",
     "log_metrics",
     "log_param",
@@ -232,6 +238,7 @@ __all__ = [
     "pipeline",
     "predict_batch",
     "promote_rollout",
+    "read_predictions",
     "record_outcome",
     "record_outcomes",
     "register_model",

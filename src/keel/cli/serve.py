@@ -4,13 +4,16 @@ REST on ``--port`` (``/v2/...`` as KServe and Triton define it, plus MLflow's
 ``/invocations``) and, with ``--grpc-port``, gRPC too (``keel.serving.grpc_server``, the
 ``grpc`` extra). The version is loaded (digests verified) and warmed on its input example
 before the port opens, so a version that fails either never receives traffic. Binding a
-non-loopback address needs ``--insecure``: the model server has no authentication.
+non-loopback address needs ``--insecure``: the model server has no authentication. Every
+prediction request is recorded in the prediction log (``keel.monitoring.prediction_log``)
+unless ``--no-log-predictions`` (or the ``prediction_log`` setting) turns it off;
+``--log-sample-rate`` keeps the inputs of that share of requests.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -47,6 +50,21 @@ def serve(
     insecure: Annotated[
         bool, typer.Option(help="Allow binding a non-loopback address (no authentication).")
     ] = False,
+    log_predictions: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-predictions/--no-log-predictions",
+            help="Record every request in the prediction log (default: prediction_log setting).",
+        ),
+    ] = None,
+    log_sample_rate: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of requests whose inputs are logged (default: the setting, 1).",
+        ),
+    ] = None,
 ) -> None:
     """Serve a model version: Open Inference Protocol v2 (REST, gRPC) and /invocations."""
     import uvicorn
@@ -75,6 +93,7 @@ def serve(
     }
     service = ModelService.from_uri(model_uri, **options)
     service.load()  # load and warm before any port opens; a failure exits here
+    log = _prediction_log(log_predictions, log_sample_rate) if workers == 1 else None
     runtime = service.runtime
     label = f"{runtime.name}/{runtime.version}" if runtime is not None else model_uri
     typer.echo(f"serving {label} on http://{host}:{port}/v2  (MLflow: /invocations)")
@@ -83,8 +102,10 @@ def serve(
     batch_text = f"max {max_batch_size} rows, {max_latency_ms:g} ms" if batching else "off"
     typer.echo(f"batching: {batch_text}; queue: {max_queue} requests")
     if workers == 1:
+        if log is not None:
+            typer.echo(f"prediction log: {log.root.url}, inputs of {log.sample_rate:.0%}")
         grpc_address = None if grpc_port is None else (host, grpc_port)
-        app = create_app(service, grpc_address=grpc_address)
+        app = create_app(service, grpc_address=grpc_address, prediction_log=log)
         uvicorn.Server(_uvicorn.config(app, host=host, port=port)).run()
         return
     os.environ.update(
@@ -96,6 +117,10 @@ def serve(
             "KEEL_SERVE_BATCHING": "true" if batching else "false",
         }
     )
+    if log_predictions is not None:
+        os.environ["KEEL_SERVE_LOG_PREDICTIONS"] = "true" if log_predictions else "false"
+    if log_sample_rate is not None:
+        os.environ["KEEL_SERVE_LOG_SAMPLE_RATE"] = repr(log_sample_rate)
     uvicorn.run(
         "keel.serving.rest:app_from_env",
         factory=True,
@@ -106,3 +131,11 @@ def serve(
         log_level="warning",
         access_log=False,
     )
+
+
+def _prediction_log(enabled: bool | None, sample_rate: float | None) -> Any:
+    """The prediction logger the flags and settings ask for (None: off)."""
+    from keel.monitoring.prediction_log import logger_from_settings
+    from keel.stores import current_stores
+
+    return logger_from_settings(current_stores(), enabled=enabled, sample_rate=sample_rate)

@@ -20,6 +20,7 @@ __all__ = [
     "ColumnQuality",
     "DriftReport",
     "MultivariateDrift",
+    "PredictionLogger",
     "QualityReport",
     "ReferenceProfile",
     "WindowReport",
@@ -28,9 +29,11 @@ __all__ = [
     "domain_classifier",
     "drift",
     "drift_html",
+    "log_feedback",
     "monitor_windows",
     "profile",
     "quality",
+    "read_predictions",
     "reference_profile",
 ]
 
@@ -40,6 +43,7 @@ _EXPORTS = {
     "ColumnQuality": "keel.monitoring._quality",
     "DriftReport": "keel.monitoring.results",
     "MultivariateDrift": "keel.monitoring.results",
+    "PredictionLogger": "keel.monitoring.prediction_log",
     "QualityReport": "keel.monitoring._quality",
     "ReferenceProfile": "keel.monitoring._profile",
     "WindowReport": "keel.monitoring.windows",
@@ -48,9 +52,11 @@ _EXPORTS = {
     "domain_classifier": "keel.monitoring.multivariate",
     "drift": "keel.monitoring._drift",
     "drift_html": "keel.monitoring._html",
+    "log_feedback": "keel.monitoring.feedback",
     "monitor_windows": "keel.monitoring.windows",
     "profile": "keel.monitoring._profile",
     "quality": "keel.monitoring._quality",
+    "read_predictions": "keel.monitoring.prediction_read",
     "reference_profile": "keel.monitoring._reference",
 }
 

@@ -42,6 +42,7 @@ from keel.errors import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from keel.monitoring.prediction_log import PredictionLogger
     from keel.serving.protocol import InferenceRequest, InferenceResponse, InferenceService
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "GrpcServer", "start_grpc_server", "status_code_for"]
@@ -89,10 +90,16 @@ def _servicer_class() -> type:
 
     class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
         def __init__(
-            self, service: InferenceService, service_loop: asyncio.AbstractEventLoop | None
+            self,
+            service: InferenceService,
+            service_loop: asyncio.AbstractEventLoop | None,
+            prediction_log: PredictionLogger | None = None,
+            deployment: str | None = None,
         ) -> None:
             self._service = service
             self._service_loop = service_loop
+            self._log = prediction_log
+            self._deployment = deployment
 
         async def _fail(self, context: Any, exc: BaseException) -> None:
             if isinstance(exc, KeelError):
@@ -110,14 +117,20 @@ def _servicer_class() -> type:
                 await self._fail(context, exc)
 
         async def _infer(
-            self, name: str, version: str | None, request: InferenceRequest
+            self, name: str, version: str | None, request: InferenceRequest, trace: Any = None
         ) -> InferenceResponse:
             loop = self._service_loop
+            infer: Any = self._service.infer
+            call = (
+                infer(name, version, request)
+                if trace is None
+                else infer(name, version, request, trace)
+            )
             if loop is None or loop is asyncio.get_running_loop():
-                return await self._service.infer(name, version, request)
+                return await call
             if loop.is_closed() or not loop.is_running():
+                call.close()
                 raise StoreUnavailable("the event loop this model is served on is not running")
-            call = self._service.infer(name, version, request)
             return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, loop))
 
         async def ServerLive(self, request: Any, context: Any) -> Any:
@@ -149,6 +162,8 @@ def _servicer_class() -> type:
             return await self._answer(context, work)
 
         async def ModelInfer(self, request: Any, context: Any) -> Any:
+            if self._log is not None:
+                return await self._logged_infer(request, context)
             try:
                 name, version, decoded = grpc_codec.decode_infer_request(request)
                 response = await self._infer(name, version, decoded)
@@ -159,6 +174,48 @@ def _servicer_class() -> type:
                 )
             except Exception as exc:  # noqa: BLE001 - every failure becomes a gRPC status
                 await self._fail(context, exc)
+
+        async def _logged_infer(self, request: Any, context: Any) -> Any:
+            """ModelInfer recorded in the prediction log; the id is the request's or new,
+            answered in the response's ``id`` and the ``keel-request-id`` metadata."""
+            import time
+
+            from keel.monitoring.prediction_log import log_served, now_ms, request_id_of
+            from keel.serving.service import InferTrace
+
+            started, arrived = time.perf_counter(), now_ms()
+            trace = InferTrace()
+            rid = request_id_of(request.id or None)
+            status, error, answer = 200, None, None
+            try:
+                name, version, decoded = grpc_codec.decode_infer_request(request)
+                response = await self._infer(name, version, decoded, trace)
+                response.id = rid
+                answer = grpc_codec.encode_infer_response(
+                    response, raw=len(request.raw_input_contents) > 0
+                )
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a gRPC status
+                failure: BaseException = exc
+                status = exc.http_status if isinstance(exc, KeelError) else 500
+                error = exc.message if isinstance(exc, KeelError) else f"{type(exc).__name__}"
+            if status != 404:  # another model's name: not this deployment's request
+                runtime = trace.runtime or getattr(self._service, "runtime", None)
+                log_served(
+                    self._log,  # type: ignore[arg-type]
+                    deployment=self._deployment or (runtime.name if runtime else "unknown"),
+                    request_id=rid,
+                    time_ms=arrived,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    status=status,
+                    error=error,
+                    runtime=runtime,
+                    prepared=trace.prepared,
+                    results=trace.results,
+                )
+            await context.send_initial_metadata((("keel-request-id", rid),))
+            if answer is None:
+                await self._fail(context, failure)
+            return answer
 
     return _Servicer
 
@@ -217,6 +274,8 @@ def start_grpc_server(
     *,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     service_loop: asyncio.AbstractEventLoop | None = None,
+    prediction_log: PredictionLogger | None = None,
+    deployment: str | None = None,
 ) -> GrpcServer:
     """Serve ``service`` over gRPC on ``host:port`` (0 picks a free port) and return at once.
 
@@ -225,14 +284,15 @@ def start_grpc_server(
     transports feed one batcher), else on the gRPC server's own loop. The running loop is
     not adopted implicitly: under a greenlet-driven loop (Playwright's sync API, gevent) the
     thread's "running" loop may never run again, and every call would hang. Raises ``InvalidInput``
-    when the address cannot be bound.
+    when the address cannot be bound. With ``prediction_log``, every ModelInfer is recorded
+    in it under ``deployment`` (default: the model's name); the caller closes the logger.
     """
     grpc = _grpc()
     from keel.serving.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 
     if max_message_bytes <= 0:
         raise InvalidInput(f"max_message_bytes must be positive, not {max_message_bytes}")
-    servicer = _servicer_class()(service, service_loop)
+    servicer = _servicer_class()(service, service_loop, prediction_log, deployment)
     handle = GrpcServer(host, port)
     started = threading.Event()
     failure: list[BaseException] = []

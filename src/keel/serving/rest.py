@@ -43,11 +43,14 @@ from .codec_json import decode_request, encode_response, parse_json
 from .protocol import InferenceRequest, InferenceResponse
 
 if TYPE_CHECKING:
-    from .service import ModelService
+    from keel.monitoring.prediction_log import PredictionLogger
 
-__all__ = ["MAX_BODY_BYTES", "app_from_env", "create_app", "read_body"]
+    from .service import InferTrace, ModelService
+
+__all__ = ["MAX_BODY_BYTES", "REQUEST_ID_HEADER", "app_from_env", "create_app", "read_body"]
 
 MAX_BODY_BYTES = 256 * 1024 * 1024
+REQUEST_ID_HEADER = "Keel-Request-Id"
 _log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -93,13 +96,23 @@ def create_app(
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
     grpc_address: tuple[str, int] | None = None,
+    prediction_log: PredictionLogger | None = None,
+    deployment: str | None = None,
 ) -> Starlette:
     """Return the ASGI app serving ``service``; the batcher stops with the app.
 
     With ``grpc_address`` the app's startup also starts ``keel.serving.grpc_server`` on it,
-    feeding the same batcher on the same event loop; it stops with the app.
+    feeding the same batcher on the same event loop; it stops with the app. With
+    ``prediction_log`` every prediction request (OIP infer, ``/invocations``, gRPC
+    ModelInfer), answered or failed, is recorded under ``deployment`` (default: the
+    model's name); the logger is flushed and closed with the app. Every prediction answer
+    carries its request id in ``Keel-Request-Id`` (and OIP's body ``id``): the request's
+    own ``id``, else the header of that name the caller sent, else a new one.
     """
+    from .service import InferTrace
+
     meter = ServingMetrics(service)
+    log = prediction_log
 
     def guarded(route: str, handler: Handler, *, keel_shape: bool = False) -> Handler:
         async def endpoint(request: Request) -> Response:
@@ -112,6 +125,50 @@ def create_app(
                 _log.exception("unexpected error on %s", route)
                 response = _error(KeelError("internal server error"), keel_shape=keel_shape)
             meter.observe(route, response.status_code, time.perf_counter() - started)
+            return response
+
+        return endpoint
+
+    def predicting(
+        route: str,
+        handler: Callable[[Request, InferTrace, list[str]], Awaitable[Response]],
+        *,
+        keel_shape: bool = False,
+    ) -> Handler:
+        """``guarded`` for a prediction route: request id in and out, and the log."""
+        from keel.monitoring.prediction_log import log_served, now_ms, request_id_of
+
+        async def endpoint(request: Request) -> Response:
+            started, arrived = time.perf_counter(), now_ms()
+            trace = InferTrace()
+            # the handler replaces it with the OIP body's id once the body is read
+            rid = [request_id_of(request.headers.get(REQUEST_ID_HEADER))]
+            error: str | None = None
+            try:
+                response = await handler(request, trace, rid)
+            except KeelError as exc:
+                response, error = _error(exc, keel_shape=keel_shape), exc.message
+            except Exception as exc:  # noqa: BLE001 - logged; the caller sees no traceback
+                _log.exception("unexpected error on %s", route)
+                response = _error(KeelError("internal server error"), keel_shape=keel_shape)
+                error = f"{type(exc).__name__}: {exc}"
+            elapsed = time.perf_counter() - started
+            meter.observe(route, response.status_code, elapsed)
+            response.headers[REQUEST_ID_HEADER] = rid[0]
+            if log is not None and response.status_code != 404:  # 404: not this model's
+                runtime = trace.runtime or service.runtime
+                log_served(
+                    log,
+                    deployment=deployment or (runtime.name if runtime else "unknown"),
+                    request_id=rid[0],
+                    time_ms=arrived,
+                    latency_ms=elapsed * 1000,
+                    status=response.status_code,
+                    error=error,
+                    runtime=runtime,
+                    prepared=trace.prepared,
+                    results=trace.results,
+                )
             return response
 
         return endpoint
@@ -137,13 +194,18 @@ def create_app(
     async def model_ready(request: Request) -> Response:
         return _health(service.model_ready(*target(request)))
 
-    async def infer(request: Request) -> Response:
+    async def infer(request: Request, trace: InferTrace, rid: list[str]) -> Response:
+        from keel.monitoring.prediction_log import request_id_of
+
         name, version = target(request)
         service.model_ready(name, version)  # an unknown model is 404 before the body is read
         raw = await body(request)
         json_part, binary = split_body(raw, request.headers.get(HEADER_LENGTH))
         decoded = decode_request(parse_json(json_part), binary)
-        result = await service.infer(name, version, decoded)
+        if decoded.id is not None:
+            rid[0] = request_id_of(decoded.id)
+        result = await service.infer(name, version, decoded, trace)
+        result.id = rid[0]
         binary_outputs = _binary_outputs(decoded, result)
         header, blob = encode_response(result, binary_outputs)
         if not binary_outputs:
@@ -154,24 +216,25 @@ def create_app(
             headers={"Inference-Header-Content-Length": str(len(header))},
         )
 
-    async def invocations(request: Request) -> Response:
+    async def invocations(request: Request, trace: InferTrace, rid: list[str]) -> Response:
         from .mlflow_formats import frame_of, is_csv, read_invocation, split_matrix
 
         raw, content_type = await body(request), request.headers.get("content-type", "")
         if is_csv(content_type):
-            predictions = await service.predict_frame(read_invocation(raw, content_type))
+            predictions = await service.predict_frame(read_invocation(raw, content_type), trace)
         else:
             doc = parse_json(raw)
             rows = split_matrix(doc, raw)
             prepared = None if rows is None else service.prepare_rows(*rows)
             if prepared is None:
-                predictions = await service.predict_frame(frame_of(doc))
+                predictions = await service.predict_frame(frame_of(doc), trace)
             else:
-                predictions = await service.predict_prepared(prepared)
+                predictions = await service.predict_prepared(prepared, trace)
         return _json({"predictions": predictions})
 
     async def metrics(request: Request) -> Response:
-        return Response(meter.text(), headers={"Content-Type": CONTENT_TYPE})
+        text = meter.text() if log is None else meter.text() + log.metrics_text()
+        return Response(text, headers={"Content-Type": CONTENT_TYPE})
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
@@ -181,7 +244,9 @@ def create_app(
     versioned = "/v2/models/{name}/versions/{version}"
     routes = [  # matched in order: the prediction routes first
         Route(
-            "/invocations", guarded("invocations", invocations, keel_shape=True), methods=["POST"]
+            "/invocations",
+            predicting("invocations", invocations, keel_shape=True),
+            methods=["POST"],
         ),
         Route("/v2", guarded("metadata", server_metadata)),
         Route("/v2/health/live", guarded("live", live)),
@@ -192,20 +257,24 @@ def create_app(
         routes += [
             Route(prefix, guarded("model_metadata", model_metadata)),
             Route(f"{prefix}/ready", guarded("model_ready", model_ready)),
-            Route(f"{prefix}/infer", guarded("infer", infer), methods=["POST"]),
+            Route(f"{prefix}/infer", predicting("infer", infer), methods=["POST"]),
         ]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> Any:
         # Both transports feed one batcher: infer runs on this (uvicorn's) loop.
         loop = asyncio.get_running_loop()
-        grpc = None if grpc_address is None else _start_grpc(service, *grpc_address, loop)
+        grpc = None
+        if grpc_address is not None:
+            grpc = _start_grpc(service, *grpc_address, loop, log, deployment)
         try:
             yield
         finally:
             if grpc is not None:
                 grpc.stop()
             await service.close()
+            if log is not None:  # after the batcher: every answered request is recorded
+                await asyncio.to_thread(log.close)
 
     return Starlette(
         routes=routes,
@@ -215,13 +284,20 @@ def create_app(
 
 
 def _start_grpc(
-    service: ModelService, host: str, port: int, loop: asyncio.AbstractEventLoop
+    service: ModelService,
+    host: str,
+    port: int,
+    loop: asyncio.AbstractEventLoop,
+    log: PredictionLogger | None = None,
+    deployment: str | None = None,
 ) -> Any:
     """Start the gRPC transport, or warn (REST only) when the grpc extra is missing."""
     try:
         from .grpc_server import start_grpc_server
 
-        handle = start_grpc_server(service, host, port, service_loop=loop)
+        handle = start_grpc_server(
+            service, host, port, service_loop=loop, prediction_log=log, deployment=deployment
+        )
     except ImportError:  # MissingDependency is an ImportError too
         print(
             "gRPC needs the grpc extra: pip install 'keel-mlops[grpc]'; serving REST only",
@@ -235,6 +311,9 @@ def app_from_env() -> Starlette:
     """The app a uvicorn worker process builds (``keel serve --workers N``), from env vars."""
     import os
 
+    from keel.monitoring.prediction_log import logger_from_settings
+    from keel.stores import current_stores
+
     from .service import ModelService
 
     env = os.environ
@@ -246,7 +325,14 @@ def app_from_env() -> Starlette:
         batching=env.get("KEEL_SERVE_BATCHING", "true") == "true",
     )
     service.load()
-    return create_app(service)
+    enabled = env.get("KEEL_SERVE_LOG_PREDICTIONS")
+    rate = env.get("KEEL_SERVE_LOG_SAMPLE_RATE")
+    log = logger_from_settings(
+        current_stores(),
+        enabled=None if enabled is None else enabled == "true",
+        sample_rate=None if rate is None else float(rate),
+    )
+    return create_app(service, prediction_log=log)
 
 
 def _binary_outputs(request: InferenceRequest, response: InferenceResponse) -> set[str]:

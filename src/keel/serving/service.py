@@ -10,6 +10,7 @@ with ``StoreUnavailable`` (503) instead of reaching the model.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,9 +37,19 @@ from .runtime import ModelRuntime, Prepared
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ModelService"]
+__all__ = ["InferTrace", "ModelService"]
 
 EXTENSIONS = ["binary_tensor_data"]
+
+
+@dataclass
+class InferTrace:
+    """What a request went through, filled in as it goes (for the prediction log): the
+    runtime that answered, the checked input and the outputs."""
+
+    runtime: ModelRuntime | None = None
+    prepared: Prepared | None = None
+    results: dict[str, np.ndarray] | None = None
 
 
 class ModelService:
@@ -113,12 +124,24 @@ class ModelService:
         return self._ready(name, version).metadata()
 
     async def infer(
-        self, name: str, version: str | None, request: InferenceRequest
+        self,
+        name: str,
+        version: str | None,
+        request: InferenceRequest,
+        trace: InferTrace | None = None,
     ) -> InferenceResponse:
-        """Check, batch and predict; the response carries the requested outputs in order."""
+        """Check, batch and predict; the response carries the requested outputs in order.
+
+        ``trace``, when given, receives the runtime, the checked input and the outputs."""
         runtime = self._ready(name, version)
+        if trace is not None:
+            trace.runtime = runtime
         prepared = runtime.prepare(request)
+        if trace is not None:
+            trace.prepared = prepared
         results = await self.batcher.submit(prepared)
+        if trace is not None:
+            trace.results = results
         outputs = [
             Tensor(n, datatype_of(results[n]), list(results[n].shape), results[n])
             for n in prepared.outputs
@@ -130,19 +153,30 @@ class ModelService:
             id=request.id,
         )
 
-    async def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
+    async def predict_frame(
+        self, frame: pd.DataFrame, trace: InferTrace | None = None
+    ) -> np.ndarray:
         """``predict`` for a DataFrame (MLflow's ``/invocations``), batched like ``infer``."""
         runtime = self._ready(None, None)
-        results = await self.batcher.submit(runtime.prepare_frame(frame))
-        return results["predict"]
+        if trace is not None:
+            trace.runtime = runtime
+        prepared = runtime.prepare_frame(frame)
+        return await self.predict_prepared(prepared, trace)
 
     def prepare_rows(self, names: list[str], matrix: np.ndarray) -> Prepared | None:
         """``ModelRuntime.prepare_rows`` of the served model (None: use a DataFrame)."""
         return self._ready(None, None).prepare_rows(names, matrix)
 
-    async def predict_prepared(self, prepared: Prepared) -> np.ndarray:
+    async def predict_prepared(
+        self, prepared: Prepared, trace: InferTrace | None = None
+    ) -> np.ndarray:
         """``predict`` for an input :meth:`prepare_rows` checked, batched like ``infer``."""
+        if trace is not None:
+            trace.runtime = trace.runtime or self.runtime
+            trace.prepared = prepared
         results = await self.batcher.submit(prepared)
+        if trace is not None:
+            trace.results = results
         return results["predict"]
 
     # -- helpers ----------------------------------------------------------------------------

@@ -1,0 +1,186 @@
+"""Where the prediction log lives: Hive-partitioned Parquet segments in the artifact store.
+
+::
+
+    <artifact root>/monitoring/predictions/deployment=<name>/hour=<YYYY-MM-DDTHH>/<id>.parquet
+    <artifact root>/monitoring/feedback/deployment=<name>/hour=<YYYY-MM-DDTHH>/<id>.parquet
+
+The hour is the UTC hour of a row's ``time_ms``. A segment is written whole to a temp name
+and then renamed (a local folder), or PUT to its final key in one request (S3, where an
+object appears only once complete), so a reader never sees half a segment. Segment ids
+start with the write time in ms, so a listing sorts by age.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from keel.errors import InvalidInput, StoreUnavailable
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from keel.store.blobs import BlobBackend
+    from keel.stores import Stores
+
+__all__ = [
+    "FEEDBACK",
+    "PREDICTIONS",
+    "LogRoot",
+    "hour_of",
+    "log_root",
+]
+
+PREDICTIONS = "predictions"
+FEEDBACK = "feedback"
+_KINDS = (PREDICTIONS, FEEDBACK)
+HOUR_MS = 3_600_000
+
+
+def hour_of(time_ms: int) -> str:
+    """The partition name of the UTC hour holding ``time_ms``: ``YYYY-MM-DDTHH``."""
+    return datetime.fromtimestamp(time_ms // HOUR_MS * 3600, tz=UTC).strftime("%Y-%m-%dT%H")
+
+
+@dataclass(frozen=True)
+class LogRoot:
+    """The artifact root the prediction log is written under, with its byte mover."""
+
+    url: str
+    backend: BlobBackend
+
+    @property
+    def local(self) -> bool:
+        """Whether the root is a folder on this machine (else an fsspec filesystem)."""
+        return not hasattr(self.backend, "fs")
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem of a non-local root (``None`` for a local folder)."""
+        return getattr(self.backend, "fs", None)
+
+    def folder(self, kind: str, deployment: str, hour: str | None = None) -> str:
+        """The path of a deployment's partition folder (or of one hour of it)."""
+        if kind not in _KINDS:
+            raise InvalidInput(f"unknown prediction log {kind!r}; one of {list(_KINDS)}")
+        parts = ["monitoring", kind, f"deployment={deployment}"]
+        if hour is not None:
+            parts.append(f"hour={hour}")
+        return self.backend.join(*parts)
+
+    def write(self, kind: str, deployment: str, hour: str, table: pa.Table) -> str:
+        """Write ``table`` as one new segment of ``deployment``'s ``hour``; return its path."""
+        import pyarrow.parquet as pq
+
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        data = buffer.getvalue()
+        segment = f"{_now_ms():013d}-{uuid.uuid4().hex[:12]}.parquet"
+        final = self.backend.join(
+            "monitoring", kind, f"deployment={deployment}", f"hour={hour}", segment
+        )
+        backend = self.backend
+        direct = backend.direct_writes  # S3: a PUT is atomic already
+        # the temp name sits beside the segment but does not end in .parquet, so no glob
+        # of the partition ever matches a half-written file
+        target = final if direct else f"{final[: -len('.parquet')]}.part"
+        try:
+            with backend.open_write(target, temporary=not direct, size_hint=len(data)) as out:
+                out.write(data)
+            if not direct:
+                backend.publish(target, final)
+        except backend.unavailable_errors as exc:
+            raise StoreUnavailable(
+                f"cannot write the prediction log to {self.url} ({exc}); check the store"
+            ) from exc
+        return final
+
+    def files(
+        self, kind: str, deployment: str, first: str | None = None, last: str | None = None
+    ) -> list[str]:
+        """The segments of ``deployment`` in hours ``first`` to ``last`` (inclusive; either
+        open when None), sorted; only those hours' folders are listed."""
+
+        def wanted(name: str) -> bool:
+            hour = name[len("hour=") :]
+            return (
+                name.startswith("hour=")
+                and (first is None or hour >= first)
+                and (last is None or hour <= last)
+            )
+
+        root = self.folder(kind, deployment)
+        found: list[str] = []
+        if self.local:
+            if not os.path.isdir(root):
+                return []
+            for name in sorted(filter(wanted, os.listdir(root))):
+                folder = os.path.join(root, name)
+                if os.path.isdir(folder):
+                    found += [
+                        os.path.join(folder, f)
+                        for f in sorted(os.listdir(folder))
+                        if f.endswith(".parquet")
+                    ]
+            return found
+        fs = self.fs
+        fs.invalidate_cache(root)
+        try:
+            names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(root, detail=False)]
+        except FileNotFoundError:
+            return []
+        for name in sorted(filter(wanted, names)):
+            folder = f"{root}/{name}"
+            fs.invalidate_cache(folder)
+            try:
+                paths = fs.ls(folder, detail=False)
+            except FileNotFoundError:
+                continue
+            found += sorted(p for p in paths if p.endswith(".parquet"))
+        return found
+
+    def url_of(self, path: str) -> str:
+        """A segment path as DuckDB reads it: local as is, else ``<protocol>://path``."""
+        if self.local or "://" in path:
+            return path
+        protocol = self.fs.protocol
+        return f"{protocol[0] if isinstance(protocol, tuple) else protocol}://{path}"
+
+
+def log_root(stores: Stores | None = None) -> LogRoot:
+    """The prediction log's root for ``stores`` (default: the SDK's current stores).
+
+    That is the artifact store's root. Through a Keel server (an ``http(s)://`` tracking
+    URI) the artifacts are the server's; the log is then read from ``KEEL_ARTIFACT_URI`` when
+    it names the server's artifact root, and is ``InvalidInput`` otherwise.
+    """
+    from keel.store.blobs import normalise_url, open_backend
+
+    if stores is None:
+        from keel.stores import current_stores
+
+        stores = current_stores()
+    url = stores.artifact_uri
+    if url.split(":", 1)[0].lower() in ("http", "https"):
+        from keel.config import get_settings
+
+        url = get_settings().artifact_uri
+        if not url:
+            raise InvalidInput(
+                "the prediction log lives in the Keel server's artifact store, which this "
+                f"client reaches only through {stores.tracking_uri}; set KEEL_ARTIFACT_URI to "
+                "that store's root (e.g. s3://bucket/keel) to read it"
+            )
+    url = normalise_url(url)
+    return LogRoot(url, open_backend(url, None))
+
+
+def _now_ms() -> int:
+    import time
+
+    return time.time_ns() // 1_000_000

@@ -1,0 +1,233 @@
+"""The prediction logger's buffer and segments: bounded, flushed, partitioned, readable.
+
+Records go straight to a :class:`PredictionLogger` on a fresh home's artifact root; the
+segments are then read with ``read_predictions`` and with DuckDB directly.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from keel.errors import InvalidInput
+from keel.monitoring.prediction_log import PredictionLogger, request_id_of
+from keel.monitoring.prediction_read import read_predictions
+from keel.monitoring.prediction_store import hour_of, log_root
+
+T0 = int(datetime(2026, 11, 30, 9, 59, 59, tzinfo=UTC).timestamp() * 1000) + 999
+
+
+def _logger(**options: Any) -> PredictionLogger:
+    options.setdefault("flush_interval", 3600)
+    return PredictionLogger(log_root(), **options)
+
+
+def _record(logger: PredictionLogger, i: int, *, rows: int = 1, **extra: Any) -> bool:
+    fields: dict[str, Any] = {
+        "deployment": "dep",
+        "model": "m",
+        "version": "1",
+        "request_id": f"r{i}",
+        "time_ms": T0 + i,
+        "latency_ms": 0.5,
+        "status": 200,
+        "rows": rows,
+        "inputs": {"a": np.arange(rows, dtype=np.float64) + i},
+        "outputs": {"predict": np.full(rows, i)},
+    }
+    fields.update(extra)
+    return logger.record(**fields)
+
+
+def test_a_full_buffer_drops_and_counts_instead_of_blocking(keel_env: Any) -> None:
+    logger = _logger(max_rows=150)
+    assert _record(logger, 0, rows=100)
+    assert not _record(logger, 1, rows=100)  # would pass 150 rows: dropped, not waited for
+    assert _record(logger, 2, rows=50)
+    assert not _record(logger, 3)
+    assert logger.counters()["dropped"] == 2
+    assert logger.buffered_rows == 150
+    assert "keel_prediction_log_dropped_total 2.0" in logger.metrics_text().decode()
+    logger.close()
+    assert sorted(read_predictions("dep")["request_id"].unique()) == ["r0", "r2"]
+    assert not _record(logger, 4)  # closed: nothing more is taken
+    by_records = _logger(max_records=3)
+    assert [_record(by_records, i) for i in range(5)] == [True, True, True, False, False]
+    by_records.close()
+
+
+def test_shutdown_flushes_what_is_buffered(keel_env: Any) -> None:
+    logger = _logger()
+    for i in range(10):
+        _record(logger, i)
+    assert read_predictions("dep").empty  # nothing written before the flush
+    logger.close()
+    df = read_predictions("dep")
+    assert df["request_id"].tolist() == [f"r{i}" for i in range(10)]
+    assert logger.counters()["segments"] == 2  # T0 + i crosses 10:00: two hours
+
+
+def test_flush_rows_wakes_the_writer(keel_env: Any) -> None:
+    logger = _logger(flush_rows=20)
+    try:
+        for i in range(25):
+            _record(logger, 10_000 + i)  # all in one hour
+        deadline = time.monotonic() + 20
+        while logger.counters()["segments"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert logger.counters()["segments"] >= 1
+    finally:
+        logger.close()
+    assert len(read_predictions("dep")) == 25
+
+
+def test_segments_are_hive_partitioned_by_deployment_and_hour(keel_env: Any) -> None:
+    logger = _logger()
+    for i in range(4):
+        _record(logger, i * 1000)  # 09:59:59 and 10:00:00 onwards
+        _record(logger, i, deployment="other")
+    logger.close()
+    root = Path(log_root().url) / "monitoring" / "predictions"
+    folders = sorted(p.relative_to(root).as_posix() for p in root.glob("*/*"))
+    assert folders == [
+        "deployment=dep/hour=2026-11-30T09",
+        "deployment=dep/hour=2026-11-30T10",
+        "deployment=other/hour=2026-11-30T09",
+        "deployment=other/hour=2026-11-30T10",
+    ]
+    assert not list(root.rglob("*.part"))  # temp names are gone once published
+    found = duckdb.sql(
+        f"SELECT deployment, hour, count(*) AS n FROM read_parquet('{root}/**/*.parquet', "
+        "hive_partitioning = true) GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    assert found == [
+        ("dep", "2026-11-30T09", 1),
+        ("dep", "2026-11-30T10", 3),
+        ("other", "2026-11-30T09", 1),
+        ("other", "2026-11-30T10", 3),
+    ]
+    assert hour_of(T0) == "2026-11-30T09"
+    assert hour_of(T0 + 1) == "2026-11-30T10"
+
+
+def test_the_window_reads_only_its_hours(keel_env: Any) -> None:
+    logger = _logger()
+    for i in range(6):
+        _record(logger, i * 600_000)  # every 10 minutes from 09:59:59
+    logger.close()
+    ten = datetime(2026, 11, 30, 10, tzinfo=UTC)
+    df = read_predictions("dep", start=ten, end=ten + timedelta(minutes=30))
+    assert df["request_id"].tolist() == ["r600000", "r1200000", "r1800000"]
+    assert read_predictions("dep", end=T0 + 1)["request_id"].tolist() == ["r0"]
+    assert read_predictions("dep", start=T0 + 1, end=T0 + 1).empty
+    # the earlier hour's segment is not even listed for a window in the later hour
+    hour9 = Path(log_root().url) / "monitoring/predictions/deployment=dep/hour=2026-11-30T09"
+    for segment in hour9.glob("*.parquet"):
+        segment.write_bytes(b"not parquet")
+    assert len(read_predictions("dep", start=ten)) == 5
+
+
+def test_versions_with_different_columns_are_read_together(keel_env: Any) -> None:
+    logger = _logger()
+    block = np.array([[1.0, 2.0], [3.0, 4.0]])
+    _record(logger, 0, rows=2, inputs=block, input_names=["a", "b"], version="1")
+    _record(logger, 1, rows=1, inputs={"c": np.array(["x"], dtype=object)}, version="2")
+    logger.flush()
+    _record(logger, 2, rows=1, inputs={"d": np.array([7], dtype=np.int64)}, version="3")
+    _record(
+        logger,
+        3,
+        status=503,
+        error="the queue is full",
+        inputs=None,
+        outputs=None,
+        rows=0,
+        version="3",
+    )
+    logger.close()
+    df = read_predictions("dep")
+    assert df["version"].tolist() == ["1", "1", "2", "3", "3"]
+    assert df["input.a"].tolist()[:2] == [1.0, 3.0]
+    assert df["input.b"].tolist()[:2] == [2.0, 4.0]
+    assert df["input.c"].tolist()[2] == "x"
+    assert df["input.d"].tolist()[3] == 7
+    failed = df.iloc[4]
+    assert failed["status"] == 503
+    assert failed["error"] == "the queue is full"
+    assert pd.isna(failed["output.predict"])
+    assert failed["row"] == 0
+
+
+def test_two_dimensional_and_text_outputs_are_split_and_kept(keel_env: Any) -> None:
+    logger = _logger()
+    proba = np.array([[0.25, 0.75], [0.5, 0.5]])
+    labels = np.array(["yes", "no"], dtype=object)
+    _record(logger, 0, rows=2, outputs={"predict": labels, "predict_proba": proba})
+    logger.close()
+    df = read_predictions("dep")
+    assert df["output.predict"].tolist() == ["yes", "no"]
+    assert df["output.predict_proba.0"].tolist() == [0.25, 0.5]
+    assert df["output.predict_proba.1"].tolist() == [0.75, 0.5]
+
+
+def test_request_ids(keel_env: Any) -> None:
+    assert request_id_of("abc") == "abc"
+    for hostile in (None, "", "x" * 257, "a\nb", 42, b"id"):
+        generated = request_id_of(hostile)
+        assert len(generated) == 32
+        assert generated != hostile
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"sample_rate": 1.5},
+        {"sample_rate": -0.1},
+        {"sample_rate": "all"},
+        {"sample_rate": True},
+        {"flush_interval": 0},
+        {"flush_interval": 10_000},
+        {"flush_rows": 0},
+        {"max_rows": -1},
+        {"max_records": 1.5},
+    ],
+)
+def test_bad_logger_options_are_invalid_input(keel_env: Any, options: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInput, match=next(iter(options))):
+        PredictionLogger(log_root(), **options)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "match"),
+    [
+        ({"deployment": "../etc"}, "deployment"),
+        ({"deployment": ""}, "deployment"),
+        ({"deployment": 3}, "deployment"),
+        ({"start": datetime(2026, 1, 1)}, "naive"),
+        ({"start": "yesterday"}, "start"),
+        ({"end": True}, "end"),
+        ({"start": -5}, "range"),
+        ({"start": 2 << 60}, "range"),
+        ({"start": 10, "end": 5}, "before"),
+        ({"with_feedback": "yes"}, "with_feedback"),
+    ],
+)
+def test_bad_read_arguments_are_invalid_input(
+    keel_env: Any, arguments: dict[str, Any], match: str
+) -> None:
+    deployment = arguments.pop("deployment", "dep")
+    with pytest.raises(InvalidInput, match=match):
+        read_predictions(deployment, **arguments)
+
+
+def test_an_unknown_deployment_reads_empty(keel_env: Any) -> None:
+    df = read_predictions("never-served")
+    assert df.empty
+    assert {"request_id", "row", "target"} <= set(df.columns)
