@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         rollout,
         set_traffic,
     )
+    from keel.environments import get_environment, list_environments
     from keel.errors import (
         AlreadyExists,
         Conflict,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from keel.pipelines.definition import Pipeline, pipeline
     from keel.pipelines.errors import PipelineFailed, StepFailed
     from keel.pipelines.steps import Step, step
+    from keel.promotion.api import approve_promotion, promote, promotion_history
     from keel.registry.api import (
         delete_alias,
         get_alias_history,
@@ -171,6 +173,12 @@ _EXPORTS: dict[str, str] = {
     "rollback": "keel.deploy.api",
     "rollout": "keel.deploy.api",
     "set_traffic": "keel.deploy.api",
+    # environments and promotion
+    "get_environment": "keel.environments",
+    "list_environments": "keel.environments",
+    "approve_promotion": "keel.promotion.api",
+    "promote": "keel.promotion.api",
+    "promotion_history": "keel.promotion.api",
     # serving
     "bundle_model": "keel.serving.bundle",
     "export_onnx": "keel.serving.export",
@@ -200,6 +208,7 @@ __all__ = [
     "ab_analysis",
     "abort_rollout",
     "active_run",
+    "approve_promotion",
     "bundle_model",
     "create_deployment",
     "create_experiment",
@@ -212,6 +221,7 @@ __all__ = [
     "get_alias_history",
     "get_deployment",
     "get_deployment_history",
+    "get_environment",
     "get_experiment",
     "get_metric_history",
     "get_model_card",
@@ -223,6 +233,7 @@ __all__ = [
     "get_settings",
     "list_artifacts",
     "list_deployments",
+    "list_environments",
     "list_experiments",
     "list_model_versions",
     "list_pipeline_runs",
@@ -237,7 +248,9 @@ __all__ = [
     "log_params",
     "pipeline",
     "predict_batch",
+    "promote",
     "promote_rollout",
+    "promotion_history",
     "read_predictions",
     "record_outcome",
     "record_outcomes",

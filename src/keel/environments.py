@@ -66,7 +66,7 @@ __all__ = [
 ]
 
 OVERRIDABLE = ("tracking_uri", "artifact_uri")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _THRESHOLD = re.compile(
     r"\s*(?P<metric>[A-Za-z_][\w.\-/]{0,249})\s*(?P<op>>=|<=|==|!=|>|<)\s*"
     r"(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*"
@@ -100,7 +100,7 @@ def check_environment_name(name: object) -> str:
     """Return a valid environment name (a letter or _, then letters, digits, _ or -; 64)."""
     if not isinstance(name, str) or not _NAME.fullmatch(name) or name.lower() == "latest":
         raise InvalidInput(
-            f"environment name {name!r:.80} must start with a letter or _ and contain only "
+            f"environment name {name!r:.80} must start with a letter and contain only "
             "letters, digits, _ and - (at most 64 characters; not 'latest')"
         )
     return name

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from keel.config import KeelSettings
     from keel.deploy.store import DeploymentStore
     from keel.hpo.store import StudyStore
+    from keel.promotion.store import PromotionStore
     from keel.registry.store import RegistryStore
     from keel.store.artifacts import BlobStore
     from keel.tracking.store import TrackingStore
@@ -46,6 +47,18 @@ class Stores:
         from keel.client.deployments import RestDeploymentStore
 
         return RestDeploymentStore(self.tracking.http)  # type: ignore[attr-defined]
+
+    @cached_property
+    def promotions(self) -> PromotionStore:
+        """Return the promotions store on the same backend as ``tracking`` (opened once)."""
+        db = getattr(self.tracking, "db", None)
+        if db is not None:
+            from keel.promotion.sql_store import SqlPromotionStore
+
+            return SqlPromotionStore(db)
+        from keel.client.promotions import RestPromotionStore
+
+        return RestPromotionStore(self.tracking.http)  # type: ignore[attr-defined]
 
     @cached_property
     def hpo(self) -> StudyStore:

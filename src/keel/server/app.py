@@ -28,6 +28,7 @@ def create_app(
     from keel.server.lifespan import server_lifespan
     from keel.server.routes import auth as auth_routes
     from keel.server.routes import blobs, deployments, experiments, health, models, runs
+    from keel.server.routes import promotions as promotion_routes
     from keel.server.routes.inference_lifespan import install_deployments
 
     settings = settings or get_settings()
@@ -57,7 +58,7 @@ def create_app(
     # (``require(Role.EDITOR, on=…)``). With auth off the read check is left out entirely,
     # so reads pay nothing for it.
     reads = [require(Role.VIEWER)] if app.state.auth else []
-    for module in (experiments, runs, blobs, models, deployments):
+    for module in (experiments, runs, blobs, models, deployments, promotion_routes):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=reads)
     app.include_router(auth_routes.me_router, prefix=API_PREFIX)
     app.include_router(auth_routes.router, prefix=API_PREFIX)

@@ -20,7 +20,8 @@ __all__ = ["PROMOTIONS_TABLES", "promotion_approvals", "promotions"]
 promotions = Table(
     "promotions",
     metadata,
-    Column("promotion_id", ID, primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=True),  # the order of attempts
+    Column("promotion_id", ID, nullable=False, unique=True),
     Column("model", NAME, nullable=False),
     Column("version", Integer, nullable=False),
     Column("environment", String(64), nullable=False),

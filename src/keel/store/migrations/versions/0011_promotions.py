@@ -16,6 +16,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "promotions",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("promotion_id", sa.String(length=32), nullable=False),
         sa.Column("model", sa.String(length=256), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
@@ -30,7 +31,8 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("actor", sa.String(length=256), nullable=False),
         sa.Column("at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("promotion_id", name=op.f("pk_promotions")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_promotions")),
+        sa.UniqueConstraint("promotion_id", name=op.f("uq_promotions_promotion_id")),
     )
     op.create_index(
         "ix_promotions_environment_at", "promotions", ["environment", "at"], unique=False

@@ -1,0 +1,87 @@
+"""The promotions store interface: every backend (SQL, REST) implements exactly this.
+
+Gates run where the SDK runs; only their records go through the store: approvals of a
+version for an environment, and each promotion attempt with its outcome. Both append an
+audit entry in the same transaction.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from keel.errors import InvalidInput
+from keel.promotion.entities import OUTCOMES, Approval, PromotionResult
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_COMMENT",
+    "MAX_LIMIT",
+    "PromotionStore",
+    "check_comment",
+    "check_limit",
+    "check_record",
+]
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 10_000
+MAX_COMMENT = 10_000
+MAX_RECORD = 1_000_000  # characters of a promotion's gates and rollout, as JSON
+
+
+def check_limit(limit: object) -> int:
+    """Return a valid history limit (1..``MAX_LIMIT``); ``InvalidInput`` otherwise."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be an integer from 1 to {MAX_LIMIT}, not {limit!r:.80}")
+    return limit
+
+
+def check_comment(comment: object) -> str | None:
+    """Return a valid approval comment (None or text of at most ``MAX_COMMENT``)."""
+    if comment is None:
+        return None
+    if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
+        raise InvalidInput(f"a comment is text of at most {MAX_COMMENT} characters")
+    return comment.strip() or None
+
+
+def check_record(record: PromotionResult) -> PromotionResult:
+    """Return ``record`` if its outcome is known; ``InvalidInput`` otherwise."""
+    if record.outcome not in OUTCOMES:
+        raise InvalidInput(f"a promotion's outcome is one of {OUTCOMES}, not {record.outcome!r}")
+    return record
+
+
+class PromotionStore(ABC):
+    """Approvals and promotion attempts, per model version and environment."""
+
+    @abstractmethod
+    def add_approval(
+        self,
+        model: str,
+        version: int,
+        environment: str,
+        *,
+        comment: str | None = None,
+        required_role: str | None = None,
+    ) -> Approval:
+        """Return the approval of ``model/version`` for ``environment`` by the current
+        actor; ``NotFound`` if the version is not registered. A server with auth on
+        records the approver's role and refuses (403) one below ``required_role``."""
+
+    @abstractmethod
+    def list_approvals(self, model: str, version: int, environment: str) -> list[Approval]:
+        """Return the approvals of ``model/version`` for ``environment``, oldest first."""
+
+    @abstractmethod
+    def record_promotion(self, record: PromotionResult) -> PromotionResult:
+        """Return ``record`` stored with a new id, the current actor and time."""
+
+    @abstractmethod
+    def list_promotions(
+        self,
+        *,
+        environment: str | None = None,
+        model: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[PromotionResult]:
+        """Return the latest ``limit`` promotions (of one environment or model), newest first."""
