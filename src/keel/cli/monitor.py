@@ -190,13 +190,15 @@ def profile_command(
     out_console().print(f"profile of {data} written to {output}")
 
 
-_WINDOW_COLUMNS = (
+_TRAFFIC_COLUMNS = (
     ("requests", "request_count", "{:.0f}"),
     ("req/s", "throughput_rps", "{:.3g}"),
     ("errors", "error_rate", "{:.1%}"),
     ("p50 ms", "latency_p50_ms", "{:.3g}"),
     ("p99 ms", "latency_p99_ms", "{:.3g}"),
     ("cpu %", "cpu_percent", "{:.3g}"),
+)
+_DATA_COLUMNS = (
     ("missing", "missing_rate", "{:.1%}"),
     ("out of range", "out_of_range_rate", "{:.1%}"),
     ("unseen", "unseen_category_rate", "{:.1%}"),
@@ -244,20 +246,25 @@ def _print_windows(deployment: str, reports: list[Any]) -> None:
     if not reports:
         console.print(f"no traffic logged for deployment {deployment!r} in that time")
         return
-    table = Table(show_edge=False)
-    table.add_column("window (UTC)")
-    for header, _, _ in _WINDOW_COLUMNS:
-        table.add_column(header, justify="right")
-    table.add_column("model", justify="right")
+    rows = []
     for report in reports:
-        figures = figures_of(report)
         start = datetime.fromtimestamp(report.start_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        cells = [
-            "—" if key not in figures else fmt.format(figures[key])
-            for _, key, fmt in _WINDOW_COLUMNS
-        ]
-        table.add_row(start, *cells, _model_cell(figures))
-    console.print(table)
+        rows.append((start, figures_of(report)))
+    # Two narrow tables rather than one wide one: each fits an 80-column terminal.
+    for title, columns, last in (
+        ("traffic", _TRAFFIC_COLUMNS, None),
+        ("data and model (the version with most requests)", _DATA_COLUMNS, "model"),
+    ):
+        table = Table(title=title, show_edge=False)
+        table.add_column("window (UTC)")
+        for header, _, _ in columns:
+            table.add_column(header, justify="right")
+        if last:
+            table.add_column(last, justify="right")
+        for start, figures in rows:
+            cells = ["—" if k not in figures else f.format(figures[k]) for _, k, f in columns]
+            table.add_row(start, *cells, *([_model_cell(figures)] if last else []))
+        console.print(table)
     latest = reports[-1].primary
     for name, why in (latest.notes if latest is not None else {}).items():
         console.print(f"[dim]{name} not computed in the latest window: {why}[/]", highlight=False)

@@ -157,7 +157,8 @@ def compute_figures(
 ) -> dict[str, float]:
     """Return the figures of the window [now − window_s, now) by name (see the module doc).
 
-    An unknown deployment is a ``NotFound``; a window outside 1 s – 31 days an
+    A deployment without traffic in the window that the store does not know is a
+    ``NotFound``; a window outside 1 s – 31 days an
     ``InvalidInput``.
     """
     import time
@@ -172,7 +173,6 @@ def compute_figures(
         now_ms = int(time.time() * 1000)
     if isinstance(now_ms, bool) or not isinstance(now_ms, int) or now_ms < length_ms:
         raise InvalidInput(f"now_ms must be ms since the epoch after one window, not {now_ms!r}")
-    stores.deployments.get_deployment(deployment)  # NotFound names the deployment
     start = now_ms - length_ms
     data = load_inputs(stores, deployment, start, now_ms)
     report = compute_window(

@@ -323,8 +323,8 @@ def monitor_windows(
 ) -> list[WindowReport]:
     """Return the deployment's ``WindowReport`` per window with traffic (see the module doc).
 
-    ``start`` defaults to 24 hours before ``end`` and ``end`` to now. An unknown
-    deployment is a ``NotFound``.
+    ``start`` defaults to 24 hours before ``end`` and ``end`` to now. A deployment with
+    no logged traffic in the range that the store does not know is a ``NotFound``.
     """
     import time
 
@@ -337,7 +337,6 @@ def monitor_windows(
         from keel.stores import current_stores
 
         stores = current_stores()
-    stores.deployments.get_deployment(deployment)  # NotFound names the deployment
     hi = to_ms(end, name="end")
     hi = int(time.time() * 1000) if hi is None else hi
     lo = to_ms(start, name="start")

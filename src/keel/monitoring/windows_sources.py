@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from keel.errors import InvalidInput, KeelError, NotFound
+from keel.errors import KeelError, NotFound
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,13 +69,12 @@ def read_log(
     stores: Stores, deployment: str, start_ms: int, end_ms: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return the deployment's prediction log with feedback, and the process samples."""
-    from keel import monitoring
     from keel.monitoring.health_sampler import artifact_root, empty_samples, read_samples
+    from keel.monitoring.prediction_read import read_predictions
 
-    reader = getattr(monitoring, "read_predictions", None)
-    if reader is None:
-        raise InvalidInput("this Keel has no prediction log reader (keel.monitoring)")
-    frame = reader(deployment, start=start_ms, end=end_ms, with_feedback=True, stores=stores)
+    frame = read_predictions(
+        deployment, start=start_ms, end=end_ms, with_feedback=True, stores=stores
+    )
     try:
         samples = read_samples(artifact_root(stores), start_ms, end_ms)
     except KeelError:  # artifacts behind a server: no samples here, the figures are absent
@@ -94,8 +93,15 @@ class WindowInputs:
 
 
 def load_inputs(stores: Stores, deployment: str, start_ms: int, end_ms: int) -> WindowInputs:
-    """Return the log, samples, and each logged version's reference and offline metrics."""
+    """Return the log, samples, and each logged version's reference and offline metrics.
+
+    A deployment with no logged rows in the range must exist in the store (``NotFound``).
+    """
     frame, samples = read_log(stores, deployment, start_ms, end_ms)
+    if len(frame) == 0:
+        # No traffic: a known deployment has empty windows; an unknown one is a NotFound.
+        # (keel serve --deployment NAME may log under a name the store does not hold.)
+        stores.deployments.get_deployment(deployment)
     keys: list[tuple[str, str]] = []
     if len(frame):
         pairs = frame[["model", "version"]].drop_duplicates()
