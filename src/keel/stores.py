@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from keel.config import KeelSettings
     from keel.deploy.store import DeploymentStore
     from keel.hpo.store import StudyStore
+    from keel.monitoring.alerts.store import AlertStore
     from keel.promotion.store import PromotionStore
     from keel.registry.store import RegistryStore
     from keel.store.artifacts import BlobStore
@@ -47,6 +48,18 @@ class Stores:
         from keel.client.deployments import RestDeploymentStore
 
         return RestDeploymentStore(self.tracking.http)  # type: ignore[attr-defined]
+
+    @cached_property
+    def alerts(self) -> AlertStore:
+        """Return the alert rules and alerts store on the same backend as ``tracking``."""
+        db = getattr(self.tracking, "db", None)
+        if db is not None:
+            from keel.monitoring.alerts.sql_store import SqlAlertStore
+
+            return SqlAlertStore(db)
+        from keel.client.alerts import RestAlertStore
+
+        return RestAlertStore(self.tracking.http)  # type: ignore[attr-defined]
 
     @cached_property
     def promotions(self) -> PromotionStore:

@@ -1,16 +1,64 @@
-"""The periodic jobs the monitoring domain gives ``keel server`` (see :mod:`keel.scheduler`)."""
+"""The periodic jobs the monitoring domain gives ``keel server`` (see :mod:`keel.scheduler`).
+
+``alerts.evaluate`` evaluates every enabled alert rule every ``alert_interval`` seconds
+(setting ``KEEL_ALERT_INTERVAL``, default 15 s), exclusive: with several servers on one
+database, one of them evaluates. Each rule's figures come from
+``keel.monitoring.figures.compute_figures`` over the rule's window, unless
+``set_figure_source`` chose another (tests drive figures that way).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from keel.monitoring.alerts.runner import FigureSource
     from keel.scheduler import PeriodicJob
     from keel.stores import Stores
 
-__all__ = ["server_jobs"]
+__all__ = ["alerts_job", "server_jobs", "set_figure_source"]
+
+_log = logging.getLogger(__name__)
+_source: FigureSource | None = None
+
+
+def set_figure_source(source: FigureSource | None) -> None:
+    """Make the alerts job read figures from ``source`` (None: ``compute_figures`` again)."""
+    global _source
+    if source is not None and not callable(source):
+        from keel.errors import InvalidInput
+
+        raise InvalidInput(
+            "a figure source is a callable (stores, deployment, *, window_s, now_ms)"
+        )
+    _source = source
+
+
+def alerts_job(stores: Stores, *, every_s: float = 15.0) -> PeriodicJob:
+    """Return the job evaluating every enabled alert rule on ``stores`` every ``every_s`` s."""
+    from keel.scheduler import PeriodicJob
+
+    def run() -> None:
+        from keel.monitoring.alerts.runner import run_pass
+
+        report = run_pass(stores, figure_source=_source)
+        for rule, errors in report.errors.items():
+            _log.debug("alert rule %s: %s", rule, "; ".join(errors))
+
+    return PeriodicJob("alerts.evaluate", every_s, run, exclusive=True)
 
 
 def server_jobs(stores: Stores) -> list[PeriodicJob]:
-    """Return the jobs to run in a server on ``stores``."""
-    return []
+    """Return the jobs to run in a server on ``stores``: alert evaluation, where the
+    metadata database is local (a server on another server's metadata evaluates nothing)."""
+    if getattr(stores.tracking, "db", None) is None:
+        return []
+    return [alerts_job(stores, every_s=_interval())]
+
+
+def _interval() -> float:
+    from keel.config import get_settings
+
+    value: Any = getattr(get_settings(), "alert_interval", 15.0)
+    return float(value)

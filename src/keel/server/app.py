@@ -26,6 +26,7 @@ def create_app(
     from keel.governance.auth import Role
     from keel.server.auth import require
     from keel.server.lifespan import server_lifespan
+    from keel.server.routes import alerts as alert_routes
     from keel.server.routes import auth as auth_routes
     from keel.server.routes import blobs, deployments, experiments, health, models, runs
     from keel.server.routes import promotions as promotion_routes
@@ -60,6 +61,7 @@ def create_app(
     reads = [require(Role.VIEWER)] if app.state.auth else []
     for module in (experiments, runs, blobs, models, deployments, promotion_routes):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=reads)
+    app.include_router(alert_routes.router, prefix=API_PREFIX, dependencies=reads)
     app.include_router(auth_routes.me_router, prefix=API_PREFIX)
     app.include_router(auth_routes.router, prefix=API_PREFIX)
     from keel.server.ui import install_ui
