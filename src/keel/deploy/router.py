@@ -43,10 +43,11 @@ from keel.errors import InvalidInput, KeelError, NotFound, StoreUnavailable
 if TYPE_CHECKING:
     import numpy as np
 
+    from keel.monitoring.prediction_log import PredictionLogger
     from keel.serving.protocol import ModelMetadata
     from keel.serving.runtime import ModelRuntime, Prepared
 
-__all__ = ["Answer", "DeploymentRouter", "Prepare", "Route", "RoutingTable"]
+__all__ = ["Answer", "CallTrace", "DeploymentRouter", "Prepare", "Route", "RoutingTable"]
 
 # Checks a request against one version's runtime (raising InvalidInput, the caller's
 # fault) and returns it prepared for that version's batcher.
@@ -92,6 +93,16 @@ class Answer:
     results: dict[str, np.ndarray]
 
 
+@dataclass
+class CallTrace:
+    """Filled in by :meth:`DeploymentRouter.call` as it goes: the backend chosen and its
+    runtime, and the checked input — what a failed request's prediction-log row names."""
+
+    backend: Backend | None = None
+    runtime: ModelRuntime | None = None
+    prepared: Prepared | None = None
+
+
 class DeploymentRouter:
     """Applies traffic plans and routes requests to the versions they name (module doc).
 
@@ -119,6 +130,8 @@ class DeploymentRouter:
         self._mirrors = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        # the data plane's prediction log (set by the server); closed with the router
+        self.prediction_log: PredictionLogger | None = None
 
     # -- the control plane's side (TrafficApplier) ------------------------------------------
 
@@ -247,12 +260,18 @@ class DeploymentRouter:
         return replace(found, name=deployment, versions=[str(b.version) for b in live])
 
     async def call(
-        self, deployment: str, prepare: Prepare, *, sticky_of: StickyOf | None = None
+        self,
+        deployment: str,
+        prepare: Prepare,
+        *,
+        sticky_of: StickyOf | None = None,
+        trace: CallTrace | None = None,
     ) -> Answer:
         """Route one request, predict it through the chosen version's batcher, mirror it.
 
         Raises ``NotFound`` for an unknown deployment, the version's ``InvalidInput`` for
-        input it refuses, ``Overloaded`` when its queue is full.
+        input it refuses, ``Overloaded`` when its queue is full. ``trace``, when given,
+        receives the chosen backend, its runtime and the prepared input as they are known.
         """
         if not callable(prepare) or not (sticky_of is None or callable(sticky_of)):
             raise InvalidInput("call takes prepare(runtime) and an optional sticky_of(key)")
@@ -264,8 +283,12 @@ class DeploymentRouter:
         started = time.perf_counter()
         try:
             runtime = slot.runtime
+            if trace is not None:
+                trace.backend, trace.runtime = route.backend, runtime
             try:
                 prepared = prepare(runtime)
+                if trace is not None:
+                    trace.prepared = prepared
             except KeelError as exc:
                 _count_failure(route, rejected=exc.http_status < 500)
                 raise
@@ -358,6 +381,9 @@ class DeploymentRouter:
         while self._tasks:
             with contextlib.suppress(Exception):
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        log, self.prediction_log = self.prediction_log, None
+        if log is not None:  # every request has left: flush what they recorded
+            await asyncio.to_thread(log.close)
 
 
 def _keys(keys: object) -> set[str]:

@@ -29,6 +29,7 @@ def create_app(
     from keel.server.routes import alerts as alert_routes
     from keel.server.routes import auth as auth_routes
     from keel.server.routes import blobs, deployments, experiments, health, models, runs
+    from keel.server.routes import feedback as feedback_routes
     from keel.server.routes import promotions as promotion_routes
     from keel.server.routes.inference_lifespan import install_deployments
 
@@ -61,6 +62,7 @@ def create_app(
     reads = [require(Role.VIEWER)] if app.state.auth else []
     for module in (experiments, runs, blobs, models, deployments, promotion_routes):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=reads)
+    app.include_router(feedback_routes.router, prefix=API_PREFIX, dependencies=reads)
     app.include_router(alert_routes.router, prefix=API_PREFIX, dependencies=reads)
     app.include_router(auth_routes.me_router, prefix=API_PREFIX)
     app.include_router(auth_routes.router, prefix=API_PREFIX)

@@ -201,9 +201,10 @@ def create_app(
         service.model_ready(name, version)  # an unknown model is 404 before the body is read
         raw = await body(request)
         json_part, binary = split_body(raw, request.headers.get(HEADER_LENGTH))
-        decoded = decode_request(parse_json(json_part), binary)
-        if decoded.id is not None:
-            rid[0] = request_id_of(decoded.id)
+        doc = parse_json(json_part)
+        if isinstance(doc, dict) and doc.get("id") is not None:  # known even if decoding fails
+            rid[0] = request_id_of(doc["id"])
+        decoded = decode_request(doc, binary)
         result = await service.infer(name, version, decoded, trace)
         result.id = rid[0]
         binary_outputs = _binary_outputs(decoded, result)

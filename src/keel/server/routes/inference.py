@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
@@ -46,14 +47,16 @@ from keel.errors import InvalidInput, KeelError, Overloaded, PermissionDenied, U
 from keel.governance.auth import Role
 
 if TYPE_CHECKING:
-    from keel.deploy.router import Answer, DeploymentRouter
+    from keel.deploy.router import Answer, CallTrace, DeploymentRouter
+    from keel.monitoring.prediction_log import PredictionLogger
     from keel.serving.protocol import InferenceRequest
     from keel.serving.runtime import ModelRuntime, Prepared
 
-__all__ = ["BACKEND_HEADER", "MAX_BODY_BYTES", "router", "viewer"]
+__all__ = ["BACKEND_HEADER", "MAX_BODY_BYTES", "REQUEST_ID_HEADER", "router", "viewer"]
 
 MAX_BODY_BYTES = 256 * 1024 * 1024
 BACKEND_HEADER = "Keel-Backend"
+REQUEST_ID_HEADER = "Keel-Request-Id"
 _log = logging.getLogger(__name__)
 
 
@@ -107,14 +110,21 @@ def _error(exc: KeelError, *, keel_shape: bool) -> Response:
     return _json(body, exc.http_status, headers)
 
 
-async def _guard(route: str, work: Any, *, keel_shape: bool = False) -> Response:
-    """Run a handler; a KeelError becomes its status and body, anything else a bare 500."""
+async def _guard(
+    route: str, work: Any, *, keel_shape: bool = False, error: list[str] | None = None
+) -> Response:
+    """Run a handler; a KeelError becomes its status and body, anything else a bare 500
+    (its message appended to ``error`` when given)."""
     try:
         return await work
     except KeelError as exc:
+        if error is not None:
+            error.append(exc.message)
         return _error(exc, keel_shape=keel_shape)
-    except Exception:  # noqa: BLE001 - logged; the caller sees no traceback
+    except Exception as exc:  # noqa: BLE001 - logged; the caller sees no traceback
         _log.exception("unexpected error on %s", route)
+        if error is not None:
+            error.append(f"{type(exc).__name__}: {exc}")
         return _error(KeelError("internal server error"), keel_shape=keel_shape)
 
 
@@ -170,13 +180,76 @@ async def model_ready(name: str, request: Request) -> Response:
     return await _guard("model_ready", work())
 
 
+def _prediction_log(request: Request) -> PredictionLogger | None:
+    """The data plane's prediction logger, made on first use from the server's stores and
+    settings (None when the ``prediction_log`` setting is off or the store cannot hold it);
+    the router closes it, flushing what is left, when it closes."""
+    plane = _plane(request)
+    state = request.app.state
+    if getattr(state, "prediction_log_checked", False):
+        return plane.prediction_log
+    state.prediction_log_checked = True
+    from keel.monitoring.prediction_log import logger_from_settings
+
+    try:
+        plane.prediction_log = logger_from_settings(state.stores, state.settings)
+    except KeelError as exc:
+        _log.warning("predictions are not logged: %s", exc.message)
+    if plane.prediction_log is not None:
+        plane.prediction_log.export_to_default_registry()
+    return plane.prediction_log
+
+
+async def _logged(
+    name: str, request: Request, work: Any, *, keel_shape: bool = False, route: str
+) -> Response:
+    """Run a prediction handler ``work(trace, rid)`` under ``_guard``, answer its request
+    id in ``Keel-Request-Id`` and record it (answered or failed) in the prediction log."""
+    from keel.deploy.router import CallTrace
+    from keel.monitoring.prediction_log import log_served, now_ms, request_id_of
+
+    started, arrived = time.perf_counter(), now_ms()
+    trace = CallTrace()
+    rid = [request_id_of(request.headers.get(REQUEST_ID_HEADER))]
+    answered: list[Answer] = []
+    error: list[str] = []
+    response = await _guard(route, work(trace, rid, answered), keel_shape=keel_shape, error=error)
+    response.headers[REQUEST_ID_HEADER] = rid[0]
+    log = _prediction_log(request)
+    if log is not None and response.status_code != 404:  # 404: no such deployment
+        answer = answered[0] if answered and response.status_code == 200 else None
+        backend = trace.backend
+        log_served(
+            log,
+            deployment=name,
+            request_id=rid[0],
+            time_ms=arrived,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            status=response.status_code,
+            error=error[0] if error else None,
+            model=None if backend is None else backend.model,
+            version=None if backend is None else str(backend.version),
+            runtime=trace.runtime,
+            prepared=None if answer is None else answer.prepared,
+            results=None if answer is None else answer.results,
+        )
+    return response
+
+
 @router.post("/v2/models/{name}/infer")
 async def infer(name: str, request: Request) -> Response:
     """Predict an OIP request on the deployment's chosen version."""
-    return await _guard("infer", _infer(name, request))
+
+    def work(trace: CallTrace, rid: list[str], answered: list[Answer]) -> Any:
+        return _infer(name, request, trace, rid, answered)
+
+    return await _logged(name, request, work, route="infer")
 
 
-async def _infer(name: str, request: Request) -> Response:
+async def _infer(
+    name: str, request: Request, trace: CallTrace, rid: list[str], answered: list[Answer]
+) -> Response:
+    from keel.monitoring.prediction_log import request_id_of
     from keel.serving.codec_binary import HEADER_LENGTH, split_body
     from keel.serving.codec_json import decode_request, encode_response, parse_json
 
@@ -184,14 +257,20 @@ async def _infer(name: str, request: Request) -> Response:
     plane.table(name)  # an unknown deployment is 404 before the body is read
     raw = await _body(request)
     json_part, binary = split_body(raw, request.headers.get(HEADER_LENGTH))
-    decoded = decode_request(parse_json(json_part), binary)
+    doc = parse_json(json_part)
+    if isinstance(doc, dict) and doc.get("id") is not None:  # known even if decoding fails
+        rid[0] = request_id_of(doc["id"])
+    decoded = decode_request(doc, binary)
     sticky_key = plane.table(name).plan.sticky_key  # the same table call() reads next
 
     def sticky_of(key: str) -> str | None:
         return _sticky_value(key, decoded, request)
 
-    answer = await plane.call(name, _oip_prepare(decoded, sticky_key), sticky_of=sticky_of)
+    prepare = _oip_prepare(decoded, sticky_key)
+    answer = await plane.call(name, prepare, sticky_of=sticky_of, trace=trace)
+    answered.append(answer)
     response = _oip_response(name, decoded, answer)
+    response.id = rid[0]
     binary_outputs = _binary_outputs(decoded, response)
     header, blob = encode_response(response, binary_outputs)
     backend = {BACKEND_HEADER: answer.backend.key}
@@ -270,10 +349,16 @@ def _binary_outputs(request: InferenceRequest, response: Any) -> set[str]:
 @router.post("/deployments/{name}/invocations")
 async def invocations(name: str, request: Request) -> Response:
     """Predict an MLflow scoring body on the deployment's chosen version."""
-    return await _guard("invocations", _invocations(name, request), keel_shape=True)
+
+    def work(trace: CallTrace, rid: list[str], answered: list[Answer]) -> Any:
+        return _invocations(name, request, trace, answered)
+
+    return await _logged(name, request, work, keel_shape=True, route="invocations")
 
 
-async def _invocations(name: str, request: Request) -> Response:
+async def _invocations(
+    name: str, request: Request, trace: CallTrace, answered: list[Answer]
+) -> Response:
     from keel.serving.codec_json import parse_json
     from keel.serving.mlflow_formats import frame_of, is_csv, read_invocation, split_matrix
 
@@ -295,7 +380,8 @@ async def _invocations(name: str, request: Request) -> Response:
                 fast = runtime.prepare_rows(*rows)
                 return fast if fast is not None else runtime.prepare_frame(frame_of(doc))
 
-    answer = await plane.call(name, prepare, sticky_of=request.headers.get)
+    answer = await plane.call(name, prepare, sticky_of=request.headers.get, trace=trace)
+    answered.append(answer)
     predictions = answer.results["predict"]
     return _json({"predictions": _plain(predictions)}, headers={BACKEND_HEADER: answer.backend.key})
 
