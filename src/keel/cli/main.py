@@ -15,6 +15,7 @@ keel export onnx
 keel bundle
 keel monitor drift | profile
 keel pipeline run | resume | list | runs | show
+keel env list | show; keel promote MODEL --to ENV | approve | history
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ import typer
 
 from keel.cli import audit, auth, db, demo, doctor, experiments, home, models, runs, server
 from keel.cli import deploy as deploy_cli
+from keel.cli import env as env_cli
 from keel.cli import export as export_cli
 from keel.cli import monitor as monitor_cli
 from keel.cli import pipeline as pipeline_cli
 from keel.cli import predict as predict_cli
+from keel.cli import promote as promote_cli
 from keel.cli._group import KeelGroup
 from keel.cli.bundle import bundle
 from keel.cli.serve import serve
@@ -67,8 +70,15 @@ def root(
             "--version", callback=_print_version, is_eager=True, help="Print Keel's version."
         ),
     ] = False,
+    env: Annotated[
+        str | None, typer.Option("--env", help="The current environment (default: KEEL_ENV).")
+    ] = None,
 ) -> None:
     """Keel: track, register, deploy and monitor models. Errors are one line; --json for scripts."""
+    if env is not None:  # keel.environments: its tracking/artifact URI overrides apply
+        from keel.environments import select_environment
+
+        select_environment(env)
 
 
 app.command("init")(home.init)
@@ -88,6 +98,8 @@ app.add_typer(deploy_cli.app, name="deploy")
 app.add_typer(export_cli.app, name="export")
 app.add_typer(monitor_cli.app, name="monitor")
 app.add_typer(pipeline_cli.app, name="pipeline")
+app.add_typer(env_cli.app, name="env")
+app.add_typer(promote_cli.app, name="promote")
 app.command("bundle")(bundle)
 
 
