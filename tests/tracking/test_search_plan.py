@@ -1,4 +1,4 @@
-"""SQLite's plan for a search: which index of runs it scans, on new and upgraded databases.
+"""SQLite's plan for a search: which index it scans, on new and upgraded databases.
 
 A search that looks up each run's metrics (to filter or sort) should visit the runs in
 run_id order (``ix_runs_experiment_id_lifecycle_stage_run_id_start_time``), so that its
@@ -6,11 +6,18 @@ lookups into latest_metrics, clustered on run_id, go in order; one sorted by sta
 alone should read the start-time index, which gives it that order without a full sort.
 Both indexes are equally good for the WHERE clause, and SQLite then takes the one created
 last, so this checks the choice on databases built in either order.
+
+A search ordered by a metric first may instead walk latest_metrics' (key, value) index and
+stop once its page is full (``keel.tracking.sql_search_metric``): it should drive the
+join from that index and sort only ties, and be chosen only when it is expected to pay.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +25,8 @@ from keel.store import schema
 from keel.store.database import Database
 from keel.store.migrate import ensure_schema, run_alembic_upgrade, upgrade
 from keel.tracking.search import build_search
+from keel.tracking.sql_search_metric import metric_order_plan
+from keel.tracking.sql_store import SqlTrackingStore
 
 BY_RUN_ID = "ix_runs_experiment_id_lifecycle_stage_run_id_start_time"
 BY_START = "ix_runs_experiment_id_lifecycle_stage_start_time_run_id"
@@ -72,3 +81,88 @@ def test_a_search_in_start_time_order_reads_the_start_time_index(
     sqlite_db: Database, filter_text: str | None
 ) -> None:
     assert BY_START in _runs_index(sqlite_db, filter_text, None)
+
+
+# -- a search ordered by a metric first (keel.tracking.sql_search_metric) -------------------
+
+BY_KEY_VALUE = "ix_latest_metrics_key_value"
+
+
+def _plan(db: Database, query: Any) -> list[str]:
+    compiled = query.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True})
+    with db.read() as conn:
+        text = str(compiled).replace(":page_limit", "1001").replace(":page_offset", "0")
+        plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {text}")]
+    db.dispose()
+    return plan
+
+
+@pytest.mark.parametrize(
+    ("filter_text", "order_by"),
+    [
+        ("metrics.m0 > 0.5", ("metrics.m1 DESC",)),
+        (None, ("metrics.m1",)),
+        ("params.p = 'x'", ("metrics.m1 DESC", "attributes.name")),
+    ],
+)
+def test_the_metric_walk_reads_the_key_value_index_and_sorts_only_ties(
+    sqlite_db: Database, filter_text: str | None, order_by: tuple[str, ...]
+) -> None:
+    plan = metric_order_plan("sqlite", ("e" * 32,), filter_text, order_by, True)
+    assert plan is not None
+    steps = _plan(sqlite_db, plan.head)
+    # The walk drives the join from the index, in the page's order ...
+    walk = [s for s in steps if s.startswith("SEARCH order_metric")]
+    assert walk == [f"SEARCH order_metric USING INDEX {BY_KEY_VALUE} (key=?)"], steps
+    assert steps.index(walk[0]) < min(i for i, s in enumerate(steps) if "SEARCH runs" in s)
+    # ... so it sorts only runs tied on the metric, and can stop when the page is full.
+    assert "USE TEMP B-TREE FOR RIGHT PART OF ORDER BY" in steps, steps
+    assert steps.count("USE TEMP B-TREE FOR ORDER BY") == 1  # the page's 1,000 rows, joined
+
+
+def test_the_runs_without_the_metric_are_read_in_start_time_order(sqlite_db: Database) -> None:
+    plan = metric_order_plan("sqlite", ("e" * 32,), None, ("metrics.m1 DESC",), True)
+    assert plan is not None
+    assert any(BY_START in step for step in _plan(sqlite_db, plan.tail))
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SqlTrackingStore, str, str]]:
+    """600 runs of one experiment with m0, m1 uniform in [0, 1); 5 runs of another."""
+    db = Database(f"sqlite:///{tmp_path_factory.mktemp('walk') / 'walk.db'}")
+    ensure_schema(db)
+    store = SqlTrackingStore(db)
+    big, small = (store.create_experiment(name).experiment_id for name in ("big", "small"))
+    rng = random.Random(7)
+    for i in range(605):
+        run = store.create_run(big if i < 600 else small, name=f"r{i}", user="u", start_time=i)
+        metrics = [(f"m{j}", rng.random(), i, 0) for j in range(2)]
+        store.log_batch(run.run_id, metrics=metrics)
+    yield store, big, small
+    db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("experiment", "filter_text", "limit", "walks"),
+    [
+        ("big", "metrics.m0 > 0.5", 21, True),  # ~42 of 600 runs read
+        ("big", None, 101, True),
+        ("big", "metrics.m0 > 0.5", 201, False),  # ~400 runs: more than the break-even
+        ("big", "metrics.m0 > 2", 21, False),  # nothing in the sample passes
+        ("big", None, 600, False),  # the page takes every run: nothing to stop early for
+        ("small", None, 2, False),  # the index is mostly other experiments' runs
+    ],
+)
+def test_the_walk_is_taken_only_when_it_is_expected_to_pay(
+    filled: tuple[SqlTrackingStore, str, str],
+    experiment: str,
+    filter_text: str | None,
+    limit: int,
+    walks: bool,
+) -> None:
+    store, big, small = filled
+    eid = big if experiment == "big" else small
+    plan = metric_order_plan("sqlite", (eid,), filter_text, ("metrics.m1 DESC",), False)
+    assert plan is not None
+    with store.db.read() as conn:
+        assert plan.worth_it(conn, 0, limit) is walks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
@@ -10,6 +11,7 @@ from keel.store.database import Database
 from keel.tracking.entities import PagedList, Run
 from keel.tracking.search import build_search, encode_page_token
 from keel.tracking.sql_rows import hydrate
+from keel.tracking.sql_search_metric import metric_order_plan
 
 __all__ = ["SqlRunSearch"]
 
@@ -30,15 +32,11 @@ class SqlRunSearch:
         page_token: str | None = None,
     ) -> PagedList[Run]:
         """Return one page of runs matching ``filter`` in the given experiments."""
-        query, offset = build_search(
-            self.db.dialect, experiment_ids, filter, order_by, max_results, page_token
+        rows, offset = self._page(
+            experiment_ids, filter, order_by, max_results, page_token, as_json=False
         )
-        with self.db.read() as conn:
-            rows = conn.execute(query).all()
-            more = len(rows) > max_results
-            runs = hydrate(rows[:max_results])
-        token = encode_page_token(offset + max_results) if more else None
-        return PagedList(runs, token)
+        token = encode_page_token(offset + max_results) if len(rows) > max_results else None
+        return PagedList(hydrate(rows[:max_results]), token)
 
     def search_runs_json(
         self,
@@ -53,12 +51,50 @@ class SqlRunSearch:
 
         ``{"runs": [<Run.to_dict()>, ...], "next_page_token": ...}``, with no ``Run`` built.
         """
-        query, offset = build_search(
-            self.db.dialect, experiment_ids, filter, order_by, max_results, page_token,
-            as_json=True,
-        )  # fmt: skip
-        with self.db.read() as conn:
-            texts = conn.execute(query).scalars().all()
-        token = encode_page_token(offset + max_results) if len(texts) > max_results else None
-        runs = ",".join(texts[:max_results])
+        rows, offset = self._page(
+            experiment_ids, filter, order_by, max_results, page_token, as_json=True
+        )
+        token = encode_page_token(offset + max_results) if len(rows) > max_results else None
+        runs = ",".join(row[0] for row in rows[:max_results])
         return f'{{"runs":[{runs}],"next_page_token":{orjson.dumps(token).decode()}}}'.encode()
+
+    def _page(
+        self,
+        experiment_ids: Sequence[str],
+        filter_text: str | None,
+        order_by: Sequence[str] | str | None,
+        max_results: int,
+        page_token: str | None,
+        *,
+        as_json: bool,
+        plan: str = "auto",
+    ) -> tuple[list[Any], int]:
+        """Return (the page's rows plus one if there is more, the page's offset).
+
+        ``plan`` is "auto" (the metric-order walk when it pays, see
+        ``keel.tracking.sql_search_metric``), "general" (always ``build_search``'s query)
+        or "metric" (the walk whenever the order allows it); the last two are for tests.
+        """
+        # build_search checks every argument (and caches its statement), so the walk's
+        # plan is built only from arguments known to be good.
+        query, offset = build_search(
+            self.db.dialect, experiment_ids, filter_text, order_by, max_results, page_token,
+            as_json=as_json,
+        )  # fmt: skip
+        walk = None
+        order = (order_by,) if isinstance(order_by, str) else tuple(order_by or ())
+        ids = tuple(experiment_ids)
+        listed = isinstance(experiment_ids, list | tuple)
+        if plan != "general" and order and listed and _all_text(ids) and _all_text(order):
+            walk = metric_order_plan(self.db.dialect, ids, filter_text, order, as_json)
+        with self.db.read() as conn:
+            if walk is not None and (
+                plan == "metric" or walk.worth_it(conn, offset, max_results + 1)
+            ):
+                return walk.page(conn, offset, max_results + 1), offset
+            return list(conn.execute(query)), offset
+
+
+def _all_text(items: tuple[Any, ...]) -> bool:
+    # The walk's plans are cached by their arguments: only hashable, checked ones.
+    return all(type(item) is str for item in items)

@@ -1,0 +1,225 @@
+"""Run search ordered by a metric first: the page read in the metric's index order.
+
+A search like ``order_by=["metrics.m1 DESC"]`` is answered by ``build_search``'s general
+query by looking up the metric of every run in its experiments, sorting them all, and
+keeping one page: over 10,000 runs that lookup is most of the search. This plan instead
+walks latest_metrics' ``(key, value)`` index from the page's end of the order, joins each
+entry to its run (experiment, lifecycle stage, filter), and stops once the page is full.
+
+The order is exactly the general query's (``keel.tracking.filter_sql``): the metric's
+value first (NaN counts as missing), missing values last, then the other order keys,
+then start_time DESC and run_id. So a page is read in up to two parts:
+
+* the *head*: runs that have a non-NaN value of the metric, in index order;
+* the *tail*: runs that do not, in the order of the remaining keys — read only when the
+  head runs out before the page is full (its offset is the page's, less the head's size).
+
+Walking the index pays a random lookup per entry (the runs are not visited in the
+run_id order their rows are stored in, see migration 0008), about 2.5 times what the
+general query pays per run. It only wins when the page fills within the first ~40 % of
+the experiment's runs, so ``choose`` first counts the experiment's runs and checks how
+many of the first ``SAMPLE`` index entries pass the filter, and estimates the length of
+the walk from that; otherwise the general query runs, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    Alias,
+    ColumnElement,
+    Connection,
+    Integer,
+    Row,
+    Select,
+    bindparam,
+    false,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.ext.compiler import compiles
+
+from keel.store import schema as t
+
+__all__ = ["BREAK_EVEN", "SAMPLE", "MetricOrderPlan", "metric_order_plan"]
+
+# Entries read from the top of the index to estimate how long the walk for a page is.
+SAMPLE = 256
+# The walk is taken when it is expected to read at most this share of the runs: one
+# index entry costs ~2.5 runs' worth of the general query (measured on SQLite and
+# PostgreSQL over 10,000 runs), so this leaves the walk a clear margin.
+BREAK_EVEN = 0.4
+KEY_VALUE_INDEX = "ix_latest_metrics_key_value"
+
+
+@compiles(Alias, "sqlite")
+def _sqlite_alias(element: Alias, compiler: Any, fromhints: Any = None, **kw: Any) -> str:
+    # As keel.tracking.search does for tables: SQLAlchemy drops FROM hints on SQLite;
+    # this renders "latest_metrics AS order_metric INDEXED BY <index>" for such a hint.
+    text: str = compiler.visit_alias(element, fromhints=fromhints, **kw)
+    hint = fromhints.get(element) if fromhints and kw.get("asfrom") else None
+    return f"{text} {hint}" if hint else text
+
+
+_LIMIT = bindparam("page_limit", type_=Integer)
+_OFFSET = bindparam("page_offset", type_=Integer)
+
+
+@dataclass(frozen=True)
+class MetricOrderPlan:
+    """The statements of a search ordered by a metric first (see the module docstring).
+
+    Every statement takes its page size and offset as the bound parameters
+    ``page_limit`` and ``page_offset``; ``probe`` takes neither.
+    """
+
+    probe: Select[Any]  # (active runs in the experiments, sampled entries passing)
+    head: Select[Any]
+    head_count: Select[Any]
+    tail: Select[Any]
+
+    def worth_it(self, conn: Connection, offset: int, limit: int) -> bool:
+        """Return whether walking the index is expected to beat the general query."""
+        runs, passing = conn.execute(self.probe).one()
+        wanted = offset + limit
+        if not passing or wanted >= runs:  # nothing to stop early for
+            return False
+        expected = wanted * SAMPLE / passing
+        return expected <= BREAK_EVEN * runs
+
+    def page(self, conn: Connection, offset: int, limit: int) -> list[Row[Any]]:
+        """Return up to ``limit`` rows from ``offset`` on, in the search's order."""
+        rows = list(conn.execute(self.head, {"page_limit": limit, "page_offset": offset}))
+        if len(rows) == limit:
+            return rows
+        # A page that starts past the head starts in the tail at its offset less the head.
+        skip = 0 if rows or not offset else offset - conn.execute(self.head_count).scalar_one()
+        params = {"page_limit": limit - len(rows), "page_offset": skip}
+        rows.extend(conn.execute(self.tail, params))
+        return rows
+
+
+def metric_order_plan(
+    dialect: str,
+    experiment_ids: tuple[str, ...],
+    filter_text: str | None,
+    order_by: tuple[str, ...] | str | None,
+    as_json: bool,
+) -> MetricOrderPlan | None:
+    """Return the plan for a search whose first order key is a metric, else None.
+
+    Takes arguments ``build_search`` has already checked (it raises on bad ones), and
+    reuses plans already built, as it does.
+    """
+    return _cached_plan(dialect, experiment_ids, filter_text, order_by, as_json)
+
+
+@lru_cache(maxsize=256)
+def _cached_plan(
+    dialect: str,
+    experiment_ids: tuple[str, ...],
+    filter_text: str | None,
+    order_by: tuple[str, ...] | str | None,
+    as_json: bool,
+) -> MetricOrderPlan | None:
+    # Imported here, as build_search does: parsing needs none of it until a search runs.
+    from keel.tracking.filter import parse_filter, parse_order_by
+    from keel.tracking.filter_sql import compile_filter, order_clause, order_terms
+    from keel.tracking.sql_rows import run_columns, run_json_column
+
+    order_keys = parse_order_by(order_by)
+    if not order_keys or order_keys[0].key.kind != "metric":
+        return None
+    first, rest = order_keys[0], order_terms(order_keys[1:], dialect)
+    clause = compile_filter(parse_filter(filter_text), dialect)
+
+    r = t.runs
+    where: list[ColumnElement[bool]] = [
+        r.c.experiment_id.in_(list(experiment_ids)),
+        r.c.lifecycle_stage == "active",
+    ]
+    if clause is not None:
+        where.append(clause)
+    # An alias: the filter's and the other keys' subqueries read latest_metrics too, and
+    # would otherwise be correlated to this row instead of to their own.
+    lm = t.latest_metrics.alias("order_metric")
+    has_value = [lm.c.key == first.key.name, lm.c.is_nan == false()]
+    # Plain ASC/DESC, no NULLS LAST (values are never NULL): PostgreSQL reads its index
+    # backwards only for DESC NULLS FIRST, the default.
+    value_order = lm.c.value.asc() if first.ascending else lm.c.value.desc()
+    rest_labels = [expr.label(f"order_{i + 1}") for i, (expr, _) in enumerate(rest)]
+    tiebreak = (r.c.start_time.desc(), r.c.run_id.asc())
+    rest_order = [order_clause(k, asc) for k, (_, asc) in zip(rest_labels, rest, strict=True)]
+
+    walk = lm.join(r, r.c.run_id == lm.c.run_id)
+    head_ids = (
+        select(r.c.run_id, r.c.start_time, lm.c.value.label("order_0"), *rest_labels)
+        .select_from(walk)
+        .where(*has_value, *where)
+        .order_by(value_order, *rest_order, *tiebreak)
+        .limit(_LIMIT)
+        .offset(_OFFSET)
+    )
+    head_count = select(func.count()).select_from(walk).where(*has_value, *where)
+    sample = select(lm.c.run_id).where(*has_value).order_by(value_order).limit(SAMPLE).subquery()
+    passing = (
+        select(func.count())
+        .select_from(sample.join(r, r.c.run_id == sample.c.run_id))
+        .where(*where)
+        .scalar_subquery()
+    )
+    counted = select(func.count()).select_from(r).where(*where[:2]).scalar_subquery()
+    if dialect == "sqlite":
+        # SQLite would rather drive the join from runs and sort them all; the index is
+        # what lets it stop early (it sorts only runs tied on the metric). The count is
+        # left to drive from runs, in their stored order.
+        hint = f"INDEXED BY {KEY_VALUE_INDEX}"
+        head_ids = head_ids.with_hint(lm, hint, "sqlite")
+    has = select(literal(1)).where(
+        t.latest_metrics.c.run_id == r.c.run_id,
+        t.latest_metrics.c.key == first.key.name,
+        t.latest_metrics.c.is_nan == false(),
+    )
+    tail_ids = (
+        select(r.c.run_id, r.c.start_time, *rest_labels)
+        .where(*where, ~has.exists())
+        .order_by(*rest_order, *tiebreak)
+        .limit(_LIMIT)
+        .offset(_OFFSET)
+    )
+    columns = [run_json_column(dialect)] if as_json else run_columns(dialect)
+    return MetricOrderPlan(
+        probe=select(counted, passing),
+        head=_with_columns(head_ids, columns, [first.ascending, *(asc for _, asc in rest)], 0),
+        head_count=head_count,
+        tail=_with_columns(tail_ids, columns, [asc for _, asc in rest], 1),
+    )
+
+
+def _with_columns(
+    ids: Select[Any], columns: Sequence[ColumnElement[Any]], ascending: Sequence[bool], first: int
+) -> Select[Any]:
+    """Return the page of ``ids`` joined to its runs' ``columns``, in the same order.
+
+    As in ``build_search``: the page's ids first, then the columns of those runs only,
+    sorted again by the values the page carries (a join keeps no order).
+    """
+    from keel.tracking.filter_sql import order_clause
+
+    r = t.runs
+    page = ids.subquery("page")
+    keys = [page.c[f"order_{first + i}"] for i in range(len(ascending))]
+    return (
+        select(*columns)
+        .select_from(page.join(r, r.c.run_id == page.c.run_id))
+        .order_by(
+            *(order_clause(key, asc) for key, asc in zip(keys, ascending, strict=True)),
+            page.c.start_time.desc(),
+            page.c.run_id.asc(),
+        )
+    )
