@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     )
     from keel.monitoring.feedback import log_feedback
     from keel.monitoring.prediction_read import read_predictions
+    from keel.monitoring.windows import monitor_windows
     from keel.pipelines.api import (
         get_pipeline_run,
         list_pipeline_runs,
@@ -186,6 +187,7 @@ _EXPORTS: dict[str, str] = {
     # monitoring
     "log_feedback": "keel.monitoring.feedback",
     "read_predictions": "keel.monitoring.prediction_read",
+    "monitor_windows": "keel.monitoring.windows",
 }
 
 __all__ = [
@@ -246,6 +248,7 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "monitor_windows",
     "pipeline",
     "predict_batch",
     "promote",
