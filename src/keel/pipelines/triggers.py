@@ -40,6 +40,13 @@ MAX_PAYLOAD_KEYS = 100
 MAX_VERSIONS_PER_TICK = 100
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,99})\}")
 _HOLDER = new_holder_id()
+# the payload field that names the subject, for ``{field}`` in a trigger's params
+_SUBJECT_FIELD = {
+    "alert": "rule",
+    "model_version": "model",
+    "dataset": "dataset",
+    "webhook": "trigger",
+}
 
 
 def render_params(params: Mapping[str, str], payload: Mapping[str, Any]) -> dict[str, str]:
@@ -159,7 +166,8 @@ def fire_trigger(stores: Any, kind: str, subject: str, payload: dict[str, Any]) 
         rows = conn.execute(query.order_by(T.c.name)).all()
     event = payload.get("event_key")
     key = str(event)[:250] if event is not None else uuid.uuid4().hex
-    payload.setdefault(kind if kind != "model_version" else "model", subject)
+    payload.setdefault(_SUBJECT_FIELD[kind], subject)
+    payload.setdefault("kind", kind)
     launcher = launcher_for(stores)
     started = []
     for row in rows:
