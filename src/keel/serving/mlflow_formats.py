@@ -9,6 +9,9 @@ given as lists take the model's column order from the signature when the frame i
 
 from __future__ import annotations
 
+import functools
+import itertools
+import struct
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -54,8 +57,6 @@ def split_matrix(doc: Any, raw: bytes | None = None) -> tuple[list[str], Any] | 
     body ``doc`` was parsed from, lets booleans be ruled out without a look at every value.
     Anything else (None) goes through :func:`frame_of`.
     """
-    import numpy as np
-
     if not isinstance(doc, Mapping) or len(doc) != 1:
         return None
     value = doc.get("dataframe_split")
@@ -69,23 +70,90 @@ def split_matrix(doc: Any, raw: bytes | None = None) -> tuple[list[str], Any] | 
         or not all(isinstance(c, str) for c in columns)
     ):
         return None
-    try:
-        matrix = np.array(data)
-    except (TypeError, ValueError, OverflowError):  # ragged rows, huge integers
+    # numpy and struct read true/false as 1/0 next to numbers; the DataFrame refuses them
+    if raw is not None and not (
+        _ends_without_booleans(raw)
+        or _no_booleans(raw, ["dataframe_split", *value.keys(), *columns])
+    ):
         return None
-    if matrix.ndim != 2 or matrix.dtype.kind not in "iuf":
+    matrix = _float_rows(data)
+    if matrix is None:
+        matrix = _numeric_rows(data)
+    if matrix is None or (raw is None and not _no_booleans_in(data)):
         return None
-    # numpy reads true/false as 1/0 next to numbers; the DataFrame path refuses them
-    strings = ["dataframe_split", *value.keys(), *columns]
-    if not (_no_booleans(raw, strings) if raw is not None else _no_booleans_in(data)):
-        return None
-    if matrix.dtype.kind == "f" and matrix.size and np.abs(matrix).max() > _EXACT_FLOAT_INT:
+    if (
+        matrix.dtype.kind == "f"
+        and matrix.size
+        and (matrix.max() > _EXACT_FLOAT_INT or matrix.min() < -_EXACT_FLOAT_INT)
+    ):
         return None
     return columns, matrix
 
 
 # Integers up to 2**53 in magnitude are exact as float64.
 _EXACT_FLOAT_INT = 2.0**53
+
+
+def _float_rows(data: list[Any]) -> Any:
+    """``data`` as a float64 ``[rows, width]`` array when its rows are equal-length lists of
+    numbers led by a float (so ``numpy.array(data)`` would be float64 too), else None.
+
+    Booleans must already be ruled out: ``struct`` packs them as 1.0/0.0. Anything else that
+    is not a number (None, text, a nested list or object) or a row of another length makes
+    ``pack`` raise, so the values are converted and type-checked in one C loop per row,
+    ~2.5x faster than ``numpy.array`` on the nested lists (which first walks them all to
+    find the shape and the dtype).
+    """
+    import numpy as np
+
+    first = data[0]
+    if type(first) is not list or not first or type(first[0]) is not float:
+        return None  # all integers stay integers (numpy.array decides); odd shapes too
+    pack = _packer(len(first)).pack
+    try:
+        blob = bytearray().join([pack(*row) for row in data])
+    except (struct.error, TypeError, OverflowError):  # text, None, nesting, a short row
+        return None
+    return np.frombuffer(blob, dtype=np.float64).reshape(len(data), len(first))
+
+
+@functools.lru_cache(maxsize=64)
+def _packer(width: int) -> struct.Struct:
+    return struct.Struct(f"={width}d")
+
+
+def _numeric_rows(data: list[Any]) -> Any:
+    """``numpy.array(data)`` when that is a 2-D array of numbers, else None."""
+    import numpy as np
+
+    try:
+        matrix = np.array(data)
+    except (TypeError, ValueError, OverflowError):  # ragged rows, huge integers
+        return None
+    if matrix.ndim != 2 or matrix.dtype.kind not in "iuf":
+        return None
+    return matrix
+
+
+def _ends_without_booleans(raw: bytes) -> bool:
+    """Whether the JSON text ``raw`` ends with its one ``"data"`` key's value and no string,
+    ``true`` or ``false`` follows that key — the usual ``{"columns": …, "data": …}`` body.
+
+    Without a backslash in ``raw``, a ``"data"`` followed by ``:`` is a key named data; the
+    first is the one outside the data (a key comes before its value, columns are only
+    strings). No quote after it means no key, hence no duplicate, follows: orjson kept this
+    one. Outside strings the bytes ``t`` and ``f`` appear only in ``true`` and ``false``.
+    Three ``memchr`` scans of the tail instead of counting letters of the whole body.
+    """
+    if b"\\" in raw:
+        return False
+    at = raw.find(b'"data"')
+    while at != -1:
+        at += len(b'"data"')
+        if raw[at : at + 64].lstrip().startswith(b":"):
+            return raw.find(b'"', at) == raw.find(b"t", at) == raw.find(b"f", at) == -1
+        at = raw.find(b'"data"', at)
+    return False
 
 
 def _no_booleans(raw: bytes, strings: list[str]) -> bool:
@@ -106,8 +174,6 @@ def _no_booleans(raw: bytes, strings: list[str]) -> bool:
 
 
 def _no_booleans_in(data: list[Any]) -> bool:
-    import itertools
-
     return bool not in set(map(type, itertools.chain.from_iterable(data)))
 
 
@@ -131,6 +197,7 @@ def _frame(key: str, value: Any) -> pd.DataFrame:
     if key == "dataframe_split":
         if not isinstance(value, Mapping) or not isinstance(value.get("data"), list):
             raise InvalidInput("'dataframe_split' needs 'data' (a list of rows) and 'columns'")
+        _check_lengths(key, value["data"])
         return pd.DataFrame(value["data"], columns=value.get("columns"), index=value.get("index"))
     if key == "dataframe_records":
         if not isinstance(value, list) or not all(isinstance(r, Mapping) for r in value):
@@ -142,4 +209,16 @@ def _frame(key: str, value: Any) -> pd.DataFrame:
         raise InvalidInput(f"{key!r} must be a non-empty list of records or rows")
     if all(isinstance(r, Mapping) for r in value):
         return pd.DataFrame.from_records(value)
+    _check_lengths(key, value)
     return pd.DataFrame(value)  # rows: the signature's column order is applied later
+
+
+def _check_lengths(key: str, rows: list[Any]) -> None:
+    """``InvalidInput`` when list rows differ in length (pandas would pad them with NaN,
+    deprecated since pandas 3, and a missing value is then blamed on a column)."""
+    lengths = {len(row) for row in rows if isinstance(row, list)}
+    if len(lengths) > 1:
+        raise InvalidInput(
+            f"the rows of {key!r} must all have the same number of values, got "
+            f"{min(lengths)} to {max(lengths)}"
+        )
