@@ -5,8 +5,11 @@ PSI, Jensen–Shannon, normalised Wasserstein; chosen by column type and sample 
 named per column) and overall; ``profile(frame)`` keeps a compact, JSON-serialisable
 summary of a training dataset that ``drift`` and ``quality`` accept instead of the raw
 rows; ``quality(reference, current)`` reports missing values, out-of-range values,
-unseen categories and schema violations. Names load on first use, so ``import
-keel.monitoring`` loads no numpy, pandas or scipy.
+unseen categories and schema violations. ``monitor_windows(deployment, window="1h")``
+splits a deployment's prediction log into windows with their service health, data
+quality, drift and live performance; ``compute_figures`` gives the latest window's figures
+by name (what alert rules and the ``keel_monitor_*`` gauges use). Names load on first
+use, so ``import keel.monitoring`` loads no numpy, pandas or scipy.
 """
 
 from __future__ import annotations
