@@ -15,13 +15,27 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "KeelJournalBackend",
     "StudyInfo",
     "StudyStore",
+    "TuneResult",
+    "create_study",
+    "list_studies",
+    "load_study",
+    "tune",
+    "tuning_step",
 ]
 
 _EXPORTS = {
+    "KeelJournalBackend": "keel.hpo.journal",
     "StudyInfo": "keel.hpo.store",
     "StudyStore": "keel.hpo.store",
+    "TuneResult": "keel.hpo.search",
+    "create_study": "keel.hpo.journal",
+    "list_studies": "keel.hpo.journal",
+    "load_study": "keel.hpo.journal",
+    "tune": "keel.hpo.search",
+    "tuning_step": "keel.hpo.step",
 }
 
 
