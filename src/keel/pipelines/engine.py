@@ -210,6 +210,7 @@ class _Run:
             inputs,
             self.spec,  # type: ignore[arg-type]
             state.attempts,
+            state.run_id,
         )
         self.running.add(node_id)
         self.executor.submit(task, state.node.step.options.timeout)

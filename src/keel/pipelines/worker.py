@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +61,27 @@ class StoreSpec:
         _OPENED[self] = (store, None)
         return store
 
+    def activate(self) -> None:
+        """Point this process's ``keel.*`` calls at the spec's stores, if they are elsewhere.
+
+        A spawned worker inherits the environment, not a ``keel.set_tracking_uri`` made
+        in the parent; a step that logs (``keel.log_metric``, ``keel.log_model``) must
+        write where its run is.
+        """
+        from keel.config import reset_settings
+        from keel.stores import current_stores
+
+        if current_stores().tracking_uri == self.tracking_uri:
+            return
+        os.environ.update(
+            KEEL_HOME=self.home,
+            KEEL_TRACKING_URI=self.tracking_uri,
+            KEEL_ARTIFACT_URI=self.artifact_uri,
+        )
+        if self.token:
+            os.environ["KEEL_TOKEN"] = self.token
+        reset_settings()  # the stores are reopened with the new settings
+
 
 # spec -> (its blob store, what must stay alive with it: the REST stores' shared client)
 _OPENED: dict[StoreSpec, tuple[BlobStore, Any]] = {}
@@ -74,6 +97,7 @@ class StepTask:
     inputs: dict[str, OutputRef | tuple[OutputRef, ...]]
     store: StoreSpec
     attempt: int = 1
+    run_id: str | None = None  # the step run: active while the step runs (see execute)
 
 
 @dataclass(frozen=True)
@@ -131,7 +155,8 @@ def execute(task: StepTask, blobs: BlobStore | None = None) -> StepResult:
         root.addHandler(handler)
         try:
             with contextlib.redirect_stdout(logs), contextlib.redirect_stderr(logs):
-                value = task.step.fn(**kwargs)
+                with _step_run(task):
+                    value = task.step.fn(**kwargs)
         finally:
             root.removeHandler(handler)
         output = store_output(value, store, task.node_id)
@@ -141,6 +166,20 @@ def execute(task: StepTask, blobs: BlobStore | None = None) -> StepResult:
         message = f"{type(exc).__name__}: {exc}"
         return StepResult(task.node_id, None, message, _tb(exc), logs.text(), started, _ms())
     return StepResult(task.node_id, output, None, None, logs.text(), started, _ms())
+
+
+@contextlib.contextmanager
+def _step_run(task: StepTask) -> Iterator[None]:
+    # The step's own run is the active run while it runs: what it logs, and any model it
+    # registers, is recorded on (and traced to) its step run.
+    if task.run_id is None:
+        yield
+        return
+    from keel.tracking.fluent import attached_run
+
+    task.store.activate()
+    with attached_run(task.run_id):
+        yield
 
 
 def _tb(exc: BaseException) -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -49,7 +50,7 @@ def clean_artifact_path(path: str) -> str:
 class ActiveRun:
     """A run this process is writing; use it as a context manager."""
 
-    def __init__(self, stores: Stores, run: Run) -> None:
+    def __init__(self, stores: Stores, run: Run, *, attached: bool = False) -> None:
         from keel.config import get_settings
 
         settings = get_settings()
@@ -57,6 +58,9 @@ class ActiveRun:
         self.run_id = run.run_id
         self.experiment_id = run.experiment_id
         self.name = run.name
+        # An attached run was started by someone else, who ends it and keeps it alive
+        # (a pipeline step's run: the engine); this process only logs to it.
+        self.attached = attached
         self._valid_keys: set[str] = set()
         self._ended = False
         self._writer = writer_id()
@@ -66,7 +70,9 @@ class ActiveRun:
             lambda rows: tracking.log_batch(run_id, metrics=rows),
             flush_interval=settings.metric_flush_interval,
             max_size=settings.metric_buffer_size,
-            heartbeat=lambda: tracking.heartbeat(run_id, self._writer, now_ms()),
+            heartbeat=None
+            if attached
+            else (lambda: tracking.heartbeat(run_id, self._writer, now_ms())),
             heartbeat_interval=settings.heartbeat_interval,
             name=f"keel-run-{run_id[:8]}",
         )
@@ -109,21 +115,31 @@ class ActiveRun:
         self._buffer.flush()
 
     def end(self, status: RunStatus | str = RunStatus.FINISHED) -> Run:
-        """Flush, record the final status and end time, and return the finished run."""
+        """Flush, record the final status and end time, and return the finished run.
+
+        An attached run is only detached: whoever started it records its end.
+        """
         status = RunStatus.parse(status)
-        if self._ended:
+        if self._ended or self.attached:
+            self.detach()
             return self._stores.tracking.get_run(self.run_id)
+        try:
+            self.detach()
+        finally:
+            run = self._stores.tracking.end_run(self.run_id, status, now_ms())
+        return run
+
+    def detach(self) -> None:
+        """Flush buffered metrics and stop being the active run, leaving the run open."""
+        if self._ended:
+            return
         self._ended = True
         with _open_lock:
             _open_runs.discard(self)
         stack = _stack()
         if self in stack:
             stack.remove(self)
-        try:
-            self._buffer.close()
-        finally:
-            run = self._stores.tracking.end_run(self.run_id, status, now_ms())
-        return run
+        self._buffer.close()
 
     # -- params, metrics, tags -----------------------------------------------------------
     def log_param(self, key: str, value: Any) -> None:
@@ -313,6 +329,8 @@ def start_run(
     stores = current_stores()
     settings = get_settings()
     stack = _stack()
+    if stack and stack[-1].attached and parent_run_id is None:
+        nested = True  # inside a pipeline step: a new run is one of the step's children
     if stack and not nested and parent_run_id is None:
         raise InvalidInput(
             f"run {stack[-1].run_id} is already active; end it first or pass nested=True"
@@ -351,6 +369,26 @@ def start_run(
     active = ActiveRun(stores, run)
     stack.append(active)
     return active
+
+
+@contextmanager
+def attached_run(run_id: str) -> Iterator[ActiveRun]:
+    """Yield the existing run ``run_id`` as this thread's active run, without ending it.
+
+    For a run that another part of Keel started and will end (a pipeline step's run):
+    ``keel.log_metric``, ``keel.log_model``… inside the block go to it, and a
+    ``keel.start_run()`` inside it starts a child of it. Leaving the block flushes what was
+    logged and leaves the run open.
+    """
+    from keel.stores import current_stores
+
+    stores = current_stores()
+    active = ActiveRun(stores, stores.tracking.get_run(run_id), attached=True)
+    _stack().append(active)
+    try:
+        yield active
+    finally:
+        active.detach()
 
 
 def _generated_name() -> str:
