@@ -15,6 +15,7 @@ keel export onnx
 keel bundle
 keel monitor drift | profile
 keel pipeline run | resume | list | runs | show
+keel hpo studies | show
 keel env list | show; keel promote MODEL --to ENV | approve | history
 """
 
@@ -28,6 +29,7 @@ from keel.cli import audit, auth, db, demo, doctor, experiments, home, models, r
 from keel.cli import deploy as deploy_cli
 from keel.cli import env as env_cli
 from keel.cli import export as export_cli
+from keel.cli import hpo as hpo_cli
 from keel.cli import monitor as monitor_cli
 from keel.cli import pipeline as pipeline_cli
 from keel.cli import predict as predict_cli
@@ -98,6 +100,7 @@ app.add_typer(deploy_cli.app, name="deploy")
 app.add_typer(export_cli.app, name="export")
 app.add_typer(monitor_cli.app, name="monitor")
 app.add_typer(pipeline_cli.app, name="pipeline")
+app.add_typer(hpo_cli.app, name="hpo")
 app.add_typer(env_cli.app, name="env")
 app.add_typer(promote_cli.app, name="promote")
 app.command("bundle")(bundle)

@@ -27,6 +27,7 @@ __all__ = [
     "ERROR",
     "KIND",
     "NUMBER",
+    "RUN_ID",
     "STATE",
     "STUDY",
     "TrialPlan",
@@ -43,6 +44,7 @@ KIND, STUDY, NUMBER, STATE, ERROR = (
     "keel.hpo.error",
 )
 INTERMEDIATE = "intermediate_value"
+RUN_ID = "keel.run_id"  # the trial's user attribute naming its run
 _MAX_ERROR = 4000
 _RUN_STATUS = {
     TrialState.COMPLETE: RunStatus.FINISHED,
@@ -130,6 +132,7 @@ def _run_one(
         tags=tags,
     )
     done.run_ids[trial.number] = run.run_id
+    trial.set_user_attr(RUN_ID, run.run_id)  # the study links each trial to its run
     error: str | None = None
     try:
         values, error = _values(objective(trial), n)
