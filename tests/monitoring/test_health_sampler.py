@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from windows_support import HOUR, T0, log_frame
 
-from keel.errors import Conflict, InvalidInput
+from keel.errors import InvalidInput
 from keel.monitoring.health_sampler import (
     HealthSampler,
     artifact_root,
@@ -76,12 +76,23 @@ def test_the_job_samples_and_flushes_through_the_scheduler(
         assert back["memory_rss_bytes"].notna().all()
 
 
-def test_remote_artifacts_cannot_be_sampled_to() -> None:
+def test_remote_artifacts_need_the_servers_root(keel_env: object) -> None:
     class Remote:
-        artifact_uri = "http://127.0.0.1:9/"
+        artifact_uri = tracking_uri = "http://127.0.0.1:9/"
 
-    with pytest.raises(Conflict, match="server"):
+    with pytest.raises(InvalidInput, match="KEEL_ARTIFACT_URI"):
         artifact_root(Remote())  # type: ignore[arg-type]
+
+
+def test_a_failed_write_keeps_the_samples_for_the_next_flush(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    sampler = HealthSampler(str(blocker), flush_every_s=3600)
+    sampler.sample()
+    sampler.sample()
+    with pytest.raises(NotADirectoryError):
+        sampler.flush()
+    assert len(sampler._buffer) == 2
 
 
 def test_bad_settings_and_ranges() -> None:

@@ -33,9 +33,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from keel.errors import Conflict, InvalidInput
+from keel.errors import InvalidInput, StoreUnavailable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 PREFIX = "monitoring/health"
+MAX_BUFFER = 10_000  # samples kept while the store is unreachable (~42 h at 15 s)
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,19 @@ class HealthSampler:
         by_hour: dict[str, list[Sample]] = {}
         for item in batch:
             by_hour.setdefault(_hour(item.time_ms), []).append(item)
-        for hour, items in by_hour.items():
-            _write(self.root, hour, items)
-        return len(batch)
+        written = 0
+        try:
+            for hour, items in by_hour.items():
+                _write(self.root, hour, items)
+                written += len(items)
+        except Exception:
+            # Keep what was not written for the next flush (bounded: a store down for a
+            # day must not grow the buffer without end), then let the scheduler count it.
+            unwritten = [i for h, items in by_hour.items() for i in items][written:]
+            with self._lock:
+                self._buffer = (unwritten + self._buffer)[-MAX_BUFFER:]
+            raise
+        return written
 
 
 def _hour(time_ms: int) -> str:
@@ -148,8 +159,15 @@ def _hour_ms(name: str) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
+def _backend(root: str) -> Any:
+    # The artifact store's own byte mover: a local folder, or s3:// through s3fs with the
+    # store's settings, exactly as the prediction log writes beside these samples.
+    from keel.store.blobs import normalise_url, open_backend
+
+    return open_backend(normalise_url(root), None)
+
+
 def _write(root: str, hour: str, items: list[Sample]) -> None:
-    import fsspec
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -163,22 +181,30 @@ def _write(root: str, hour: str, items: list[Sample]) -> None:
     )
     out = io.BytesIO()
     pq.write_table(table, out)
-    fs, base = fsspec.core.url_to_fs(root)
-    folder = f"{base.rstrip('/')}/{PREFIX}/hour={hour}"
-    final = f"{folder}/{uuid.uuid4().hex}.parquet"
-    fs.makedirs(folder, exist_ok=True)
-    from fsspec.implementations.local import LocalFileSystem
+    data = out.getvalue()
+    backend = _backend(root)
+    final = backend.join(*PREFIX.split("/"), f"hour={hour}", f"{uuid.uuid4().hex}.parquet")
+    direct = backend.direct_writes  # S3: a PUT appears whole or not at all
+    # A reader must never see half a segment: the temp name does not end in .parquet.
+    target = final if direct else f"{final[: -len('.parquet')]}.part"
+    try:
+        with backend.open_write(target, temporary=not direct, size_hint=len(data)) as f:
+            f.write(data)
+        if not direct:
+            backend.publish(target, final)
+    except backend.unavailable_errors as exc:
+        raise StoreUnavailable(f"cannot write process samples to {root} ({exc})") from exc
 
-    if isinstance(fs, LocalFileSystem):
-        # A reader must never see half a segment: write a dot-file, then rename it in place.
-        tmp = f"{folder}/.{uuid.uuid4().hex}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(out.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    else:  # object stores publish a PUT whole or not at all
-        fs.pipe_file(final, out.getvalue())
+
+def _listing(backend: Any, folder: str) -> list[str]:
+    fs = getattr(backend, "fs", None)
+    if fs is None:
+        return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    fs.invalidate_cache(folder)
+    try:
+        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(folder, detail=False))
+    except FileNotFoundError:
+        return []
 
 
 def read_samples(root: str, start_ms: int, end_ms: int) -> pd.DataFrame:
@@ -186,23 +212,22 @@ def read_samples(root: str, start_ms: int, end_ms: int) -> pd.DataFrame:
 
     Only the hour partitions that overlap the range are read.
     """
-    import fsspec
     import pyarrow.parquet as pq
 
     if end_ms <= start_ms:
         return empty_samples()
-    fs, base = fsspec.core.url_to_fs(root)
-    folder = f"{base.rstrip('/')}/{PREFIX}"
-    if not fs.exists(folder):
-        return empty_samples()
+    backend = _backend(root)
+    folder = backend.join(*PREFIX.split("/"))
+    fs = getattr(backend, "fs", None)
     frames = []
-    for entry in fs.ls(folder, detail=False):
-        hour_ms = _hour_ms(entry.rstrip("/").rsplit("/", 1)[-1])
+    for entry in _listing(backend, folder):
+        hour_ms = _hour_ms(entry)
         if hour_ms is None or hour_ms + 3_600_000 <= start_ms or hour_ms >= end_ms:
             continue
-        for path in fs.ls(entry, detail=False):
-            name = path.rsplit("/", 1)[-1]
+        hour_folder = backend.join(*PREFIX.split("/"), entry)
+        for name in _listing(backend, hour_folder):
             if name.endswith(".parquet") and not name.startswith("."):
+                path = backend.join(*PREFIX.split("/"), entry, name)
                 frames.append(pq.read_table(path, filesystem=fs).to_pandas())
     if not frames:
         return empty_samples()
@@ -228,14 +253,14 @@ def empty_samples() -> pd.DataFrame:
 
 
 def artifact_root(stores: Stores) -> str:
-    """Return the fsspec root the monitoring data lives under; a remote store is a Conflict."""
-    uri = stores.artifact_uri
-    if uri.split(":", 1)[0].lower() in ("http", "https"):
-        raise Conflict(
-            f"the artifacts are served by the Keel server at {uri}: process samples are "
-            "written by that server, not through it"
-        )
-    return uri
+    """Return the root the monitoring data lives under: the prediction log's root.
+
+    Through a Keel server that is ``KEEL_ARTIFACT_URI`` when set (``InvalidInput``
+    otherwise), as ``keel.monitoring.prediction_store.log_root`` decides.
+    """
+    from keel.monitoring.prediction_store import log_root
+
+    return log_root(stores).url
 
 
 def health_sampling_job(
