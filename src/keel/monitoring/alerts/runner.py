@@ -131,7 +131,7 @@ class _Pass:
             except Exception as exc:  # noqa: BLE001 - one notifier down: the others still go
                 self.fail(rule, alert, where, exc)
         if step.notify in ("firing", "repeat"):
-            self.store.mark_notified(alert.alert_id)
+            self.store.mark_notified(alert.alert_id, self.now)
         if not step.act:
             return
         for i, spec in enumerate(rule.actions):

@@ -382,13 +382,12 @@ class SqlAlertStore(AlertStore):
         audited = {"rule": rule.name, "deployment": rule.deployment, "value": step.value, **detail}
         append(conn, [Entry(f"alert.{kind}", "alert", alert_id, audited)])
 
-    def mark_notified(self, alert_id: str) -> None:
-        """Record that ``alert_id`` delivered now (its notifiers were called, whatever they
-        answered): it will not deliver again until its ``repeat`` is due."""
+    def mark_notified(self, alert_id: str, at: int | None = None) -> None:
+        """Record that ``alert_id`` delivered at ``at`` (default now; its notifiers were
+        called, whatever they answered): it delivers again only when its repeat is due."""
+        when = now_ms() if at is None else at
         with self.db.write() as conn:
-            self._set(
-                conn, alert_id, notified_at=now_ms(), notifications=alerts.c.notifications + 1
-            )
+            self._set(conn, alert_id, notified_at=when, notifications=alerts.c.notifications + 1)
 
     def record(
         self,

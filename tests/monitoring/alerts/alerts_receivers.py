@@ -1,0 +1,124 @@
+"""Real local receivers for notifier tests: an HTTP server and an SMTP server on 127.0.0.1.
+
+``http_receiver()`` records every request (method, path, headers, JSON body) and answers
+with the status a test sets; ``smtp_receiver()`` is aiosmtpd's ``Controller`` recording
+every message, optionally demanding a login. Both bind 127.0.0.1 on a free port and stop
+when the ``with`` block ends.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["HttpReceiver", "SmtpReceiver", "http_receiver", "smtp_receiver"]
+
+
+@dataclass
+class HttpReceiver:
+    """What the HTTP receiver got, and what it answers."""
+
+    url: str
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+    got: threading.Event = field(default_factory=threading.Event)
+
+    def bodies(self) -> list[Any]:
+        """Return the JSON body of every request so far."""
+        return [r["json"] for r in self.requests]
+
+
+@contextmanager
+def http_receiver() -> Iterator[HttpReceiver]:
+    """Serve a recording HTTP endpoint on 127.0.0.1; yield it, then stop it."""
+    receiver: HttpReceiver
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = min(int(self.headers.get("Content-Length") or 0), 1_000_000)
+            raw = self.rfile.read(length)
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+            receiver.requests.append(
+                {"path": self.path, "headers": dict(self.headers), "json": body}
+            )
+            receiver.got.set()
+            self.send_response(receiver.status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver = HttpReceiver(f"http://127.0.0.1:{server.server_port}")
+    thread = threading.Thread(target=server.serve_forever, name="alerts-http-receiver")
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@dataclass
+class SmtpReceiver:
+    """What the SMTP receiver got."""
+
+    host: str
+    port: int
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    logins: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def smtp_receiver(*, password: str | None = None) -> Iterator[SmtpReceiver]:
+    """Serve a recording SMTP server on 127.0.0.1 (a login with ``password`` required if
+    given); yield it, then stop it."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    receiver = SmtpReceiver("127.0.0.1", _free_port())
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            receiver.messages.append(
+                {
+                    "from": envelope.mail_from,
+                    "to": list(envelope.rcpt_tos),
+                    "data": envelope.content.decode("utf-8", "replace"),
+                }
+            )
+            return "250 OK"
+
+    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        login, secret = data.login.decode(), data.password.decode()
+        receiver.logins.append((login, secret))
+        return AuthResult(success=secret == password, handled=False)
+
+    extra: dict[str, Any] = {}
+    if password is not None:
+        # AUTH over plain SMTP is fine on 127.0.0.1 (requiring it makes aiosmtpd warn)
+        extra = {"authenticator": authenticate, "auth_require_tls": False}
+    controller = Controller(Handler(), hostname=receiver.host, port=receiver.port, **extra)
+    controller.start()
+    try:
+        yield receiver
+    finally:
+        controller.stop()
