@@ -46,6 +46,9 @@ if TYPE_CHECKING:
         NotFound,
         SchemaError,
     )
+    from keel.hpo.journal import create_study, load_study
+    from keel.hpo.search import TuneResult, tune
+    from keel.hpo.step import tuning_step
     from keel.monitoring.feedback import log_feedback
     from keel.monitoring.prediction_read import read_predictions
     from keel.monitoring.windows import monitor_windows
@@ -146,6 +149,12 @@ _EXPORTS: dict[str, str] = {
     "load_step_output": "keel.pipelines.api",
     "resume_pipeline": "keel.pipelines.api",
     "run_pipeline": "keel.pipelines.api",
+    # hyperparameter search
+    "TuneResult": "keel.hpo.search",
+    "create_study": "keel.hpo.journal",
+    "load_study": "keel.hpo.journal",
+    "tune": "keel.hpo.search",
+    "tuning_step": "keel.hpo.step",
     # registry
     "delete_alias": "keel.registry.api",
     "get_alias_history": "keel.registry.api",
@@ -206,6 +215,7 @@ __all__ = [
     "SchemaError",
     "Step",
     "StepFailed",
+    "TuneResult",
     "__version__",
     "ab_analysis",
     "abort_rollout",
@@ -214,6 +224,7 @@ __all__ = [
     "bundle_model",
     "create_deployment",
     "create_experiment",
+    "create_study",
     "delete_alias",
     "delete_deployment",
     "download_artifacts",
@@ -243,6 +254,7 @@ __all__ = [
     "list_registered_models",
     "load_model",
     "load_step_output",
+    "load_study",
     "log_feedback",
     "log_metric",
     "log_metrics",
@@ -272,6 +284,8 @@ __all__ = [
     "set_traffic",
     "start_run",
     "step",
+    "tune",
+    "tuning_step",
 ]
 
 
