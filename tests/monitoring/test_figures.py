@@ -130,3 +130,20 @@ def test_published_figures_are_gauges_on_the_default_registry() -> None:
     finally:
         forget_figures()
     assert _scrape() == {}
+
+
+def test_the_collector_registers_once_under_concurrent_publishers() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: publish_figures(f"dep-{i}", {"error_rate": i / 10}), range(8)))
+        families = [
+            f
+            for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())
+            if f.name == "keel_monitor_error_rate"
+        ]
+        assert len(families) == 1
+        assert len(families[0].samples) == 8
+    finally:
+        forget_figures()

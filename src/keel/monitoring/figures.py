@@ -251,13 +251,23 @@ class _FigureCollector:
             yield family
 
 
+_REGISTER_LOCK = threading.Lock()
+
+
 @cache
-def _collector() -> _FigureCollector:
+def _registered() -> _FigureCollector:
     from prometheus_client import REGISTRY
 
     collector = _FigureCollector()
     REGISTRY.register(collector)  # type: ignore[arg-type]
     return collector
+
+
+def _collector() -> _FigureCollector:
+    # functools.cache does not stop two threads from both calling the function: the lock
+    # makes the collector register once, or /metrics would show every gauge twice.
+    with _REGISTER_LOCK:
+        return _registered()
 
 
 def publish_figures(deployment: str, figures: Mapping[str, float]) -> None:
