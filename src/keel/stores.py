@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from keel.deploy.store import DeploymentStore
     from keel.hpo.store import StudyStore
     from keel.monitoring.alerts.store import AlertStore
+    from keel.pipelines.schedule_store import ScheduleStore
     from keel.promotion.store import PromotionStore
     from keel.registry.store import RegistryStore
     from keel.store.artifacts import BlobStore
@@ -48,6 +49,18 @@ class Stores:
         from keel.client.deployments import RestDeploymentStore
 
         return RestDeploymentStore(self.tracking.http)  # type: ignore[attr-defined]
+
+    @cached_property
+    def pipeline_schedules(self) -> ScheduleStore:
+        """Return the pipeline schedules and triggers store on ``tracking``'s backend."""
+        db = getattr(self.tracking, "db", None)
+        if db is not None:
+            from keel.pipelines.sql_schedules import SqlScheduleStore
+
+            return SqlScheduleStore(db)
+        from keel.client.pipelines import RestScheduleStore
+
+        return RestScheduleStore(self.tracking.http)  # type: ignore[attr-defined]
 
     @cached_property
     def alerts(self) -> AlertStore:

@@ -33,6 +33,7 @@ __all__ = [
     "EXECUTORS",
     "MISSED_POLICIES",
     "TRIGGER_KINDS",
+    "WEBHOOK_HEADER",
     "Dispatch",
     "DuePlan",
     "PipelineSchedule",
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 MISSED_POLICIES = ("latest", "skip", "all")
+WEBHOOK_HEADER = "Keel-Trigger-Token"  # a webhook call carries its trigger's token here
 TRIGGER_KINDS = ("alert", "model_version", "dataset", "webhook")
 EXECUTORS = ("local", "inline", "ray")
 DISPATCH_STATUSES = ("running", "finished", "failed", "lost")

@@ -31,6 +31,7 @@ def create_app(
     from keel.server.routes import blobs, deployments, experiments, health, models, runs
     from keel.server.routes import feedback as feedback_routes
     from keel.server.routes import hpo as hpo_routes
+    from keel.server.routes import pipelines as pipeline_routes
     from keel.server.routes import promotions as promotion_routes
     from keel.server.routes.inference_lifespan import install_deployments
 
@@ -66,6 +67,7 @@ def create_app(
     app.include_router(feedback_routes.router, prefix=API_PREFIX, dependencies=reads)
     app.include_router(hpo_routes.router, prefix=API_PREFIX, dependencies=reads)
     app.include_router(alert_routes.router, prefix=API_PREFIX, dependencies=reads)
+    app.include_router(pipeline_routes.router, prefix=API_PREFIX, dependencies=reads)
     app.include_router(auth_routes.me_router, prefix=API_PREFIX)
     app.include_router(auth_routes.router, prefix=API_PREFIX)
     from keel.server.ui import install_ui
