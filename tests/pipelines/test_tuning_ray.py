@@ -1,0 +1,58 @@
+"""Trials as Ray tasks on a local Ray instance (started once for the module), sharing one
+study in SQLite, PostgreSQL or behind a live server: every trial number once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import optuna
+import pytest
+
+import keel
+from keel.hpo import load_study, tune
+
+ray = pytest.importorskip("ray", reason="the ray tests need the ray extra")
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray() -> Iterator[None]:
+    """Start one small local Ray instance for the module and stop it afterwards."""
+    import os
+    import sys
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+        runtime_env={"env_vars": env},
+    )  # fmt: skip
+    yield
+    ray.shutdown()
+
+
+def curve(trial: optuna.Trial) -> float:
+    x = trial.suggest_float("x", -3.0, 3.0)
+    for step in range(3):
+        trial.report(abs(x) + step, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    if x > 2.5:
+        raise ValueError("too far right")
+    return x * x
+
+
+def test_trials_on_ray_share_one_study(backend: Any) -> None:
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2)
+    result = tune(curve, n_trials=9, n_jobs=3, study="on-ray", executor="ray", pruner=pruner)
+    study = load_study("on-ray")
+    assert sorted(t.number for t in study.trials) == list(range(9))
+    assert sorted(result.trial_run_ids) == list(range(9))
+    assert sum(result.states.values()) == 9
+    for number, run_id in result.trial_run_ids.items():
+        run = keel.get_run(run_id)
+        assert run.parent_run_id == result.parent_run_id
+        assert run.tags["keel.hpo.trial"] == str(number)
+        assert run.tags["keel.hpo.state"] == study.trials[number].state.name
+    assert study.trials[result.best_trial].value == result.best_value
