@@ -8,6 +8,7 @@ and numpy give on the same requests and rows.
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -61,6 +62,15 @@ def traffic(home: Home) -> Iterator[dict[str, Any]]:
                 bad = oip_body(home.X, 0, 2)
                 bad["inputs"] = bad["inputs"][1:]
                 assert client.post("/v2/models/cancer/infer", json=bad).status_code == 400
+        # The sampler job, as keel server runs it, records this process while it served.
+        from keel.monitoring.health_sampler import health_sampling_job
+        from keel.scheduler import Scheduler
+
+        sampler = health_sampling_job(current_stores(), every_s=15, flush_every_s=1e-9)
+        scheduler = Scheduler([sampler])
+        scheduler.tick(sampler)
+        scheduler.tick(sampler)
+        assert scheduler.status[sampler.name].failures == 0
         labels = home.y.to_numpy()[: REQUESTS * ROWS].astype(float)
         log_feedback(dep, np.repeat(ids, ROWS).tolist(), labels.tolist(),
                      row=np.tile(np.arange(ROWS), REQUESTS).tolist())  # fmt: skip
@@ -85,6 +95,8 @@ def test_windows_of_served_traffic_match_sklearn(home: Home, traffic: dict[str, 
     assert health.error_rate == 0.0
     latencies = log[log["status"] == 200].groupby("request_id")["latency_ms"].first()
     assert health.latency_p95_ms == pytest.approx(float(np.percentile(latencies, 95)))
+    assert report.process is not None
+    assert report.process.samples == 2
     (version,) = report.versions
     assert (version.model, version.version) == ("cancer", "1")
     assert version.quality is not None
@@ -108,7 +120,12 @@ def test_windows_of_served_traffic_match_sklearn(home: Home, traffic: dict[str, 
 
 def test_figures_and_gauges_of_served_traffic(home: Home, traffic: dict[str, Any]) -> None:
     from keel.monitoring import compute_figures
-    from keel.monitoring.figures import forget_figures, refresh_figures
+    from keel.monitoring.figures import (
+        figures_job,
+        forget_figures,
+        published_figures,
+        refresh_figures,
+    )
     from keel.stores import current_stores
 
     with keel_home(home.path):
@@ -121,11 +138,19 @@ def test_figures_and_gauges_of_served_traffic(home: Home, traffic: dict[str, Any
         assert 0.0 <= figures["accuracy"] <= 1.0
         assert "accuracy_decay" in figures
         assert "rmse" not in figures  # a classifier: no regression figure, not a 0
+        assert figures["cpu_percent"] >= 0.0
+        if sys.platform.startswith("linux"):  # resident memory is read from /proc
+            assert figures["memory_rss_bytes"] > 0
         try:
+            job = figures_job(stores, window_s=86_400.0)
+            assert not job.exclusive
+            job.run()
+            published = published_figures()
             refreshed = refresh_figures(stores, window_s=86_400.0)
             text = generate_latest(REGISTRY).decode()
         finally:
             forget_figures()
+    assert published[traffic["deployment"]]["request_count"] == REQUESTS + 1
     assert traffic["deployment"] in refreshed
     assert f'keel_monitor_accuracy{{deployment="{traffic["deployment"]}"}}' in text
 
