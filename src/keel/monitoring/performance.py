@@ -209,12 +209,11 @@ def _classification(predicted: Any, target: Any, probs: np.ndarray | None) -> Pe
         options: dict[str, Any] = {"average": "binary", "pos_label": labels[1]}
     else:
         options = {"average": "macro", "labels": labels}
-    for name, fn in (
-        ("precision", metrics.precision_score),
-        ("recall", metrics.recall_score),
-        ("f1", metrics.f1_score),
-    ):
-        values[name] = float(fn(true, pred, zero_division=0, **options))
+    # One pass over the confusion counts gives all three (not three sklearn calls).
+    precision, recall, f1, _ = metrics.precision_recall_fscore_support(
+        true, pred, zero_division=0, **options
+    )
+    values.update(precision=float(precision), recall=float(recall), f1=float(f1))
     skipped: dict[str, str] = {}
     if probs is None:
         skipped["roc_auc"] = "no predicted probabilities (output.predict_proba.*)"
