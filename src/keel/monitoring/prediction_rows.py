@@ -111,8 +111,10 @@ def _group(records: list[tuple[Any, ...]]) -> pa.Table:
         if isinstance(first[9], np.ndarray):
             block = _concat([r[9] for r in records])
             names = list(first[10] or [str(j) for j in range(block.shape[1])])
+            # one transposing copy, then every column is contiguous (Arrow takes it as is)
+            by_column = np.ascontiguousarray(np.moveaxis(block, 1, 0))
             for j, name in enumerate(names):
-                columns.update(arrow_columns(f"input.{name}", block[:, j]))
+                columns.update(arrow_columns(f"input.{name}", by_column[j]))
         else:
             for name in first[9]:
                 columns.update(

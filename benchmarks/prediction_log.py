@@ -1,0 +1,142 @@
+"""Prediction-log overhead: ``keel serve`` throughput with the log on vs off, side by side.
+
+The model and the bodies are figure (g)'s (``serving.py``: the breast_cancer pipeline, 30
+float columns; MLflow ``dataframe_split`` on ``/invocations`` and one OIP FP64 tensor
+``[rows, 30]`` asking for ``predict``), registered once. Two ``keel serve`` processes serve
+the same version at once, one with ``--no-log-predictions``, one with
+``--log-predictions`` (every input recorded: sample rate 1, the default, the costliest
+case). For each cell (route x 1 or 100 rows, ``C`` keep-alive connections) wrk loads the
+"off" server then the "on" server for ``--duration`` seconds, ``--repeat`` times
+alternately, so drift in the machine's load hits both sides alike; a cell's figure is the
+median requests/s of each side and their ratio (target >= 0.95).
+
+After the load the "on" server is stopped (its shutdown flushes the log) and its log is
+read back with ``keel.read_predictions``: every completed request's rows must be there
+(none dropped), or the figure is refused.
+
+    .venv/bin/python benchmarks/prediction_log.py --system keel --duration 5 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from _bench import check, main, parse_args
+from _servers import HOST, Server, clean_env, free_port
+from serving import model_and_data, oip_body, post, split_body, wrk
+
+SYSTEMS = ("keel",)
+ROWS = (1, 100)
+MODEL_NAME = "bench-plog"
+DEPLOYMENT = MODEL_NAME  # keel serve logs under the model's name
+
+
+def _server(uri: str, home: Path, workdir: Path, *, log: bool) -> Server:
+    port = free_port()
+    flag = "--log-predictions" if log else "--no-log-predictions"
+    exe = Path(sys.executable).with_name("keel")
+    side = "on" if log else "off"
+    return Server(
+        f"keel serve (log {side})",
+        [exe, "serve", uri, "--host", HOST, "--port", str(port), flag],
+        port=port,
+        env=clean_env(KEEL_HOME=str(home), PYTHONUNBUFFERED="1"),
+        log=workdir / f"keel-serve-{side}.log",
+        cwd=workdir,
+        health_path="/v2/health/ready",
+    )
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import pandas as pd
+
+    home = args.workdir / ".keel"
+    os.environ["KEEL_HOME"] = str(home)
+    import keel
+
+    model, X, names = model_and_data()
+    expected = model.predict(X)
+    with keel.start_run(experiment="bench-prediction-log") as run_:
+        run_.log_model(model, "model", input_example=pd.DataFrame(X[:5], columns=names))
+    version = keel.register_model(f"runs:/{run_.run_id}/model", MODEL_NAME)
+    uri = f"models:/{MODEL_NAME}/{version.version}"
+    routes = {
+        "oip": (f"/v2/models/{MODEL_NAME}/infer", lambda r: oip_body(X, r), "outputs"),
+        "inv": ("/invocations", lambda r: split_body(X, names, r), "predictions"),
+    }
+    bodies: dict[tuple[str, int], Path] = {}
+    for route, (_, make, _) in routes.items():
+        for rows in ROWS:
+            path = args.workdir / f"{route}-{rows}.json"
+            path.write_bytes(make(rows))
+            bodies[(route, rows)] = path
+    off, on = (_server(uri, home, args.workdir, log=flag) for flag in (False, True))
+    rps: dict[tuple[str, int, str], list[float]] = {}
+    sent: dict[str, int] = {}  # completed requests per body on the "on" server, warm-ups too
+    figures: dict[str, Any] = {}
+    with off, on:
+        for server, side in ((off, "off"), (on, "on")):
+            for (route, rows), path in bodies.items():
+                answer = post(server.url + routes[route][0], path.read_bytes())
+                got = answer["predictions"] if route == "inv" else answer["outputs"][0]["data"]
+                check(
+                    [int(v) for v in got] == [int(v) for v in expected[:rows]],
+                    f"{side}: {route} answered wrong predictions for {rows} rows",
+                )
+                for _ in range(100):  # warm-up, untimed
+                    post(server.url + routes[route][0], path.read_bytes())
+                if side == "on":
+                    sent[f"{route}-{rows}"] = 101
+        for (route, rows), path in bodies.items():
+            for _ in range(args.repeat):
+                for server, side in ((off, "off"), (on, "on")):
+                    url = server.url + routes[route][0]
+                    cell = wrk(url, path, args.connections, args.duration, args.workdir)
+                    check(cell["errors"] == 0, f"{side} {route} r{rows}: {cell['errors']} errors")
+                    rps.setdefault((route, rows, side), []).append(cell["rps"])
+                    if side == "on":
+                        sent[f"{route}-{rows}"] += cell["requests"]
+    for (route, rows, side), values in sorted(rps.items()):
+        figures[f"{route}_r{rows}_c{args.connections}_{side}_rps"] = statistics.median(values)
+    for route in routes:
+        for rows in ROWS:
+            key = f"{route}_r{rows}_c{args.connections}"
+            figures[f"{key}_ratio"] = figures[f"{key}_on_rps"] / figures[f"{key}_off_rps"]
+    figures["min_ratio"] = min(v for k, v in figures.items() if k.endswith("_ratio"))
+    logged = keel.read_predictions(DEPLOYMENT, with_feedback=False)
+    expected_rows = sum(n * int(body.rsplit("-", 1)[1]) for body, n in sent.items())
+    # wrk counts the requests it completed; a few it had in flight at its end may also have
+    # been answered (and logged): at least as many rows as counted, and no drops
+    check(
+        len(logged) >= expected_rows,
+        f"the log holds {len(logged)} rows; the 'on' server answered at least {expected_rows}",
+    )
+    check(bool(logged["sampled"].all()), "every request's inputs were to be recorded")
+    figures.update(
+        logged_rows=len(logged),
+        answered_rows=expected_rows,
+        duration_s=args.duration,
+        repeat=args.repeat,
+        connections=args.connections,
+        target_ratio=0.95,
+        loadavg_1m=os.getloadavg()[0],
+    )
+    return {"figures": figures}
+
+
+if __name__ == "__main__":
+    main(
+        "prediction_log",
+        parse_args(
+            "keel serve throughput with the prediction log on vs off",
+            SYSTEMS,
+            {"duration": 5, "repeat": 3, "connections": 8},
+        ),
+        run,
+        packages=("scikit-learn", "pyarrow", "duckdb"),
+    )
