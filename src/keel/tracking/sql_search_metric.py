@@ -40,6 +40,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    or_,
     select,
 )
 from sqlalchemy.ext.compiler import compiles
@@ -48,8 +49,9 @@ from keel.store import schema as t
 
 __all__ = ["BREAK_EVEN", "SAMPLE", "MetricOrderPlan", "metric_order_plan"]
 
-# Entries read from the top of the index to estimate how long the walk for a page is.
-SAMPLE = 256
+# Entries read from the top of the index to estimate how long the walk for a page is
+# (64 cost ~0.1 ms over 10,000 runs on SQLite, 256 ~0.5 ms).
+SAMPLE = 64
 # The walk is taken when it is expected to read at most this share of the runs: one
 # index entry costs ~2.5 runs' worth of the general query (measured on SQLite and
 # PostgreSQL over 10,000 runs), so this leaves the walk a clear margin.
@@ -80,6 +82,7 @@ class MetricOrderPlan:
 
     probe: Select[Any]  # (active runs in the experiments, sampled entries passing)
     head: Select[Any]
+    first_head: Select[Any]  # the head of a page at offset 0, in one SELECT
     head_count: Select[Any]
     tail: Select[Any]
 
@@ -94,7 +97,8 @@ class MetricOrderPlan:
 
     def page(self, conn: Connection, offset: int, limit: int) -> list[Row[Any]]:
         """Return up to ``limit`` rows from ``offset`` on, in the search's order."""
-        rows = list(conn.execute(self.head, {"page_limit": limit, "page_offset": offset}))
+        head = self.head if offset else self.first_head
+        rows = list(conn.execute(head, {"page_limit": limit, "page_offset": offset}))
         if len(rows) == limit:
             return rows
         # A page that starts past the head starts in the tail at its offset less the head.
@@ -148,7 +152,7 @@ def _cached_plan(
     # An alias: the filter's and the other keys' subqueries read latest_metrics too, and
     # would otherwise be correlated to this row instead of to their own.
     lm = t.latest_metrics.alias("order_metric")
-    has_value = [lm.c.key == first.key.name, lm.c.is_nan == false()]
+    has_value = [lm.c.key == first.key.name, _not_nan(lm, dialect)]
     # Plain ASC/DESC, no NULLS LAST (values are never NULL): PostgreSQL reads its index
     # backwards only for DESC NULLS FIRST, the default.
     value_order = lm.c.value.asc() if first.ascending else lm.c.value.desc()
@@ -156,6 +160,7 @@ def _cached_plan(
     tiebreak = (r.c.start_time.desc(), r.c.run_id.asc())
     rest_order = [order_clause(k, asc) for k, (_, asc) in zip(rest_labels, rest, strict=True)]
 
+    columns = [run_json_column(dialect)] if as_json else run_columns(dialect)
     walk = lm.join(r, r.c.run_id == lm.c.run_id)
     head_ids = (
         select(r.c.run_id, r.c.start_time, lm.c.value.label("order_0"), *rest_labels)
@@ -164,6 +169,16 @@ def _cached_plan(
         .order_by(value_order, *rest_order, *tiebreak)
         .limit(_LIMIT)
         .offset(_OFFSET)
+    )
+    # At offset 0 the columns are built in the walk itself: it builds them only for the
+    # rows it keeps (it sorts ties as it goes and stops at the limit), which saves the
+    # second lookup of each run. Past an offset they would be built for skipped rows too.
+    first_head = (
+        select(*columns)
+        .select_from(walk)
+        .where(*has_value, *where)
+        .order_by(value_order, *(order_clause(e, asc) for e, asc in rest), *tiebreak)
+        .limit(_LIMIT)
     )
     head_count = select(func.count()).select_from(walk).where(*has_value, *where)
     sample = select(lm.c.run_id).where(*has_value).order_by(value_order).limit(SAMPLE).subquery()
@@ -180,6 +195,7 @@ def _cached_plan(
         # left to drive from runs, in their stored order.
         hint = f"INDEXED BY {KEY_VALUE_INDEX}"
         head_ids = head_ids.with_hint(lm, hint, "sqlite")
+        first_head = first_head.with_hint(lm, hint, "sqlite")
     has = select(literal(1)).where(
         t.latest_metrics.c.run_id == r.c.run_id,
         t.latest_metrics.c.key == first.key.name,
@@ -192,13 +208,30 @@ def _cached_plan(
         .limit(_LIMIT)
         .offset(_OFFSET)
     )
-    columns = [run_json_column(dialect)] if as_json else run_columns(dialect)
     return MetricOrderPlan(
         probe=select(counted, passing),
         head=_with_columns(head_ids, columns, [first.ascending, *(asc for _, asc in rest)], 0),
+        first_head=first_head,
         head_count=head_count,
         tail=_with_columns(tail_ids, columns, [asc for _, asc in rest], 1),
     )
+
+
+def _not_nan(lm: Alias, dialect: str) -> ColumnElement[bool]:
+    """Return the condition that the walked latest_metrics row is not NaN.
+
+    On SQLite, is_nan is not in the (key, value) index: reading it costs a lookup of the
+    row for every entry walked. A NaN is stored with value 0 (``SqlTrackingStore`` writes
+    it so, as SQLite cannot store NaN), so only a 0 needs that lookup; the others are
+    decided from the index (~10 % of the walk).
+    """
+    if dialect != "sqlite":
+        return lm.c.is_nan == false()
+    row = t.latest_metrics.alias("nan_check")
+    looked_up = select(literal(1)).where(
+        row.c.run_id == lm.c.run_id, row.c.key == lm.c.key, row.c.is_nan == false()
+    )
+    return or_(lm.c.value != 0, looked_up.exists())
 
 
 def _with_columns(
