@@ -222,3 +222,44 @@ def test_bad_arguments(churn: Churn) -> None:
     with pytest.raises(InvalidInput, match="environment name"):
         promotion_history("a b")
     assert promotion_history("prod") == []
+
+
+def test_the_evaluation_data_can_be_a_file_logged_in_a_run(churn: Churn, backend: KeelEnv) -> None:
+    with keel.start_run(experiment="eval-data") as run:
+        path = run.log_artifact(churn.project / "holdout.csv", "data")
+    text = (backend.home / "config.toml").read_text()
+    logged = f"runs:/{run.run_id}/{path}"
+    write_config(backend.home, text.replace('data = "holdout.parquet"', f'data = "{logged}"'))
+    result = promote("models:/churn/2", to="champ")
+    [gate] = [g for g in result.gates if g.kind == "champion"]
+    assert gate.details["data"] == logged
+    assert gate.details["data_digest"] == digest_path(churn.project / "holdout.csv")
+    assert gate.details["rows"] == 100
+    assert result.promoted
+    missing = logged.replace("holdout.csv", "other.csv")
+    write_config(backend.home, text.replace('data = "holdout.parquet"', f'data = "{missing}"'))
+    with pytest.raises(NotFound, match=r"has no artifact 'data/other\.csv'"):
+        promote("models:/churn/2", to="champ")
+
+
+def test_refusals_and_dry_runs_are_audited_too(churn: Churn, backend: KeelEnv) -> None:
+    promote("models:/churn/2", to="strict")
+    promote("models:/churn/2", to="staging", dry_run=True)
+    outcomes = [(p.environment, p.outcome) for p in promotion_history(model="churn")]
+    assert outcomes == [("staging", "dry-run"), ("strict", "refused")]
+    if backend.dialect != "rest":
+        entries = audit_log(object="churn/2", action="promotion")
+        assert [e.action for e in entries] == ["promotion.refused", "promotion.dry-run"]
+        assert entries[0].change["gates"] == {"accuracy >= 0.999": False, "deployment": True}
+
+
+def test_huge_and_hostile_arguments(churn: Churn) -> None:
+    with pytest.raises(InvalidInput):
+        promote("models:/" + "x" * 100_000 + "/1", to="prod")
+    with pytest.raises(InvalidInput):
+        promote("models:/churn/" + "9" * 40, to="prod")
+    with pytest.raises(InvalidInput):
+        promote(None, to="prod")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput):
+        approve_promotion("models:/churn/2", to="prod'; drop table promotions; --")
+    assert promotion_history() == []

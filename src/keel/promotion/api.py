@@ -52,11 +52,16 @@ def _environment(to: str | None) -> Environment:
 
 def _version(model_uri: str) -> ModelVersion:
     from keel.registry.api import resolve_model_version
+    from keel.registry.uris import ModelRef, parse_model_uri
 
     if not isinstance(model_uri, str) or not model_uri.startswith("models:/"):
         raise InvalidInput(
             f"promote a registered version such as models:/churn/5, not {model_uri!r:.120}"
         )
+    ref = parse_model_uri(model_uri)
+    # The registry's URI parser takes any digits; a database integer holds fewer.
+    if isinstance(ref, ModelRef) and ref.version is not None and ref.version >= 2**31:
+        raise InvalidInput(f"the version in {model_uri[:80]!r} is out of range")
     return resolve_model_version(model_uri)
 
 
