@@ -10,10 +10,14 @@ deployment. Each running server writes its own samples, tagged with ``process``
 columns ``time_ms`` (int64, ms since the epoch), ``process`` (string), ``cpu_percent``
 (float64: CPU time used since the previous sample over the wall time between them, in
 percent of one core, so a busy multi-threaded process can exceed 100) and
-``memory_rss_bytes`` (int64, resident set size; null where it cannot be read). A window
-(``keel.monitoring.windows``) takes the mean CPU and the peak memory of its samples.
+``memory_rss_bytes`` (int64, resident set size; null where it cannot be read). The root is
+the prediction log's (a local folder or s3://), written through the artifact store's own
+backend. A window (``keel.monitoring.windows``) of any deployment takes the mean CPU and
+the peak memory of every process's samples in it: with several servers behind one store,
+that is across them.
 
-CPU time comes from ``os.times()`` (any OS). The resident set size is read from
+CPU time comes from ``os.times()`` (user + system, what ``/proc/self/stat`` holds as
+utime + stime, but on any OS). The resident set size is read from
 ``/proc/self/status`` (``VmRSS``), so it is **Linux only**: elsewhere memory is null and
 the ``memory_rss_bytes`` figure is absent, while CPU still works.
 
