@@ -65,6 +65,9 @@ class KeelSettings(BaseSettings):
     heartbeat_interval: float = Field(default=10.0, gt=0, le=3600)
     heartbeat_timeout: float = Field(default=120.0, gt=0)
     sqlite_busy_timeout: float = Field(default=60.0, gt=0)
+    alert_interval: float = Field(
+        default=15.0, gt=0, le=3600, description="Seconds between alert rule evaluations."
+    )
     prediction_log: bool = Field(default=True, description="Record served requests (monitoring).")
     prediction_log_sample_rate: float = Field(default=1.0, ge=0, le=1)
     prediction_log_flush_interval: float = Field(default=5.0, gt=0, le=3600)

@@ -208,3 +208,40 @@ def test_trials_in_parallel_processes_share_one_study(backend: Any) -> None:
     more = tune(quadratic, n_trials=4, n_jobs=2, study="par")
     assert sorted(more.trial_run_ids) == list(range(10, 14))
     assert len(load_study("par").trials) == 14
+
+
+def slow(trial: optuna.Trial) -> float:
+    import time
+
+    time.sleep(0.3)
+    return trial.suggest_float("x", 0, 1)
+
+
+def test_a_timeout_stops_starting_trials_after_the_one_running(keel_env: Any) -> None:
+    result = tune(slow, n_trials=50, study="slow", timeout=0.1)
+    assert sorted(result.trial_run_ids) == [0]  # the first trial outlasts the timeout
+
+
+def test_an_objective_can_stop_the_search(keel_env: Any) -> None:
+    def stops(trial: optuna.Trial) -> float:
+        if trial.number == 2:
+            trial.study.stop()
+        return float(trial.suggest_int("x", 0, 9))
+
+    assert sorted(tune(stops, n_trials=10, study="stopper").trial_run_ids) == [0, 1, 2]
+
+
+def test_a_study_with_a_corrupt_journal_is_an_integrity_error(keel_env: Any) -> None:
+    from sqlalchemy import update
+
+    from keel.errors import IntegrityError
+    from keel.store.schema_hpo import hpo_journal
+    from keel.stores import current_stores
+
+    tune(quadratic, n_trials=2, study="torn")
+    with current_stores().tracking.db.write() as conn:  # type: ignore[attr-defined]
+        conn.execute(update(hpo_journal).where(hpo_journal.c.number == 3).values(log="\x00{"))
+    with pytest.raises(IntegrityError, match="study 'torn': journal entry 3 is corrupt"):
+        load_study("torn")
+    with pytest.raises(IntegrityError, match="journal entry 3"):
+        tune(quadratic, n_trials=1, study="torn")

@@ -25,6 +25,7 @@ from typing import Annotated
 
 import typer
 
+from keel.cli import alerts as alerts_cli
 from keel.cli import audit, auth, db, demo, doctor, experiments, home, models, runs, server
 from keel.cli import deploy as deploy_cli
 from keel.cli import env as env_cli
@@ -99,6 +100,7 @@ app.add_typer(predict_cli.app, name="predict")
 app.add_typer(deploy_cli.app, name="deploy")
 app.add_typer(export_cli.app, name="export")
 app.add_typer(monitor_cli.app, name="monitor")
+app.add_typer(alerts_cli.app, name="alerts")
 app.add_typer(pipeline_cli.app, name="pipeline")
 app.add_typer(hpo_cli.app, name="hpo")
 app.add_typer(env_cli.app, name="env")

@@ -104,10 +104,9 @@ def run_trials(
     was_in_loop, local.in_optimize_loop, study._stop_flag = local.in_optimize_loop, True, False
     try:
         for _ in range(plan.n_trials):
-            if plan.deadline is not None and time.time() >= plan.deadline:
-                break
             _run_one(study, objective, plan, done)
-            if study._stop_flag:
+            # As Optuna's timeout: checked after each trial, so every runner runs one.
+            if study._stop_flag or (plan.deadline is not None and time.time() >= plan.deadline):
                 break
     finally:
         local.in_optimize_loop = was_in_loop
