@@ -103,3 +103,21 @@ def test_every_expression_names_a_metric_a_live_server_exports(home: Home) -> No
 def test_the_dashboard_file_is_packaged_data() -> None:
     path = Path(str(resources.files("keel.monitoring").joinpath("grafana/keel-dashboard.json")))
     assert path.is_file()
+
+
+def test_the_cli_prints_and_writes_the_dashboard(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from keel.cli.main import app
+
+    printed = CliRunner().invoke(app, ["monitor", "grafana-dashboard"])
+    assert printed.exit_code == 0, printed.output
+    assert json.loads(printed.stdout) == dashboard()
+    target = tmp_path / "dash.json"
+    written = CliRunner().invoke(app, ["monitor", "grafana-dashboard", "-o", str(target)])
+    assert written.exit_code == 0, written.output
+    assert json.loads(target.read_text()) == dashboard()
+    missing = CliRunner().invoke(
+        app, ["monitor", "grafana-dashboard", "-o", str(tmp_path / "no" / "d.json")]
+    )
+    assert missing.exit_code == 2

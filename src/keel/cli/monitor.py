@@ -6,6 +6,7 @@ keel monitor drift REF CUR [--json] [-o drift.html] [--columns a,b] [--method co
                            [--fail-on-drift]
 keel monitor profile DATA [-o profile.json]
 keel monitor windows --deployment NAME [--window 1h] [--since 24h] [--json]
+keel monitor grafana-dashboard [-o keel-dashboard.json]
 
 REF and CUR are Parquet files (or folders); REF may also be a profile written by
 ``keel monitor profile`` (a ``.json`` file). Bad input exits 2 with one line.
@@ -277,3 +278,20 @@ def _model_cell(figures: dict[str, float]) -> str:
             text = f"{name} {figures[name]:.3g}"
             return text if decay is None else f"{text} (decay {decay:+.3g})"
     return "—"
+
+
+@app.command("grafana-dashboard")
+def grafana_dashboard_command(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the dashboard JSON here.")
+    ] = None,
+) -> None:
+    """Print (or write) the Grafana dashboard for keel server's Prometheus metrics."""
+    from importlib import resources
+
+    text = resources.files("keel.monitoring").joinpath("grafana/keel-dashboard.json").read_text()
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    _write(output, text)
+    out_console().print(f"Grafana dashboard written to {output}: import it in Grafana")
