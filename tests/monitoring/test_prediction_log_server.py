@@ -60,6 +60,7 @@ def test_deployment_requests_and_feedback_are_logged_and_joined(home: Home) -> N
                 )
                 refused = client.post(f"/v2/models/{DEP}/infer", json={"inputs": [], "id": "bad"})
                 unknown = client.post("/v2/models/nope/infer", json=oip_body(X, 0, 1))
+                metrics = client.get("/metrics").text
             assert all(a.status_code == 200 for a in answers)
             assert invocation.status_code == 200
             assert (refused.status_code, unknown.status_code) == (400, 404)
@@ -67,6 +68,8 @@ def test_deployment_requests_and_feedback_are_logged_and_joined(home: Home) -> N
             assert [a.json()["id"] for a in answers] == ids
             assert len(set(ids)) == 24
             assert refused.headers["Keel-Request-Id"] == "bad"
+            assert "keel_prediction_log_recorded_total" in metrics
+            assert "keel_prediction_log_dropped_total 0.0" in metrics
             # ground truth later, through the server: one call for many, then singles
             truth = y.to_numpy()
             written = keel.log_feedback(DEP, ids, [float(truth[3 * i]) for i in range(24)], row=0)

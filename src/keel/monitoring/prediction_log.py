@@ -24,7 +24,6 @@ import random
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -325,62 +324,16 @@ class PredictionLogger:
 
     def metrics_text(self) -> bytes:
         """This logger's counters in the Prometheus text format (for an app's /metrics)."""
-        from prometheus_client import CollectorRegistry, generate_latest
+        from keel.monitoring.prediction_metrics import metrics_text
 
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Collector(lambda: [self]))
-        return generate_latest(registry)
+        return metrics_text(self)
 
     def export_to_default_registry(self) -> None:
         """Add this logger's counters to prometheus-client's process-wide registry (summed
         over every logger exported so; ``keel server``'s /metrics shows that registry)."""
-        _exported.add(self)
-        _register_default()
+        from keel.monitoring.prediction_metrics import export
 
-
-_FAMILIES = (
-    ("keel_prediction_log_recorded", "Requests recorded in the prediction log.", "recorded"),
-    (
-        "keel_prediction_log_dropped",
-        "Requests the prediction log dropped because its buffer was full.",
-        "dropped",
-    ),
-    ("keel_prediction_log_rows", "Rows written to prediction log segments.", "written_rows"),
-    ("keel_prediction_log_segments", "Prediction log segments written.", "segments"),
-    ("keel_prediction_log_write_errors", "Prediction log flushes that failed.", "write_errors"),
-)
-
-
-class _Collector:
-    def __init__(self, loggers: Any) -> None:
-        self._loggers = loggers
-
-    def describe(self) -> list[Any]:
-        return []
-
-    def collect(self) -> Any:
-        from prometheus_client.core import CounterMetricFamily
-
-        loggers = list(self._loggers())
-        for name, text, field in _FAMILIES:
-            total = sum(getattr(logger, field) for logger in loggers)
-            yield CounterMetricFamily(name, text, value=total)
-
-
-_exported: weakref.WeakSet[PredictionLogger] = weakref.WeakSet()
-_registered = False
-_registry_lock = threading.Lock()
-
-
-def _register_default() -> None:
-    global _registered
-    with _registry_lock:
-        if _registered:
-            return
-        from prometheus_client import REGISTRY
-
-        REGISTRY.register(_Collector(lambda: list(_exported)))
-        _registered = True
+        export(self)
 
 
 def logger_from_settings(
