@@ -263,3 +263,21 @@ def test_huge_and_hostile_arguments(churn: Churn) -> None:
     with pytest.raises(InvalidInput):
         approve_promotion("models:/churn/2", to="prod'; drop table promotions; --")
     assert promotion_history() == []
+
+
+def test_an_environment_built_in_code_needs_no_config_file(churn: Churn) -> None:
+    from keel.environments import parse_environment
+
+    qa = parse_environment(
+        "qa",
+        {
+            "gates": {"metrics": ["accuracy >= 0.9"], "approvals": 1},
+            "deployment": {"name": "{model}-qa", "strategy": "none"},
+        },
+    )
+    assert promote("models:/churn/1", to=qa).reasons[0] == "accuracy = 0.85 fails accuracy >= 0.9"
+    approve_promotion("models:/churn/2", to=qa)
+    result = promote("models:/churn/2", to=qa)
+    assert result.promoted
+    assert (result.deployment, result.rollout) == (None, None)  # strategy "none"
+    assert _alias("qa") == 2

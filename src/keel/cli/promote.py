@@ -37,7 +37,11 @@ class _PromoteGroup(TyperGroup):
 
 app = typer.Typer(
     cls=_PromoteGroup,
-    help="Promote a model version into an environment through its gates; approve; history.",
+    help=(
+        "Promote a model version into an environment through its gates: "
+        "keel promote models:/churn/5 --to prod [--dry-run] [--json]. "
+        "Exit 0 promoted, 1 refused (each gate's reason shown), 2 bad input."
+    ),
     no_args_is_help=True,
 )
 

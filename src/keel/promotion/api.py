@@ -37,9 +37,11 @@ def _store() -> PromotionStore:
     return _stores().promotions
 
 
-def _environment(to: str | None) -> Environment:
-    from keel.environments import current_environment, get_environment
+def _environment(to: str | Environment | None) -> Environment:
+    from keel.environments import Environment, current_environment, get_environment
 
+    if isinstance(to, Environment):  # one built in code (keel.environments.parse_environment)
+        return to
     if to is None:
         env = current_environment()
         if env is None:
@@ -131,9 +133,12 @@ def _restore_alias(name: str, alias: str, previous: int | None) -> None:
         registry.set_alias(name, alias, previous)
 
 
-def promote(model_uri: str, to: str | None = None, *, dry_run: bool = False) -> PromotionResult:
+def promote(
+    model_uri: str, to: str | Environment | None = None, *, dry_run: bool = False
+) -> PromotionResult:
     """Return the promotion of ``model_uri`` (``models:/churn/5``) into environment ``to``
-    (default: the current one): every gate's result, the alias move and the rollout.
+    (a name in config.toml, an ``Environment`` built in code, or by default the current
+    one): every gate's result, the alias move and the rollout.
 
     With ``dry_run`` the gates run and the attempt is recorded, but nothing moves.
     """
@@ -192,7 +197,7 @@ def promote(model_uri: str, to: str | None = None, *, dry_run: bool = False) -> 
 
 
 def approve_promotion(
-    model_uri: str, to: str | None = None, *, comment: str | None = None
+    model_uri: str, to: str | Environment | None = None, *, comment: str | None = None
 ) -> Approval:
     """Return the current user's approval of ``model_uri`` for environment ``to``.
 
@@ -206,7 +211,7 @@ def approve_promotion(
     return _store().add_approval(mv.name, mv.version, env.name, comment=comment, required_role=role)
 
 
-def list_approvals(model_uri: str, to: str | None = None) -> list[Approval]:
+def list_approvals(model_uri: str, to: str | Environment | None = None) -> list[Approval]:
     """Return the approvals of ``model_uri`` for environment ``to``, oldest first."""
     env = _environment(to)
     mv = _version(model_uri)
