@@ -169,6 +169,8 @@ _EXPORTS: dict[str, str] = {
     "load_study": "keel.hpo.journal",
     "tune": "keel.hpo.search",
     "tuning_step": "keel.hpo.step",
+    # lineage
+    "get_lineage": "keel.lineage",
     # registry
     "delete_alias": "keel.registry.api",
     "get_alias_history": "keel.registry.api",
@@ -269,6 +271,7 @@ __all__ = [
     "get_deployment_history",
     "get_environment",
     "get_experiment",
+    "get_lineage",
     "get_metric_history",
     "get_model_card",
     "get_model_version",
