@@ -132,4 +132,5 @@ def test_split_matrix_needs_a_plain_split() -> None:
     assert split_matrix({"dataframe_split": {"columns": ["a"], "data": [[3]]}})[1].dtype.kind == "i"
     assert split_matrix({"dataframe_split": {**data, "index": [7]}}) is None
     assert split_matrix({"dataframe_split": data, "extra": 1}) is None
-    assert split_matrix({"instances": [[1.0]]}) is None
+    assert split_matrix({"instances": [[1.0]]})[0] is None  # positional rows: no names
+    assert split_matrix({"instances": [{"a": 1.0}]}) is None  # records: the frame reads them

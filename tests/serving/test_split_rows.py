@@ -34,8 +34,9 @@ COLUMNS = ["a", "t", "\u00e9t\u00e9"]  # letters of true/false in names are not 
 
 
 def reference(doc: Any) -> np.ndarray | None:
-    """The matrix a plain numeric split holds, checked value by value (the old way)."""
-    data = doc["dataframe_split"]["data"]
+    """The matrix a plain numeric split (or rows) holds, checked value by value (the old way)."""
+    [(key, value)] = doc.items()
+    data = value["data"] if key == "dataframe_split" else value
     if not data or not all(type(row) is list for row in data):
         return None
     if not all(type(v) in (int, float) for row in data for v in row):
@@ -58,16 +59,23 @@ def _same(got: Any, doc: Any) -> None:
         return
     assert got is not None
     names, matrix = got
-    assert names == doc["dataframe_split"]["columns"]
+    split = doc.get("dataframe_split")
+    assert names == (None if split is None else split["columns"])
     assert matrix.dtype == expected.dtype
     assert matrix.shape == expected.shape
     assert matrix.tobytes() == expected.tobytes()  # bit for bit: -0.0 stays -0.0
 
 
-def _body(rows: Any, columns: list[str] = COLUMNS, *, data_first: bool = False) -> bytes:
+def _body(
+    rows: Any, columns: list[str] = COLUMNS, *, data_first: bool = False, key: str = "split"
+) -> bytes:
     split = {"data": rows, "columns": columns} if data_first else {"columns": columns, "data": rows}
+    doc = {"dataframe_split": split} if key == "split" else {key: rows}
     # json, not orjson: orjson refuses integers beyond 64 bits
-    return json.dumps({"dataframe_split": split}, ensure_ascii=False).encode()
+    return json.dumps(doc, ensure_ascii=False).encode()
+
+
+KEYS = ["split", "instances", "inputs"]
 
 
 EDGES = {
@@ -105,20 +113,25 @@ EDGES = {
 }
 
 
-@pytest.mark.parametrize("data_first", [False, True], ids=["columns-first", "data-first"])
+@pytest.mark.parametrize(
+    ("key", "data_first"),
+    [("split", False), ("split", True), ("instances", False), ("inputs", False)],
+    ids=["columns-first", "data-first", "instances", "inputs"],
+)
 @pytest.mark.parametrize("rows", list(EDGES.values()), ids=list(EDGES))
-def test_edges_match_the_reference(rows: Any, data_first: bool) -> None:
-    raw = _body(rows, data_first=data_first)
+def test_edges_match_the_reference(rows: Any, key: str, data_first: bool) -> None:
+    raw = _body(rows, data_first=data_first, key=key)
     doc = parse_json(raw)
     _same(split_matrix(doc, raw), doc)
     _same(split_matrix(doc), doc)  # without the body: the value-by-value check
 
 
+@pytest.mark.parametrize("key", KEYS)
 @pytest.mark.parametrize("rows", [EDGES["floats"], EDGES["ints after a float"]])
-def test_plain_rows_take_the_fast_path(rows: Any) -> None:
-    raw = _body(rows)
+def test_plain_rows_take_the_fast_path(rows: Any, key: str) -> None:
+    raw = _body(rows, key=key)
     names, matrix = split_matrix(parse_json(raw), raw)
-    assert names == COLUMNS
+    assert names == (COLUMNS if key == "split" else None)
     assert matrix.dtype == np.float64
     assert matrix.flags.c_contiguous
     assert matrix.flags.writeable  # a model may scale its input in place
@@ -163,6 +176,9 @@ def test_a_column_named_data_is_not_the_data_key() -> None:
         b'"dataframe_split": {"columns": ["a", "b"], "data": [[1.5, false]]}}',
         b'{"dataframe_split": {"data": [[1.5, 2.5]], "columns": ["a", "b"], '
         b'"data": [[2.5, true]]}}',
+        b'{"instances": [[1.5, 2.5]], "instances": [[2.5, true]]}',
+        b'{"inputs": [[1.5, false]], "inputs": [[2.5, 1.5]]}',
+        b'{"instances": [[1.5, 2.5]], "inputs": [[2.5, true]]}',
     ],
 )
 def test_duplicate_keys_never_read_booleans_as_numbers(raw: bytes) -> None:
@@ -236,7 +252,8 @@ def _bodies(draw: st.DrawFn) -> bytes:
     split = {"columns": columns, "data": rows}
     if draw(st.booleans()):
         split = {"data": rows, "columns": columns}
-    doc = {"dataframe_split": split}
+    key = draw(st.sampled_from(["dataframe_split", "instances", "inputs"]))
+    doc = {key: split if key == "dataframe_split" else rows}
     if draw(st.booleans()):
         return orjson.dumps(doc)
     indent = draw(st.sampled_from([None, 0, 2, "\t"]))
@@ -308,6 +325,12 @@ def test_every_body_answers_as_the_dataframe_path(
                 raw = _body(rows, columns, data_first=data_first)
                 slow = _answer(runtime, raw, fast=False)
                 assert _answer(runtime, raw, fast=True) == slow, (label, columns, data_first)
+        for key in ("instances", "inputs"):
+            raw = _body(rows, key=key)
+            assert _answer(runtime, raw, fast=True) == _answer(runtime, raw, fast=False), (
+                label,
+                key,
+            )
 
 
 def test_keel_serve_answers_edge_bodies(runtimes: dict[str, ModelRuntime]) -> None:
@@ -317,7 +340,13 @@ def test_keel_serve_answers_edge_bodies(runtimes: dict[str, ModelRuntime]) -> No
     plain = E2E["many"][:100]
     json_type = {"content-type": "application/json"}
     with serving(create_app(service)) as base, httpx.Client(base_url=base) as client:
-        for raw in (_body(plain), _body(plain, COLUMNS[::-1]), _body(plain, data_first=True)):
+        for raw in (
+            _body(plain),
+            _body(plain, COLUMNS[::-1]),
+            _body(plain, data_first=True),
+            _body(plain, key="instances"),
+            _body(plain, key="inputs"),
+        ):
             answer = client.post(
                 "/invocations", content=raw, headers={"content-type": "application/json"}
             )
@@ -355,3 +384,24 @@ def test_keel_serve_answers_edge_bodies(runtimes: dict[str, ModelRuntime]) -> No
 def test_ragged_rows_are_refused_by_the_frame_path_too(doc: Any) -> None:
     with pytest.raises(InvalidInput, match="must all have the same number of values"):
         frame_of(doc)
+
+
+@pytest.mark.parametrize("key", ["instances", "inputs"])
+def test_positional_rows_are_read_in_the_signature_order(
+    runtimes: dict[str, ModelRuntime], key: str
+) -> None:
+    runtime = runtimes["on-array"]
+    rows = np.random.default_rng(11).normal(size=(20, 3))
+    raw = _body(rows.tolist(), key=key)
+    names, matrix = split_matrix(parse_json(raw), raw)
+    prepared = runtime.prepare_rows(names, matrix)
+    assert prepared is not None
+    assert prepared.block is not None  # predicted on the array, no DataFrame built
+    assert runtime.run([prepared])["predict"].tolist() == _answer(runtime, raw, fast=False)[1]
+    narrow = _body(rows[:, :2].tolist(), key=key)
+    names, matrix = split_matrix(parse_json(narrow), narrow)
+    assert runtime.prepare_rows(names, matrix) is None  # the frame path names the mismatch
+    assert _answer(runtime, narrow, fast=True) == (
+        "error",
+        "InvalidInput: rows have 2 values; the model takes 3: ['a', 't', 'été']",
+    )

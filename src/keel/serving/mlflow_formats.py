@@ -46,35 +46,38 @@ def is_csv(content_type: str) -> bool:
     return content_type.split(";", maxsplit=1)[0].strip().lower() == "text/csv"
 
 
-def split_matrix(doc: Any, raw: bytes | None = None) -> tuple[list[str], Any] | None:
-    """``(columns, 2-D numpy array)`` for a plain numeric ``dataframe_split``, else None.
+def split_matrix(doc: Any, raw: bytes | None = None) -> tuple[list[str] | None, Any] | None:
+    """``(columns, 2-D numpy array)`` for a plain numeric ``dataframe_split``; ``(None,
+    array)`` for ``instances`` or ``inputs`` given as plain numeric rows (positional: the
+    signature's column order, as :func:`frame_of`'s unnamed columns get); else None.
 
-    Plain: the only key, with string ``columns`` and non-empty ``data`` rows holding only
-    numbers (no index, no nulls, no booleans, no text), so the array holds what
-    :func:`frame_of`'s DataFrame would once the signature's numeric dtype is applied
-    (integers mixed with floats become floats, as a DataFrame column of both does; with a
-    magnitude beyond 2**53, where that could round, the DataFrame decides). ``raw``, the
-    body ``doc`` was parsed from, lets booleans be ruled out without a look at every value.
-    Anything else (None) goes through :func:`frame_of`.
+    Plain: the only key, with string ``columns`` and non-empty ``data`` rows (or non-empty
+    rows) holding only numbers (no index, no nulls, no booleans, no text, no records), so
+    the array holds what :func:`frame_of`'s DataFrame would once the signature's numeric
+    dtype is applied (integers mixed with floats become floats, as a DataFrame column of
+    both does; with a magnitude beyond 2**53, where that could round, the DataFrame
+    decides). ``raw``, the body ``doc`` was parsed from, lets booleans be ruled out without
+    a look at every value. Anything else (None) goes through :func:`frame_of`.
     """
     if not isinstance(doc, Mapping) or len(doc) != 1:
         return None
-    value = doc.get("dataframe_split")
-    if not isinstance(value, Mapping) or len(value) != 2:
+    [(key, value)] = doc.items()
+    columns: list[str] | None = None
+    if key == "dataframe_split":
+        if not isinstance(value, Mapping) or len(value) != 2:
+            return None
+        columns, data = value.get("columns"), value.get("data")
+        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+            return None
+        strings, inner = [key, *value.keys(), *columns], "data"
+    elif key in ("instances", "inputs"):
+        data, strings, inner = value, [key], key
+    else:
         return None
-    columns, data = value.get("columns"), value.get("data")
-    if (
-        not isinstance(columns, list)
-        or not isinstance(data, list)
-        or not data
-        or not all(isinstance(c, str) for c in columns)
-    ):
+    if not isinstance(data, list) or not data:
         return None
     # numpy and struct read true/false as 1/0 next to numbers; the DataFrame refuses them
-    if raw is not None and not (
-        _ends_without_booleans(raw)
-        or _no_booleans(raw, ["dataframe_split", *value.keys(), *columns])
-    ):
+    if raw is not None and not (_ends_without_booleans(raw, inner) or _no_booleans(raw, strings)):
         return None
     matrix = _float_rows(data)
     if matrix is None:
@@ -135,24 +138,27 @@ def _numeric_rows(data: list[Any]) -> Any:
     return matrix
 
 
-def _ends_without_booleans(raw: bytes) -> bool:
-    """Whether the JSON text ``raw`` ends with its one ``"data"`` key's value and no string,
-    ``true`` or ``false`` follows that key — the usual ``{"columns": …, "data": …}`` body.
+def _ends_without_booleans(raw: bytes, key: str) -> bool:
+    """Whether the JSON text ``raw`` ends with the value of its one key named ``key`` and no
+    string, ``true`` or ``false`` follows that key — the usual ``{"columns": …, "data": …}``
+    or ``{"instances": …}`` body.
 
     Without a backslash in ``raw``, a ``"data"`` followed by ``:`` is a key named data; the
     first is the one outside the data (a key comes before its value, columns are only
-    strings). No quote after it means no key, hence no duplicate, follows: orjson kept this
-    one. Outside strings the bytes ``t`` and ``f`` appear only in ``true`` and ``false``.
-    Three ``memchr`` scans of the tail instead of counting letters of the whole body.
+    strings; ``instances`` and ``inputs`` are the body's only key). No quote after it means
+    no key, hence no duplicate, follows: orjson kept this one. Outside strings the bytes
+    ``t`` and ``f`` appear only in ``true`` and ``false``. Three ``memchr`` scans of the
+    tail instead of counting letters of the whole body.
     """
     if b"\\" in raw:
         return False
-    at = raw.find(b'"data"')
+    quoted = f'"{key}"'.encode()
+    at = raw.find(quoted)
     while at != -1:
-        at += len(b'"data"')
+        at += len(quoted)
         if raw[at : at + 64].lstrip().startswith(b":"):
             return raw.find(b'"', at) == raw.find(b"t", at) == raw.find(b"f", at) == -1
-        at = raw.find(b'"data"', at)
+        at = raw.find(quoted, at)
     return False
 
 

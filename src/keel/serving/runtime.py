@@ -228,9 +228,10 @@ class ModelRuntime:
         }
         return Prepared(rows=data.shape[0], outputs=outputs, columns=columns)
 
-    def prepare_rows(self, names: list[str], matrix: np.ndarray) -> Prepared | None:
-        """A numeric 2-D ``matrix`` whose columns are ``names`` (``/invocations`` rows) as
-        one ``predict`` request, or None when only :meth:`prepare_frame` can tell.
+    def prepare_rows(self, names: list[str] | None, matrix: np.ndarray) -> Prepared | None:
+        """A numeric 2-D ``matrix`` whose columns are ``names`` (``/invocations`` rows; None:
+        the signature's order, as unnamed rows are read) as one ``predict`` request, or None
+        when only :meth:`prepare_frame` can tell.
 
         Taken only when the signature's columns are all required and of one numeric dtype
         and ``names`` are exactly those columns: the checks are then those ``prepare_frame``
@@ -242,10 +243,10 @@ class ModelRuntime:
             or matrix.ndim != 2
             or matrix.shape[1] != width
             or matrix.dtype.kind not in NUMERIC_KINDS
-            or len(names) != width
+            or (names is not None and len(names) != width)
         ):
             return None
-        if names == self._names:  # the usual case: the signature's order, nothing to move
+        if names is None or names == self._names:  # the signature's order: nothing to move
             block = matrix
         else:
             position = {name: j for j, name in enumerate(names)}
