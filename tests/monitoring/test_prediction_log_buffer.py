@@ -231,3 +231,25 @@ def test_an_unknown_deployment_reads_empty(keel_env: Any) -> None:
     df = read_predictions("never-served")
     assert df.empty
     assert {"request_id", "row", "target"} <= set(df.columns)
+
+
+def test_through_a_keel_server_the_log_needs_the_artifact_root(
+    keel_env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import _reset
+
+    monkeypatch.setenv("KEEL_TRACKING_URI", "http://127.0.0.1:9")
+    _reset()
+    with pytest.raises(InvalidInput, match="KEEL_ARTIFACT_URI"):
+        read_predictions("dep")
+    monkeypatch.setenv("KEEL_ARTIFACT_URI", str(keel_env.home / "artifacts"))
+    _reset()
+    assert read_predictions("dep").empty
+
+
+@pytest.mark.parametrize("name", ["", "../x", "a/b", 7, None, "x" * 200])
+def test_read_feedback_refuses_bad_names(keel_env: Any, name: Any) -> None:
+    from keel.monitoring.prediction_read import read_feedback
+
+    with pytest.raises(InvalidInput, match="deployment"):
+        read_feedback(name)
