@@ -169,3 +169,30 @@ def test_the_walk_is_taken_only_when_it_is_expected_to_pay(
     assert plan is not None
     with store.db.read() as conn:
         assert plan.worth_it(conn, 0, limit) is walks
+
+
+def test_conditions_on_the_order_metric_bound_the_walk_and_leave_no_tail(
+    sqlite_db: Database,
+) -> None:
+    plan = metric_order_plan(
+        "sqlite", ("e" * 32,), "metrics.m1 > 0.9 and params.p = 'x'", ("metrics.m1 DESC",), True
+    )
+    assert plan is not None
+    assert plan.tail is None
+    walk = [s for s in _plan(sqlite_db, plan.first_head) if s.startswith("SEARCH order_metric")]
+    assert walk == [f"SEARCH order_metric USING COVERING INDEX {BY_KEY_VALUE} (key=? AND value>?)"]
+    for filter_text in (None, "metrics.m1 is not null", "metrics.m0 > 1 or metrics.m1 > 1"):
+        plan = metric_order_plan("sqlite", ("e" * 32,), filter_text, ("metrics.m1",), True)
+        assert plan is not None
+        assert plan.tail is not None, filter_text
+
+
+def test_a_walk_over_a_short_range_is_always_taken(
+    filled: tuple[SqlTrackingStore, str, str],
+) -> None:
+    store, big, _ = filled
+    # ~6 of 600 runs have m1 > 0.99: far fewer than the sample, and no run lacks m1
+    plan = metric_order_plan("sqlite", (big,), "metrics.m1 > 0.99", ("metrics.m1 DESC",), False)
+    assert plan is not None
+    with store.db.read() as conn:
+        assert plan.worth_it(conn, 0, 1000)

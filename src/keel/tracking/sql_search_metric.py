@@ -24,8 +24,9 @@ the walk from that; otherwise the general query runs, as before.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -33,6 +34,7 @@ from sqlalchemy import (
     Alias,
     ColumnElement,
     Connection,
+    Float,
     Integer,
     Row,
     Select,
@@ -46,6 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 
 from keel.store import schema as t
+from keel.tracking.filter import And, Comparison, FilterExpr
 
 __all__ = ["BREAK_EVEN", "SAMPLE", "MetricOrderPlan", "metric_order_plan"]
 
@@ -68,6 +71,13 @@ def _sqlite_alias(element: Alias, compiler: Any, fromhints: Any = None, **kw: An
     return f"{text} {hint}" if hint else text
 
 
+_CMP: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+    "=": lambda a, b: a == b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
 _LIMIT = bindparam("page_limit", type_=Integer)
 _OFFSET = bindparam("page_offset", type_=Integer)
 
@@ -80,15 +90,17 @@ class MetricOrderPlan:
     ``page_limit`` and ``page_offset``; ``probe`` takes neither.
     """
 
-    probe: Select[Any]  # (active runs in the experiments, sampled entries passing)
+    probe: Select[Any]  # (active runs in the experiments, entries sampled, passing)
     head: Select[Any]
     first_head: Select[Any]  # the head of a page at offset 0, in one SELECT
     head_count: Select[Any]
-    tail: Select[Any]
+    tail: Select[Any] | None  # None when the filter needs the metric: no run lacks it
 
     def worth_it(self, conn: Connection, offset: int, limit: int) -> bool:
         """Return whether walking the index is expected to beat the general query."""
-        runs, passing = conn.execute(self.probe).one()
+        runs, sampled, passing = conn.execute(self.probe).one()
+        if sampled < SAMPLE and self.tail is None:  # the whole walk is those few entries
+            return True
         wanted = offset + limit
         if not passing or wanted >= runs:  # nothing to stop early for
             return False
@@ -99,7 +111,7 @@ class MetricOrderPlan:
         """Return up to ``limit`` rows from ``offset`` on, in the search's order."""
         head = self.head if offset else self.first_head
         rows = list(conn.execute(head, {"page_limit": limit, "page_offset": offset}))
-        if len(rows) == limit:
+        if len(rows) == limit or self.tail is None:
             return rows
         # A page that starts past the head starts in the tail at its offset less the head.
         skip = 0 if rows or not offset else offset - conn.execute(self.head_count).scalar_one()
@@ -140,19 +152,28 @@ def _cached_plan(
     if not order_keys or order_keys[0].key.kind != "metric":
         return None
     first, rest = order_keys[0], order_terms(order_keys[1:], dialect)
-    clause = compile_filter(parse_filter(filter_text), dialect)
+    parsed = parse_filter(filter_text)
+    bounds, others, needs_value = _split_filter(parsed, first.key.name)
 
     r = t.runs
-    where: list[ColumnElement[bool]] = [
+    scope: list[ColumnElement[bool]] = [
         r.c.experiment_id.in_(list(experiment_ids)),
         r.c.lifecycle_stage == "active",
     ]
-    if clause is not None:
-        where.append(clause)
+    clause = compile_filter(parsed, dialect)
+    where = scope if clause is None else [*scope, clause]
     # An alias: the filter's and the other keys' subqueries read latest_metrics too, and
     # would otherwise be correlated to this row instead of to their own.
     lm = t.latest_metrics.alias("order_metric")
     has_value = [lm.c.key == first.key.name, _not_nan(lm, dialect)]
+    # The filter's conditions on the order's metric bound the walk instead: a range of
+    # the index (the walk's row is the run's value of it), not a lookup per entry.
+    has_value += [_CMP[c.op](lm.c.value, literal(float(c.value), Float(53))) for c in bounds]
+    if bounds:
+        rest_clause = compile_filter(others, dialect) if others is not None else None
+        where_walked = scope if rest_clause is None else [*scope, rest_clause]
+    else:
+        where_walked = where
     # Plain ASC/DESC, no NULLS LAST (values are never NULL): PostgreSQL reads its index
     # backwards only for DESC NULLS FIRST, the default.
     value_order = lm.c.value.asc() if first.ascending else lm.c.value.desc()
@@ -165,7 +186,7 @@ def _cached_plan(
     head_ids = (
         select(r.c.run_id, r.c.start_time, lm.c.value.label("order_0"), *rest_labels)
         .select_from(walk)
-        .where(*has_value, *where)
+        .where(*has_value, *where_walked)
         .order_by(value_order, *rest_order, *tiebreak)
         .limit(_LIMIT)
         .offset(_OFFSET)
@@ -176,19 +197,20 @@ def _cached_plan(
     first_head = (
         select(*columns)
         .select_from(walk)
-        .where(*has_value, *where)
+        .where(*has_value, *where_walked)
         .order_by(value_order, *(order_clause(e, asc) for e, asc in rest), *tiebreak)
         .limit(_LIMIT)
     )
-    head_count = select(func.count()).select_from(walk).where(*has_value, *where)
+    head_count = select(func.count()).select_from(walk).where(*has_value, *where_walked)
     sample = select(lm.c.run_id).where(*has_value).order_by(value_order).limit(SAMPLE).subquery()
     passing = (
         select(func.count())
         .select_from(sample.join(r, r.c.run_id == sample.c.run_id))
-        .where(*where)
+        .where(*where_walked)
         .scalar_subquery()
     )
-    counted = select(func.count()).select_from(r).where(*where[:2]).scalar_subquery()
+    sampled = select(func.count()).select_from(sample).scalar_subquery()
+    counted = select(func.count()).select_from(r).where(*scope).scalar_subquery()
     if dialect == "sqlite":
         # SQLite would rather drive the join from runs and sort them all; the index is
         # what lets it stop early (it sorts only runs tied on the metric). The count is
@@ -208,13 +230,46 @@ def _cached_plan(
         .limit(_LIMIT)
         .offset(_OFFSET)
     )
+    tail = None if needs_value else _with_columns(tail_ids, columns, [a for _, a in rest], 1)
     return MetricOrderPlan(
-        probe=select(counted, passing),
+        probe=select(counted, sampled, passing),
         head=_with_columns(head_ids, columns, [first.ascending, *(asc for _, asc in rest)], 0),
         first_head=first_head,
         head_count=head_count,
-        tail=_with_columns(tail_ids, columns, [asc for _, asc in rest], 1),
+        tail=tail,
     )
+
+
+def _split_filter(
+    expr: FilterExpr | None, name: str
+) -> tuple[list[Comparison], FilterExpr | None, bool]:
+    """Return (conditions bounding metric ``name``, the rest of the filter, whether the
+    filter needs a non-NaN value of ``name``) for a filter's top-level conjunction.
+
+    A comparison of the metric with a number (``=``, ``<``, ``<=``, ``>``, ``>=``) bounds
+    it; every condition on it but ``is null`` / ``is not null`` needs a value (NaN never
+    matches, see ``keel.tracking.filter_sql``), so then no run of the tail can match.
+    """
+    conjuncts: list[FilterExpr] = []
+    pending = [] if expr is None else [expr]
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, And):
+            pending[:0] = item.items
+        else:
+            conjuncts.append(item)
+    bounds: list[Comparison] = []
+    others: list[FilterExpr] = []
+    needs_value = False
+    for item in conjuncts:
+        if isinstance(item, Comparison) and item.key.kind == "metric" and item.key.name == name:
+            needs_value = needs_value or item.op not in ("is null", "is not null")
+            if item.op in _CMP and isinstance(item.value, Decimal):
+                bounds.append(item)
+                continue
+        others.append(item)
+    rest = None if not others else others[0] if len(others) == 1 else And(tuple(others))
+    return bounds, rest, needs_value
 
 
 def _not_nan(lm: Alias, dialect: str) -> ColumnElement[bool]:
