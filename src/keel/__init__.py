@@ -76,6 +76,16 @@ if TYPE_CHECKING:
     )
     from keel.pipelines.definition import Pipeline, pipeline
     from keel.pipelines.errors import PipelineFailed, StepFailed
+    from keel.pipelines.schedules_api import (
+        add_trigger,
+        delete_schedule,
+        delete_trigger,
+        list_schedules,
+        list_triggers,
+        pause_schedule,
+        resume_schedule,
+        schedule_pipeline,
+    )
     from keel.pipelines.steps import Step, step
     from keel.promotion.api import approve_promotion, promote, promotion_history
     from keel.registry.api import (
@@ -163,6 +173,15 @@ _EXPORTS: dict[str, str] = {
     "load_step_output": "keel.pipelines.api",
     "resume_pipeline": "keel.pipelines.api",
     "run_pipeline": "keel.pipelines.api",
+    # pipeline schedules and triggers
+    "add_trigger": "keel.pipelines.schedules_api",
+    "delete_schedule": "keel.pipelines.schedules_api",
+    "delete_trigger": "keel.pipelines.schedules_api",
+    "list_schedules": "keel.pipelines.schedules_api",
+    "list_triggers": "keel.pipelines.schedules_api",
+    "pause_schedule": "keel.pipelines.schedules_api",
+    "resume_schedule": "keel.pipelines.schedules_api",
+    "schedule_pipeline": "keel.pipelines.schedules_api",
     # hyperparameter search
     "TuneResult": "keel.hpo.search",
     "create_study": "keel.hpo.journal",
@@ -251,6 +270,7 @@ __all__ = [
     "acknowledge_alert",
     "active_run",
     "add_alert_rule",
+    "add_trigger",
     "approve_promotion",
     "bundle_model",
     "create_deployment",
@@ -259,6 +279,8 @@ __all__ = [
     "delete_alert_rule",
     "delete_alias",
     "delete_deployment",
+    "delete_schedule",
+    "delete_trigger",
     "download_artifacts",
     "end_run",
     "export_onnx",
@@ -290,6 +312,8 @@ __all__ = [
     "list_pipeline_runs",
     "list_pipelines",
     "list_registered_models",
+    "list_schedules",
+    "list_triggers",
     "load_alert_rules",
     "load_model",
     "load_step_output",
@@ -301,6 +325,7 @@ __all__ = [
     "log_params",
     "monitor_windows",
     "pause_rollout",
+    "pause_schedule",
     "pipeline",
     "predict_batch",
     "promote",
@@ -315,9 +340,11 @@ __all__ = [
     "resolve_model_version",
     "resume_pipeline",
     "resume_rollout",
+    "resume_schedule",
     "rollback",
     "rollout",
     "run_pipeline",
+    "schedule_pipeline",
     "search_runs",
     "set_alias",
     "set_model_card",

@@ -1,4 +1,5 @@
-"""``keel pipeline run | resume | list | runs | show``."""
+"""``keel pipeline run | resume | list | runs | show``, and the schedule and trigger
+commands of :mod:`keel.cli.pipeline_schedules`."""
 
 from __future__ import annotations
 
@@ -25,7 +26,10 @@ if TYPE_CHECKING:
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Pipelines: run, resume and inspect runs.", no_args_is_help=True)
+app = typer.Typer(
+    help="Pipelines: run, resume and inspect runs; schedule them and trigger them on events.",
+    no_args_is_help=True,
+)
 
 _STEP_STYLES = {"cached": "blue", "skipped": "dim", "finished": "green", "failed": "bold red"}
 _MAX_PARAMS = 1000
@@ -287,3 +291,12 @@ def _print_logs(run: PipelineRunInfo, node: str) -> None:
     data = current_stores().artifacts.read_bytes(entries[0].digest, name=LOG_FILE)
     sys.stdout.write(data.decode("utf-8", "replace"))
     sys.stdout.flush()
+
+
+def _register_schedules() -> None:
+    from keel.cli.pipeline_schedules import register
+
+    register(app)
+
+
+_register_schedules()
