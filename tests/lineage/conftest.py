@@ -21,6 +21,17 @@ class Traced:
 
 @pytest.fixture
 def traced(backend: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Traced:
+    """The traced pipeline run on SQLite, PostgreSQL and through a server."""
+    return make_traced(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def traced_here(keel_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Traced:
+    """The traced pipeline run in a local (SQLite) home."""
+    return make_traced(tmp_path, monkeypatch)
+
+
+def make_traced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Traced:
     import lineage_pipelines as lp
 
     import keel

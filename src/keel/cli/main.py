@@ -37,6 +37,7 @@ from keel.cli import predict as predict_cli
 from keel.cli import promote as promote_cli
 from keel.cli._group import KeelGroup
 from keel.cli.bundle import bundle
+from keel.cli.lineage import lineage
 from keel.cli.serve import serve
 
 __all__ = ["app", "main"]
@@ -106,6 +107,7 @@ app.add_typer(hpo_cli.app, name="hpo")
 app.add_typer(env_cli.app, name="env")
 app.add_typer(promote_cli.app, name="promote")
 app.command("bundle")(bundle)
+app.command("lineage")(lineage)
 
 
 def main() -> None:
