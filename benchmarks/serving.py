@@ -17,6 +17,9 @@ fits the same model (same data, deterministic solver) in its own interpreter:
   one worker), loaded with the same ``dataframe_split`` bodies.
 * ``floor`` — the model's own ``predict`` in-process (Keel's interpreter): 1 and 100 rows,
   on a numpy array and on a DataFrame with the column names; the median of many calls.
+* ``path`` (``--system path`` by hand, not in the runner's table) — ``keel serve``'s ASGI
+  app called in-process with the same bodies (no sockets, no uvicorn), interleaved with
+  ``predict`` on the array: what the app itself adds to the floor.
 
 Load: ``wrk`` (Debian's package; ``apt-get install wrk``), one thread, ``C`` keep-alive
 connections for ``--duration`` seconds per cell, for C in 1, 8, 32 and 1-row and 100-row
@@ -45,7 +48,7 @@ from typing import Any
 from _bench import check, main, parse_args
 from _servers import HOST, Server, clean_env, free_port
 
-SYSTEMS = ("keel", "mlflow", "floor")
+SYSTEMS = ("keel", "mlflow", "floor", "path")
 CONCURRENCY = (1, 8, 32)
 ROWS = (1, 100)
 MODEL_NAME = "bench-serving"
@@ -181,19 +184,24 @@ def check_answers(url: str, bodies: dict[int, Path], expected: Any, key: str) ->
         post(url, bodies[ROWS[0]].read_bytes())
 
 
-def bench_keel(args: argparse.Namespace) -> dict[str, Any]:
+def register_keel(args: argparse.Namespace) -> tuple[str, Any, Any, list[str]]:
+    """Log and register the model in a Keel home under the workdir: its URI, model, data."""
     import pandas as pd
 
-    home = args.workdir / ".keel"
-    os.environ["KEEL_HOME"] = str(home)
+    os.environ["KEEL_HOME"] = str(args.workdir / ".keel")
     import keel
 
     model, X, names = model_and_data()
-    expected = model.predict(X)
     with keel.start_run(experiment="bench-serving") as run:
         run.log_model(model, "model", input_example=pd.DataFrame(X[:5], columns=names))
     version = keel.register_model(f"runs:/{run.run_id}/model", MODEL_NAME)
-    uri = f"models:/{MODEL_NAME}/{version.version}"
+    return f"models:/{MODEL_NAME}/{version.version}", model, X, names
+
+
+def bench_keel(args: argparse.Namespace) -> dict[str, Any]:
+    home = args.workdir / ".keel"
+    uri, model, X, names = register_keel(args)
+    expected = model.predict(X)
     port = free_port()
     exe = Path(sys.executable).with_name("keel")
     command = [exe, "serve", uri, "--host", HOST, "--port", str(port)]
@@ -310,9 +318,80 @@ def bench_floor(args: argparse.Namespace) -> dict[str, Any]:
     return {"figures": figures}
 
 
+async def _asgi_post(app: Any, path: str, body: bytes) -> int:
+    """One POST through the ASGI app, as uvicorn would send it; the response status."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": (HOST, 1),
+        "server": (HOST, 2),
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    status = [0]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop() if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status[0] = message["status"]
+
+    await app(scope, receive, send)
+    return status[0]
+
+
+def bench_path(args: argparse.Namespace) -> dict[str, Any]:
+    import asyncio
+
+    from keel.serving.rest import create_app
+    from keel.serving.service import ModelService
+
+    uri, model, X, names = register_keel(args)
+    service = ModelService.from_uri(uri)
+    service.load()
+    app = create_app(service)
+    infer = f"/v2/models/{MODEL_NAME}/infer"
+
+    async def measure() -> dict[str, Any]:
+        figures: dict[str, Any] = {}
+        for rows in ROWS:
+            calls: dict[str, Any] = {
+                "predict_ndarray": lambda a=X[:rows].copy(): model.predict(a),
+                "app_inv": lambda b=split_body(X, names, rows): _asgi_post(app, "/invocations", b),
+                "app_oip": lambda b=oip_body(X, rows): _asgi_post(app, infer, b),
+            }
+            times: dict[str, list[float]] = {name: [] for name in calls}
+            for timed in (False, True):  # a warm-up pass, then interleaved rounds of 10 calls
+                for _ in range(args.calls // 10 if timed else 20):
+                    for name, call in calls.items():
+                        for _ in range(10):
+                            start = time.perf_counter()
+                            result = call()
+                            if name != "predict_ndarray":
+                                check(await result == 200, f"{name} answered {result}")
+                            if timed:
+                                times[name].append(time.perf_counter() - start)
+            for name, values in times.items():
+                figures[f"{name}_r{rows}_ms"] = statistics.median(values) * 1000
+        return figures
+
+    figures = asyncio.run(measure())
+    figures["calls"] = args.calls
+    return {"figures": figures}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     tempfile.tempdir = str(args.workdir)
-    return {"keel": bench_keel, "mlflow": bench_mlflow, "floor": bench_floor}[args.system](args)
+    systems = {"keel": bench_keel, "mlflow": bench_mlflow, "floor": bench_floor, "path": bench_path}
+    return systems[args.system](args)
 
 
 if __name__ == "__main__":
