@@ -253,3 +253,44 @@ def test_read_feedback_refuses_bad_names(keel_env: Any, name: Any) -> None:
 
     with pytest.raises(InvalidInput, match="deployment"):
         read_feedback(name)
+
+
+def test_an_inconsistent_record_is_left_out_and_counted(keel_env: Any) -> None:
+    logger = _logger()
+    _record(logger, 0, rows=2)  # inputs and outputs of 2 rows: fine
+    _record(logger, 1, rows=3)  # fine
+    _record(logger, 2, rows=2, outputs={"predict": np.zeros(5)})  # 5 outputs for 2 rows
+    _record(logger, 3, rows=2, inputs=np.zeros((2, 3)), input_names=["a"])  # 3 cols, 1 name
+    _record(logger, 4, rows=1, outputs={"predict": np.float64(1.0)})  # a scalar
+    logger.close()
+    assert logger.counters()["invalid"] == 3
+    assert sorted(read_predictions("dep")["request_id"].unique()) == ["r0", "r1"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"rows": 1.0},
+        {"rows": np.int64(1)},
+        {"status": "200"},
+        {"time_ms": 1.5},
+        {"request_id": None},
+        {"deployment": b"dep"},
+    ],
+)
+def test_record_refuses_wrong_types(keel_env: Any, bad: dict[str, Any]) -> None:
+    logger = _logger()
+    fields: dict[str, Any] = {
+        "deployment": "dep",
+        "model": "m",
+        "version": "1",
+        "request_id": "r",
+        "time_ms": T0,
+        "latency_ms": 0.5,
+        "status": 200,
+        "rows": 1,
+    }
+    with pytest.raises(InvalidInput, match="record takes"):
+        logger.record(**{**fields, **bad})
+    logger.close()
+    assert logger.counters()["recorded"] == 0

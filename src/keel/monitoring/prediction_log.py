@@ -176,6 +176,7 @@ class PredictionLogger:
         self.segments = 0  # segments written
         self.write_errors = 0  # flushes that failed (their records are lost, and counted)
         self.lost = 0  # records lost to failed writes
+        self.invalid = 0  # records left out: their arrays did not hold their rows
         self._buffer: list[Record] = []
         self._rows = 0
         self._lock = threading.Lock()  # guards _buffer/_rows: appends vs the swap
@@ -216,6 +217,18 @@ class PredictionLogger:
         ``outputs`` are referenced, not copied, so they must not be changed afterwards.
         ``sampled`` (default: :meth:`sample`) says whether to keep ``inputs``.
         """
+        if (
+            type(rows) is not int
+            or type(status) is not int
+            or type(time_ms) is not int
+            or not isinstance(request_id, str)
+            or not isinstance(deployment, str)
+        ):
+            raise InvalidInput(
+                "record takes deployment and request_id as str, time_ms, status and rows as "
+                f"int; got {type(deployment).__name__}, {type(request_id).__name__}, "
+                f"{type(time_ms).__name__}, {type(status).__name__}, {type(rows).__name__}"
+            )
         if sampled is None:
             sampled = self.sample()
         if status != 200 or rows < 1:
@@ -286,8 +299,9 @@ class PredictionLogger:
             if not batch:
                 return 0
             written = 0
+            rejected: list[Record] = []
             try:
-                for (deployment, hour), table in tables_of(batch).items():
+                for (deployment, hour), table in tables_of(batch, rejected).items():
                     self.root.write("predictions", deployment, hour, table)
                     written += 1
                     self.written_rows += table.num_rows
@@ -296,6 +310,11 @@ class PredictionLogger:
                 self.lost += len(batch)
                 _log.exception("writing the prediction log to %s failed", self.root.url)
             self.segments += written
+            if rejected:
+                self.invalid += len(rejected)
+                _log.warning(
+                    "%d prediction log records had arrays of the wrong length", len(rejected)
+                )
             return written
 
     def close(self, timeout: float = 60.0) -> None:
@@ -320,6 +339,7 @@ class PredictionLogger:
             "segments": self.segments,
             "write_errors": self.write_errors,
             "lost": self.lost,
+            "invalid": self.invalid,
         }
 
     def metrics_text(self) -> bytes:

@@ -45,12 +45,35 @@ PREDICTION_SCHEMA = pa.schema(
 )
 
 
-def tables_of(batch: Sequence[tuple[Any, ...]]) -> dict[tuple[str, str], pa.Table]:
-    """The records of ``batch`` as one table per (deployment, hour)."""
+def tables_of(
+    batch: Sequence[tuple[Any, ...]], rejected: list[tuple[Any, ...]] | None = None
+) -> dict[tuple[str, str], pa.Table]:
+    """The records of ``batch`` as one table per (deployment, hour).
+
+    A record whose arrays do not all hold its ``rows`` rows is left out (appended to
+    ``rejected`` when given), so one inconsistent record never costs the others."""
     segments: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
     for record in batch:
-        segments[(record[0], hour_of(record[4]))].append(record)
+        if _consistent(record):
+            segments[(record[0], hour_of(record[4]))].append(record)
+        elif rejected is not None:
+            rejected.append(record)
     return {key: _segment(records) for key, records in segments.items()}
+
+
+def _consistent(record: tuple[Any, ...]) -> bool:
+    rows, inputs, outputs = record[8], record[9], record[11]
+    arrays = [] if outputs is None else list(outputs.values())
+    if isinstance(inputs, np.ndarray):
+        if inputs.ndim != 2 or len(record[10] or range(inputs.shape[1])) != inputs.shape[1]:
+            return False
+        arrays.append(inputs)
+    elif inputs is not None:
+        arrays += list(inputs.values())
+    try:
+        return all(np.shape(a)[0] == rows for a in arrays)
+    except (IndexError, TypeError, ValueError):  # a scalar or something not array-like
+        return False
 
 
 def _segment(records: list[tuple[Any, ...]]) -> pa.Table:
