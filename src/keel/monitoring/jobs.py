@@ -1,10 +1,11 @@
 """The periodic jobs the monitoring domain gives ``keel server`` (see :mod:`keel.scheduler`).
 
-``alerts.evaluate`` evaluates every enabled alert rule every ``alert_interval`` seconds
-(setting ``KEEL_ALERT_INTERVAL``, default 15 s), exclusive: with several servers on one
-database, one of them evaluates. Each rule's figures come from
-``keel.monitoring.figures.compute_figures`` over the rule's window, unless
-``set_figure_source`` chose another (tests drive figures that way).
+``monitoring.figures`` publishes every deployment's figures as ``keel_monitor_*`` gauges
+(every server, not exclusive). ``alerts.evaluate`` evaluates every enabled alert rule
+every ``alert_interval`` seconds (setting ``KEEL_ALERT_INTERVAL``, default 15 s),
+exclusive: with several servers on one database, one of them evaluates. Each rule's
+figures come from ``keel.monitoring.figures.compute_figures`` over the rule's window,
+unless ``set_figure_source`` chose another (tests drive figures that way).
 """
 
 from __future__ import annotations
@@ -50,11 +51,16 @@ def alerts_job(stores: Stores, *, every_s: float = 15.0) -> PeriodicJob:
 
 
 def server_jobs(stores: Stores) -> list[PeriodicJob]:
-    """Return the jobs to run in a server on ``stores``: alert evaluation, where the
-    metadata database is local (a server on another server's metadata evaluates nothing)."""
-    if getattr(stores.tracking, "db", None) is None:
-        return []
-    return [alerts_job(stores, every_s=_interval())]
+    """Return the jobs to run in a server on ``stores``: the ``keel_monitor_*`` gauges
+    (``keel.monitoring.figures.figures_job``, every server) and alert evaluation, where
+    the metadata database is local (a server on another server's metadata evaluates
+    nothing: the one on the database does)."""
+    from keel.monitoring.figures import figures_job
+
+    jobs = [figures_job(stores)]
+    if getattr(stores.tracking, "db", None) is not None:
+        jobs.append(alerts_job(stores, every_s=_interval()))
+    return jobs
 
 
 def _interval() -> float:

@@ -115,8 +115,9 @@ def test_a_server_on_another_server_evaluates_nothing(keel_env: KeelEnv) -> None
     class Remote:
         tracking = object()  # no database: a REST tracking store
 
-    assert server_jobs(Remote()) == []  # type: ignore[arg-type]
+    assert [j.name for j in server_jobs(Remote())] == ["monitoring.figures"]  # type: ignore[arg-type]
     from keel.stores import current_stores
 
-    (job,) = server_jobs(current_stores())
-    assert (job.name, job.exclusive, job.every_s) == ("alerts.evaluate", True, 15.0)
+    figures, alerts = server_jobs(current_stores())
+    assert (figures.name, figures.exclusive) == ("monitoring.figures", False)
+    assert (alerts.name, alerts.exclusive, alerts.every_s) == ("alerts.evaluate", True, 15.0)
