@@ -9,6 +9,8 @@ model's answer into the array the protocol sends.
 
 from __future__ import annotations
 
+import functools
+import struct
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +31,7 @@ __all__ = [
     "decode_text",
     "encode_text",
     "fast_path",
+    "float_struct",
 ]
 
 TEXT_DTYPES = frozenset(("string", "category", "datetime", "timedelta"))
@@ -120,3 +123,11 @@ def as_array(result: Any) -> np.ndarray:
             [encode_text(v) for v in array.reshape(-1).tolist()], dtype=object
         ).reshape(array.shape)
     return array
+
+
+@functools.lru_cache(maxsize=64)
+def float_struct(count: int) -> struct.Struct:
+    """A ``Struct`` packing ``count`` numbers as native float64: the fast way from a JSON
+    list of floats to an array (each value converted and type-checked in C; ``None``, text
+    and lists raise ``struct.error``, booleans pack as 1.0/0.0)."""
+    return struct.Struct(f"={count}d")

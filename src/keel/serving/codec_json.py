@@ -11,6 +11,7 @@ strings) — no Python loop per element except for ``BYTES``. Malformed input is
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ import orjson
 
 from keel.errors import InvalidInput
 
+from ._values import float_struct
 from .protocol import (
     DATATYPES,
     InferenceRequest,
@@ -105,6 +107,8 @@ def tensor_from_json(name: str, datatype: str, shape: list[int], data: Any) -> n
         data = [data]
     if datatype == "BYTES":
         array = _bytes_array(name, data)
+    elif datatype in _FLOAT_DATATYPES and (floats := _flat_floats(data)) is not None:
+        array = floats.astype(numpy_dtype(datatype), copy=False)
     else:
         try:
             raw = np.asarray(data)
@@ -116,6 +120,23 @@ def tensor_from_json(name: str, datatype: str, shape: list[int], data: Any) -> n
             array = _cast(name, datatype, raw)
     check_shape(name, shape, array.size)
     return array.reshape(shape)
+
+
+_FLOAT_DATATYPES = frozenset(("FP16", "FP32", "FP64"))
+
+
+def _flat_floats(data: list[Any]) -> np.ndarray | None:
+    """A flat list led by a float, as float64 — what ``numpy.asarray`` makes of it (ints
+    and booleans beside floats become floats) ~2.5x faster; None for anything else (text,
+    None, nesting: ``struct`` refuses it), which the general path reads or refuses."""
+    if not data or type(data[0]) is not float:
+        return None
+    out = np.empty(len(data), dtype=np.float64)
+    try:
+        float_struct(len(data)).pack_into(out, 0, *data)
+    except (struct.error, TypeError, OverflowError):
+        return None
+    return out
 
 
 def _cast(name: str, datatype: str, raw: np.ndarray) -> np.ndarray:

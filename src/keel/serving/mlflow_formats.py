@@ -9,7 +9,6 @@ given as lists take the model's column order from the signature when the frame i
 
 from __future__ import annotations
 
-import functools
 import itertools
 import struct
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from keel.errors import InvalidInput
 
+from ._values import float_struct
 from .codec_json import parse_json
 
 if TYPE_CHECKING:
@@ -112,17 +112,12 @@ def _float_rows(data: list[Any]) -> Any:
     first = data[0]
     if type(first) is not list or not first or type(first[0]) is not float:
         return None  # all integers stay integers (numpy.array decides); odd shapes too
-    pack = _packer(len(first)).pack
+    pack = float_struct(len(first)).pack
     try:
         blob = bytearray().join([pack(*row) for row in data])
     except (struct.error, TypeError, OverflowError):  # text, None, nesting, a short row
         return None
     return np.frombuffer(blob, dtype=np.float64).reshape(len(data), len(first))
-
-
-@functools.lru_cache(maxsize=64)
-def _packer(width: int) -> struct.Struct:
-    return struct.Struct(f"={width}d")
 
 
 def _numeric_rows(data: list[Any]) -> Any:
