@@ -176,3 +176,23 @@ def test_promotion_records_and_reads(secured: Secured) -> None:
         assert http.get(API).status_code == 200
     with secured.http(None) as http:
         assert http.get(API).status_code == 401
+
+
+def test_a_rollout_the_data_plane_refuses_puts_the_alias_back(secured: Secured) -> None:
+    from tests.deploy.test_serving_support import LoadsBroken
+    from tests.promotion._setup import _problem
+
+    _, _, X, _ = _problem()
+    with keel.start_run(experiment="broken") as run:  # predicts when logged, not once loaded
+        run.log_model(LoadsBroken().fit(X, X["f0"] > 0), "model", input_example=X.head(3))
+    broken = keel.register_model(f"runs:/{run.run_id}/model", "churn")
+    keel.create_deployment("churn-staging", "models:/churn/1", environment="staging")
+    keel.set_alias("churn", "staging", 1)
+    result = promote(broken.uri, to="staging")  # staging has no gate that loads the model
+    assert result.passed
+    assert result.outcome == "failed"
+    assert result.reason.startswith("deployment churn-staging could not start: ")
+    assert "broken once deployed" in result.reason
+    assert keel.get_registered_model("churn").aliases["staging"] == 1  # put back
+    assert keel.get_deployment("churn-staging").stable.key == "churn/1"
+    assert [p.outcome for p in promotion_history("staging")] == ["failed"]
