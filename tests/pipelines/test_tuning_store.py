@@ -125,3 +125,18 @@ def test_a_corrupt_entry_is_an_integrity_error_naming_it(keel_env: Any) -> None:
         )
     with pytest.raises(IntegrityError, match="journal entry 1 is missing"):
         store.read_logs("broken", 0)
+
+
+def test_an_append_can_read_on_in_the_same_transaction(backend: Any) -> None:
+    store = _store()
+    assert store.append_and_read("s", [{"op_code": 0}], 0) == (0, [{"op_code": 0}])
+    store.append_logs("s", [{"op_code": 4}])
+    first, after = store.append_and_read("s", [{"op_code": 5}, {"op_code": 6}], 1)
+    assert first == 2
+    assert after == [{"op_code": 4}, {"op_code": 5}, {"op_code": 6}]
+    assert store.append_and_read("s", [{"op_code": 7}], 10) == (4, [])
+    with pytest.raises(InvalidInput, match="journal position"):
+        store.append_and_read("s", [{"op_code": 8}], -1)
+    with pytest.raises(InvalidInput, match="1 to 1000"):
+        store.append_and_read("s", [], 0)
+    assert store.get_study("s").log_count == 5

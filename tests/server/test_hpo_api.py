@@ -53,6 +53,8 @@ def test_append_read_get_and_list(client: TestClient) -> None:
     assert study["log_count"] == 3
     assert [s["name"] for s in client.get(API).json()["studies"]] == ["s"]
     assert "not-there" in _error(client.get(f"{API}/not-there"), 404, "NOT_FOUND")
+    both = client.post(f"{API}/s/logs", json={"logs": [{"op_code": 6}], "read_from": 2}).json()
+    assert both == {"first": 3, "count": 1, "logs": [{"op_code": 5}, {"op_code": 6}]}
 
 
 @pytest.mark.parametrize(
@@ -63,6 +65,8 @@ def test_append_read_get_and_list(client: TestClient) -> None:
         (b'{"logs": "x"}', "send"),
         (b'{"logs": []}', "1 to 1000"),
         (b'{"logs": [1]}', "entry 0 is not an object"),
+        (b'{"logs": [{"op_code": 0}], "read_from": -1}', "journal position"),
+        (b'{"logs": [{"op_code": 0}], "read_from": "3"}', "journal position"),
         (b'{"logs": [' + b'{"op_code": 0},' * 1000 + b'{"op_code": 0}]}', "1 to 1000"),
     ],
 )

@@ -38,6 +38,17 @@ class RestStudyStore(StudyStore):
         body = self.http.request("POST", f"{_BASE}/{study}/logs", json={"logs": list(logs)})
         return int(body["first"])
 
+    def append_and_read(
+        self, study: str, logs: Sequence[dict[str, Any]], log_number_from: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        check_study_name(study)
+        encode_logs(study, logs)
+        start = check_from(log_number_from)
+        body = self.http.request(
+            "POST", f"{_BASE}/{study}/logs", json={"logs": list(logs), "read_from": start}
+        )
+        return int(body["first"]), self._checked(study, start, body)
+
     def read_logs(
         self, study: str, log_number_from: int, limit: int = MAX_READ
     ) -> list[dict[str, Any]]:
@@ -45,6 +56,10 @@ class RestStudyStore(StudyStore):
         start = check_from(log_number_from)
         params = {"from": start, "limit": max(1, min(int(limit), MAX_READ))}
         body = self.http.request("GET", f"{_BASE}/{study}/logs", params=params)
+        return self._checked(study, start, body)
+
+    @staticmethod
+    def _checked(study: str, start: int, body: Any) -> list[dict[str, Any]]:
         logs = body.get("logs") if isinstance(body, dict) else None
         if not isinstance(logs, list):
             raise IntegrityError(f"study {study!r}: the server's journal answer has no logs")

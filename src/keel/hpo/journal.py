@@ -46,21 +46,37 @@ class KeelJournalBackend(BaseJournalBackend):
     def __init__(self, store: StudyStore, study: str) -> None:
         self.store = store
         self.study = check_study_name(study)
+        # Optuna reads the journal right after each write, from where its last read ended:
+        # an append reads from there in its own transaction, and that read is handed over.
+        self._next: int | None = None
+        self._prefetched: tuple[int, list[dict[str, Any]]] | None = None
 
     def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
         """Return every entry from ``log_number_from`` on (read in pages)."""
         logs: list[dict[str, Any]] = []
         start = log_number_from
-        while True:
+        if self._prefetched is not None and self._prefetched[0] == start:
+            logs = self._prefetched[1]
+            start += len(logs)
+            done = len(logs) < MAX_READ
+        else:
+            done = False
+        self._prefetched = None
+        while not done:
             page = self.store.read_logs(self.study, start)
             logs.extend(page)
-            if len(page) < MAX_READ:
-                return logs
             start += len(page)
+            done = len(page) < MAX_READ
+        self._next = start
+        return logs
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         """Append ``logs`` to the study's journal, numbered after the last entry."""
-        self.store.append_logs(self.study, logs)
+        if self._next is None:
+            self.store.append_logs(self.study, logs)
+            return
+        _, after = self.store.append_and_read(self.study, logs, self._next)
+        self._prefetched = (self._next, after)
 
 
 def check_directions(direction: Any, directions: Any) -> list[str] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from keel.errors import IntegrityError, NotFound
 from keel.hpo.store import (
@@ -45,8 +45,22 @@ class SqlStudyStore(StudyStore):
         self.db = db
 
     def append_logs(self, study: str, logs: Sequence[dict[str, Any]]) -> int:
-        check_study_name(study)
-        texts = encode_logs(study, logs)
+        texts = encode_logs(check_study_name(study), logs)
+        with self.db.write() as conn:
+            return self._append(conn, study, texts)
+
+    def append_and_read(
+        self, study: str, logs: Sequence[dict[str, Any]], log_number_from: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        texts = encode_logs(check_study_name(study), logs)
+        start = check_from(log_number_from)
+        with self.db.write() as conn:
+            first = self._append(conn, study, texts)
+            # The study's row lock is held, so every earlier append is committed: the
+            # entries from ``start`` through ours have no gap.
+            return first, self._read(conn, study, start, MAX_READ)
+
+    def _append(self, conn: Connection, study: str, texts: list[str]) -> int:
         n, now = len(texts), now_ms()
         bump = (
             update(hpo_studies)
@@ -54,17 +68,16 @@ class SqlStudyStore(StudyStore):
             .values(log_count=_S.log_count + n, updated_at=now)
             .returning(_S.log_count)
         )
-        with self.db.write() as conn:
-            end = conn.execute(bump).scalar()
-            if end is None:  # the study's first entries
-                row = {"name": study, "log_count": 0, "created_at": now, "updated_at": now}
-                self.db.upsert(conn, hpo_studies, [row], ["name"], [])
-                end = conn.execute(bump).scalar_one()
-            first = end - n
-            conn.execute(
-                insert(hpo_journal),
-                [{"study": study, "number": first + i, "log": t} for i, t in enumerate(texts)],
-            )
+        end = conn.execute(bump).scalar()
+        if end is None:  # the study's first entries
+            row = {"name": study, "log_count": 0, "created_at": now, "updated_at": now}
+            self.db.upsert(conn, hpo_studies, [row], ["name"], [])
+            end = conn.execute(bump).scalar_one()
+        first = end - n
+        conn.execute(
+            insert(hpo_journal),
+            [{"study": study, "number": first + i, "log": t} for i, t in enumerate(texts)],
+        )
         return first
 
     def read_logs(
@@ -72,17 +85,18 @@ class SqlStudyStore(StudyStore):
     ) -> list[dict[str, Any]]:
         check_study_name(study)
         start = check_from(log_number_from)
-        limit = max(1, min(int(limit), MAX_READ))
+        with self.db.read() as conn:
+            return self._read(conn, study, start, max(1, min(int(limit), MAX_READ)))
+
+    def _read(self, conn: Connection, study: str, start: int, limit: int) -> list[dict[str, Any]]:
         stmt = (
             select(_J.number, _J.log)
             .where(_J.study == study, _J.number >= start)
             .order_by(_J.number)
             .limit(limit)
         )
-        with self.db.read() as conn:
-            rows = conn.execute(stmt).all()
         logs = []
-        for expected, (number, text) in enumerate(rows, start):
+        for expected, (number, text) in enumerate(conn.execute(stmt), start):
             if number != expected:
                 raise IntegrityError(
                     f"study {study!r}: journal entry {expected} is missing (the next stored "

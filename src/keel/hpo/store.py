@@ -131,6 +131,14 @@ class StudyStore(ABC):
         number. The batch gets consecutive numbers, atomically."""
 
     @abstractmethod
+    def append_and_read(
+        self, study: str, logs: Sequence[dict[str, Any]], log_number_from: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Append ``logs`` as ``append_logs`` does; return the first one's number and up to
+        :data:`MAX_READ` entries from ``log_number_from`` on, read in the same transaction
+        (so they include ``logs``). Saves Optuna's read after each write a round trip."""
+
+    @abstractmethod
     def read_logs(
         self, study: str, log_number_from: int, limit: int = MAX_READ
     ) -> list[dict[str, Any]]:

@@ -3,7 +3,8 @@
 ``POST /hpo/studies/{name}/logs`` appends a batch of journal entries (editor; the body is
 read up to :data:`MAX_BODY` bytes) and answers the first one's number;
 ``GET /hpo/studies/{name}/logs?from=N`` returns entries from ``N`` on (viewer). With
-those two, Optuna trials anywhere that reaches the server share one study.
+those two, Optuna trials anywhere that reaches the server share one study. An append with
+``read_from`` also answers the entries from there on (one request where Optuna makes two).
 """
 
 from __future__ import annotations
@@ -51,16 +52,20 @@ class StudyListOut(BaseModel):
 
 
 class LogsIn(BaseModel):
-    """Journal entries to append, oldest first (Optuna journal operations)."""
+    """Journal entries to append, oldest first (Optuna journal operations); with
+    ``read_from``, the answer also holds the entries from that number on."""
 
     logs: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_LOGS_PER_APPEND)
+    read_from: int | None = Field(default=None, ge=0, lt=1 << 31)
 
 
 class AppendOut(BaseModel):
-    """Where the appended entries went: the first one's number and how many."""
+    """Where the appended entries went (the first one's number, how many) and, when asked
+    with ``read_from``, the entries from there on read in the same transaction."""
 
     first: int
     count: int
+    logs: list[dict[str, Any]] | None = None
 
 
 class LogsOut(BaseModel):
@@ -111,6 +116,7 @@ def read_logs(
 @router.post(
     "/hpo/studies/{name}/logs",
     response_model=AppendOut,
+    response_model_exclude_none=True,
     dependencies=_EDIT,
     openapi_extra=_APPEND_BODY,
 )
@@ -123,6 +129,9 @@ async def append_logs(name: Name, request: Request, store: Store) -> dict[str, A
         raise InvalidInput(f"study {name!r}: the body is not JSON: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("logs"), list):
         raise InvalidInput(f'study {name!r}: send {{"logs": [entry, ...]}}')
-    logs = doc["logs"]
-    first = await run_in_threadpool(store.append_logs, name, logs)
-    return {"first": first, "count": len(logs)}
+    logs, read_from = doc["logs"], doc.get("read_from")
+    if read_from is None:
+        first = await run_in_threadpool(store.append_logs, name, logs)
+        return {"first": first, "count": len(logs)}
+    first, after = await run_in_threadpool(store.append_and_read, name, logs, read_from)
+    return {"first": first, "count": len(logs), "logs": after}
