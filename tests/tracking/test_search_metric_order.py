@@ -10,6 +10,7 @@ checked by a brute-force sort in Python.
 
 from __future__ import annotations
 
+import base64
 import math
 import random
 from collections.abc import Callable, Iterator
@@ -237,6 +238,13 @@ def test_bad_arguments_are_refused_before_any_plan(data: Data) -> None:
         data.store.search_runs(ids, filter="metrics.a >", order_by=["metrics.a"])
     with pytest.raises(InvalidInput):
         data.store.search_runs(ids, order_by=["metrics.`a DESC"])
+    for offset in (2**62 + 1, 2**63, 2**64 - 1, 2**70):  # forged: past what SQL binds
+        token = base64.urlsafe_b64encode(b'{"offset": %d}' % offset).decode()
+        for order in (["metrics.a"], None):
+            with pytest.raises(InvalidInput, match="page token"):
+                data.store.search_runs(ids, order_by=order, page_token=token)
+    far = data.store.search_runs(ids, order_by=["metrics.a"], page_token=encode_page_token(2**62))
+    assert len(far) == 0
     huge = "metrics." + "k" * 20_000
     with pytest.raises(InvalidInput):
         data.store.search_runs(ids, order_by=[huge])

@@ -7,13 +7,17 @@ from typing import Any
 
 import orjson
 
+from keel.errors import InvalidInput
 from keel.store.database import Database
 from keel.tracking.entities import PagedList, Run
 from keel.tracking.search import build_search, encode_page_token
 from keel.tracking.sql_rows import hydrate
 from keel.tracking.sql_search_metric import metric_order_plan
 
-__all__ = ["SqlRunSearch"]
+__all__ = ["MAX_OFFSET", "SqlRunSearch"]
+
+# SQLite and PostgreSQL bind 64-bit integers; no search reaches past this many runs.
+MAX_OFFSET = 2**62
 
 
 class SqlRunSearch:
@@ -81,6 +85,8 @@ class SqlRunSearch:
             self.db.dialect, experiment_ids, filter_text, order_by, max_results, page_token,
             as_json=as_json,
         )  # fmt: skip
+        if offset > MAX_OFFSET:  # a forged token: no database takes an offset this large
+            raise InvalidInput(f"invalid page token {page_token[:40]!r}; pass back one Keel gave")
         walk = None
         order = (order_by,) if isinstance(order_by, str) else tuple(order_by or ())
         ids = tuple(experiment_ids)
