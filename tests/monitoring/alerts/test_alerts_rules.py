@@ -13,9 +13,8 @@ from keel.monitoring.alerts.rules import (
     format_duration,
     parse_duration,
     parse_rule,
-    parse_rules_document,
-    read_rules_file,
 )
+from keel.monitoring.alerts.rules_file import parse_rules_document, read_rules_file
 
 BASE = {"name": "churn-drift", "deployment": "churn-prod", "metric": "drift_share",
         "op": ">", "threshold": 0.3}  # fmt: skip

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from keel.monitoring.alerts.entities import Alert, AlertEvent, AlertState
-from keel.monitoring.alerts.rules import AlertRule, parse_rule, read_rules_file
+from keel.monitoring.alerts.rules import AlertRule, parse_rule
+from keel.monitoring.alerts.rules_file import read_rules_file
 from keel.monitoring.alerts.store import DEFAULT_LIMIT, AlertStore
 
 __all__ = [

@@ -105,21 +105,24 @@ def send_webhook(spec: Mapping[str, Any], body: Mapping[str, Any]) -> int:
     headers.setdefault("User-Agent", "keel-alerts")
     timeout = float(spec.get("timeout", DEFAULT_TIMEOUT_S))
     try:
-        response = httpx.post(
+        # streamed and never read: only the status matters, however big the answer is
+        with httpx.stream(
+            "POST",
             url,
             content=orjson.dumps(dict(body)),
             headers=headers,
             timeout=timeout,
             follow_redirects=False,
-        )
+        ) as response:
+            status = response.status_code
     except httpx.TimeoutException:
         raise KeelError(f"webhook {shown} did not answer within {timeout:g} s") from None
     except httpx.HTTPError as exc:
         reason = type(exc).__name__
         raise KeelError(f"webhook {shown} is unreachable ({reason})") from None
-    if not 200 <= response.status_code < 300:
-        raise KeelError(f"webhook {shown} answered HTTP {response.status_code}")
-    return response.status_code
+    if not 200 <= status < 300:
+        raise KeelError(f"webhook {shown} answered HTTP {status}")
+    return status
 
 
 def _slack_body(notice: Notice) -> dict[str, Any]:

@@ -8,7 +8,8 @@ The condition must hold ``for`` consecutive evaluations before the alert fires; 
 notifies its ``notifiers`` once and runs its ``actions`` (see ``engine``).
 
 Rules come from the SDK (``keel.add_alert_rule``), the CLI (``keel alerts rule add``), or
-a YAML file (``keel.load_alert_rules`` / ``keel alerts rule load FILE``)::
+a YAML file (``keel.load_alert_rules`` / ``keel alerts rule load FILE``, read by
+``rules_file``)::
 
     rules:
       - name: churn-drift                # letters, digits, . _ - (at most 128)
@@ -49,10 +50,9 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
-from keel.errors import InvalidInput, MissingDependency
+from keel.errors import InvalidInput
 
 __all__ = [
     "FIGURE_NAMES",
@@ -64,8 +64,6 @@ __all__ = [
     "format_duration",
     "parse_duration",
     "parse_rule",
-    "parse_rules_document",
-    "read_rules_file",
 ]
 
 OPS = (">", ">=", "<", "<=", "==", "!=")
@@ -73,8 +71,6 @@ SEVERITIES = ("info", "warning", "critical")
 MAX_WINDOW_S = 30 * 86_400.0
 MAX_FOR = 10_000
 MAX_LIST = 20  # notifiers or actions per rule
-MAX_RULES_FILE = 1_000_000  # bytes of YAML
-MAX_RULES = 1_000
 MAX_DESCRIPTION = 2_000
 
 # The figures keel.monitoring.figures computes; used when that module is not importable.
@@ -368,51 +364,3 @@ def parse_rule(data: object, *, where: str | None = None) -> AlertRule:
         enabled=enabled,
         description=description,
     )
-
-
-def parse_rules_document(
-    document: object, *, source: str = "the rules document"
-) -> list[AlertRule]:
-    """Return every rule of a parsed YAML/JSON document (``{"rules": [...]}`` or a list)."""
-    if isinstance(document, Mapping):
-        if set(document) - {"rules"}:
-            extra = ", ".join(sorted(str(k) for k in document if k != "rules"))[:200]
-            raise InvalidInput(f"{source}: unknown top-level key(s) {extra}; only 'rules'")
-        document = document.get("rules")
-    if not isinstance(document, list):
-        raise InvalidInput(f"{source} holds a list of rules (or a mapping with 'rules')")
-    if len(document) > MAX_RULES:
-        raise InvalidInput(f"{source} holds {len(document)} rules; at most {MAX_RULES}")
-    rules = [
-        parse_rule(item, where=f"rule #{i + 1} of {source}") for i, item in enumerate(document)
-    ]
-    names = [r.name for r in rules]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise InvalidInput(f"{source} names rule(s) {', '.join(twice)[:200]} more than once")
-    return rules
-
-
-def read_rules_file(path: str | Path) -> list[AlertRule]:
-    """Return the rules of a YAML file (format in the module doc); nothing is stored."""
-    try:
-        import yaml
-    except ImportError:
-        raise MissingDependency(
-            "reading alert rules from YAML needs PyYAML: pip install 'keel-mlops[k8s]'"
-        ) from None
-    file = Path(path)
-    try:
-        size = file.stat().st_size
-        if size > MAX_RULES_FILE:
-            raise InvalidInput(f"{file}: {size} bytes; a rules file is at most {MAX_RULES_FILE}")
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInput(f"no alert rules file at {file}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read alert rules file {file}: {exc}") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"{file} is not valid YAML: {str(exc)[:300]}") from None
-    return parse_rules_document(document, source=str(file))

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 from keel.governance.auth import Role
 from keel.governance.identity import acting_as
-from keel.monitoring.alerts.rules import MAX_RULES, parse_rule
+from keel.monitoring.alerts.rules import parse_rule
+from keel.monitoring.alerts.rules_file import MAX_RULES
 from keel.monitoring.alerts.store import DEFAULT_LIMIT, MAX_LIMIT, AlertStore
 from keel.server.auth import require
 from keel.server.deps import get_stores
