@@ -171,6 +171,9 @@ def test_a_cached_model_that_was_altered_is_fetched_again(fitted, cancer) -> Non
         ("models:/churn/0", InvalidInput),
         ("models:/churn/-1", InvalidInput),
         ("models:/churn/abc", InvalidInput),
+        ("models:/churn/" + "9" * 40, InvalidInput),  # past the database's integer
+        ("models:/churn/2147483648", InvalidInput),
+        ("models:/churn/\u0663", InvalidInput),  # an Arabic-Indic digit three
         ("models:/churn@", InvalidInput),
         ("models:/churn@1bad", InvalidInput),
         ("models:/missing/1", NotFound),

@@ -50,6 +50,9 @@ def check_alias(alias: object) -> str:
     return alias
 
 
+MAX_VERSION = 2**31 - 1  # the metadata column is a 32-bit integer
+
+
 def parse_model_uri(uri: object) -> ModelRef | RunModelRef:
     """Return what a model URI names; ``InvalidInput`` with the accepted forms otherwise."""
     forms = (
@@ -75,6 +78,11 @@ def parse_model_uri(uri: object) -> ModelRef | RunModelRef:
         raise InvalidInput(f"invalid model URI {uri!r}; expected {forms}")
     if version == "latest":
         return ModelRef(check_model_name(name))
-    if not version.isdigit() or int(version) < 1:
-        raise InvalidInput(f"invalid version {version!r} in {uri!r}; versions are 1, 2, 3, …")
+    # isdigit() is true for other scripts' digits too; a version is ASCII, and it fits the
+    # database's 32-bit column (a longer number would overflow the driver, not be refused).
+    if not (version.isascii() and version.isdigit()) or not 1 <= int(version) <= MAX_VERSION:
+        raise InvalidInput(
+            f"invalid version {version[:40]!r} in {uri[:120]!r}; versions are 1, 2, 3, … "
+            f"up to {MAX_VERSION}"
+        )
     return ModelRef(check_model_name(name), version=int(version))
