@@ -270,3 +270,14 @@ def test_registering_actions_checks_names_and_handlers() -> None:
         register_alert_action("Bad Name", lambda ctx: None)
     with pytest.raises(InvalidInput, match="callable"):
         register_alert_action("fine", "not callable")  # type: ignore[arg-type]
+
+
+def test_the_trigger_action_calls_the_real_pipelines_hook(keel_env: KeelEnv) -> None:
+    # no pipeline trigger listens on this rule: the hook starts nothing, and says so
+    ka.add_alert_rule("retrain", notifiers=[], actions=["trigger"], **RULE)
+    figures = Figures()
+    figures.values["churn-prod"] = 0.9
+    report = _pass(figures, now_ms())
+    assert report.errors == {}
+    (event,) = [e for e in ka.get_alert_events(rule="retrain") if e.kind == "action"]
+    assert event.detail == {"action": "trigger", "ok": True, "started": []}

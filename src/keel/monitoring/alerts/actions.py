@@ -96,7 +96,7 @@ def _webhook(ctx: ActionContext) -> dict[str, Any]:
 
 def _trigger(ctx: ActionContext) -> dict[str, Any]:
     try:
-        from keel.pipelines.triggers import fire_trigger  # type: ignore[import-not-found]
+        from keel.pipelines.triggers import fire_trigger
     except ImportError:
         raise KeelError(
             "the trigger action needs keel.pipelines.triggers, which this Keel does not have"

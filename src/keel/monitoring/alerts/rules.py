@@ -102,7 +102,7 @@ _FIGURE_NAMES = (
 
 def _figure_names() -> tuple[str, ...]:
     try:
-        from keel.monitoring.figures import FIGURE_NAMES as names  # type: ignore[import-not-found]
+        from keel.monitoring.figures import FIGURE_NAMES as names
     except ImportError:
         return _FIGURE_NAMES
     return tuple(names)

@@ -37,7 +37,7 @@ def default_figure_source() -> FigureSource:
     """Return ``keel.monitoring.figures.compute_figures`` (imported on first use); where
     this Keel has no such module, a source whose every call fails (recorded per rule)."""
     try:
-        from keel.monitoring.figures import compute_figures  # type: ignore[import-not-found]
+        from keel.monitoring.figures import compute_figures
     except ImportError as exc:
         reason = str(exc)
 
@@ -47,7 +47,7 @@ def default_figure_source() -> FigureSource:
             raise KeelError(f"monitored figures are unavailable: {reason}")
 
         return unavailable
-    return compute_figures  # type: ignore[no-any-return]
+    return compute_figures
 
 
 @dataclass
