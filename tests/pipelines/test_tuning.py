@@ -245,3 +245,24 @@ def test_a_study_with_a_corrupt_journal_is_an_integrity_error(keel_env: Any) -> 
         load_study("torn")
     with pytest.raises(IntegrityError, match="journal entry 3"):
         tune(quadratic, n_trials=1, study="torn")
+
+
+def test_a_runner_that_cannot_start_is_reported_by_name(keel_env: Any) -> None:
+    from keel.hpo import workers
+    from keel.hpo.trials import TrialPlan
+
+    env = workers.StoreEnv(str(keel_env.home), "bogus://nowhere", "file:///tmp/x")
+    plan = TrialPlan("s", 1, "0" * 32, "0" * 32)
+    (done,) = workers.run_local([workers.Job(env, plan, quadratic, None, None)])
+    assert done.run_ids == {}
+    assert done.error is not None
+    assert "unsupported tracking URI 'bogus://nowhere'" in done.error
+
+
+def test_tune_names_the_runners_that_failed(keel_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from keel.hpo import workers
+
+    bogus = workers.StoreEnv(str(keel_env.home), "bogus://nowhere", "file:///tmp/x")
+    monkeypatch.setattr(workers.StoreEnv, "current", classmethod(lambda cls: bogus))
+    with pytest.raises(KeelError, match=r"'broken-env': 2 of 2 trial runners failed; runner 0"):
+        tune(quadratic, n_trials=2, n_jobs=2, study="broken-env")
