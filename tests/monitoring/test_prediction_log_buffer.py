@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 
 from keel.errors import InvalidInput
-from keel.monitoring.prediction_log import PredictionLogger, request_id_of
+from keel.monitoring.prediction_log import PredictionLogger
 from keel.monitoring.prediction_read import read_predictions
+from keel.monitoring.prediction_serving import request_id_of
 from keel.monitoring.prediction_store import hour_of, log_root
 
 T0 = int(datetime(2026, 11, 30, 9, 59, 59, tzinfo=UTC).timestamp() * 1000) + 999
@@ -294,3 +295,66 @@ def test_record_refuses_wrong_types(keel_env: Any, bad: dict[str, Any]) -> None:
         logger.record(**{**fields, **bad})
     logger.close()
     assert logger.counters()["recorded"] == 0
+
+
+class _FlakyRoot:
+    """A log root whose first ``failures`` writes raise, as an unreachable store does."""
+
+    def __init__(self, failures: int) -> None:
+        self.inner = log_root()
+        self.url = self.inner.url
+        self.failures = failures
+
+    def write(self, *args: Any) -> str:
+        from keel.errors import StoreUnavailable
+
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("the store is down")
+        return self.inner.write(*args)
+
+
+def test_a_failed_write_is_retried_at_the_next_flush(keel_env: Any) -> None:
+    logger = PredictionLogger(_FlakyRoot(1), flush_interval=3600)  # type: ignore[arg-type]
+    for i in range(3):
+        _record(logger, 10_000 + i)
+    assert logger.flush() == 0
+    assert logger.counters()["write_errors"] == 1
+    assert logger.buffered_rows == 3  # back in the buffer, nothing lost
+    _record(logger, 10_100)
+    assert logger.flush() == 1
+    logger.close()
+    assert logger.counters()["lost"] == 0
+    assert read_predictions("dep")["request_id"].tolist() == [
+        "r10000",
+        "r10001",
+        "r10002",
+        "r10100",
+    ]
+
+
+def test_what_the_last_flush_cannot_write_is_counted_lost(keel_env: Any) -> None:
+    logger = PredictionLogger(_FlakyRoot(10), flush_interval=3600, max_rows=4)  # type: ignore[arg-type]
+    for i in range(3):
+        _record(logger, 10_000 + i)
+    logger.flush()
+    assert logger.buffered_rows == 3
+    assert _record(logger, 10_003)
+    assert not _record(logger, 10_004)  # the retried rows take the room: new ones drop
+    logger.close()
+    counters = logger.counters()
+    assert counters["lost"] == 4
+    assert counters["dropped"] == 1
+    assert read_predictions("dep").empty
+
+
+def test_a_hostile_deployment_name_never_reaches_the_store(keel_env: Any) -> None:
+    logger = _logger()
+    _record(logger, 0, deployment="../../escape")
+    _record(logger, 1, deployment="a/b")
+    _record(logger, 2)
+    logger.close()
+    assert logger.counters()["invalid"] == 2
+    root = Path(log_root().url)
+    assert not list(root.parent.rglob("*escape*"))
+    assert read_predictions("dep")["request_id"].tolist() == ["r2"]

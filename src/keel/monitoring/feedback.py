@@ -33,7 +33,7 @@ FeedbackItem = tuple[str, int, float | None, str | None]
 
 
 def _request_id(value: object, where: str) -> str:
-    from keel.monitoring.prediction_log import MAX_REQUEST_ID
+    from keel.monitoring.prediction_serving import MAX_REQUEST_ID
 
     if not isinstance(value, str) or not value or len(value) > MAX_REQUEST_ID:
         raise InvalidInput(
@@ -135,7 +135,7 @@ def write_feedback(stores: Stores, deployment: str, items: Sequence[FeedbackItem
     """Write ``items`` as one feedback segment of ``deployment`` in ``stores``' artifact root
     (the deployment must exist there: ``NotFound`` otherwise); return the rows written."""
     from keel.deploy.entities import check_deployment_name
-    from keel.monitoring.prediction_log import now_ms
+    from keel.monitoring.prediction_serving import now_ms
     from keel.monitoring.prediction_store import FEEDBACK, hour_of, log_root
 
     deployment = check_deployment_name(deployment)

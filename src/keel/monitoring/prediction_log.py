@@ -9,8 +9,11 @@ the buffered records into Arrow tables and writes one Parquet segment per
 
 The buffer never grows past ``max_rows`` rows or ``max_records`` requests: a record that
 would is dropped and counted (``keel_prediction_log_dropped_total``) rather than making
-serving wait. :meth:`PredictionLogger.close` flushes what is left. ``sample_rate`` decides
-per request whether its inputs are kept (outputs and metadata always are).
+serving wait. A segment the store refuses (unreachable S3...) goes back to the buffer and
+is retried at the next flush, within the same bounds. :meth:`PredictionLogger.close`
+flushes what is left. ``sample_rate`` decides per request whether its inputs are kept
+(outputs and metadata always are); ``keel.monitoring.prediction_serving`` is the serving
+side's one call per request.
 
 Row layout (one row per predicted row; see ``keel.monitoring.prediction_rows``):
 request_id, row, deployment, model, version, time_ms, latency_ms, status, error,
@@ -22,8 +25,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -34,100 +35,20 @@ if TYPE_CHECKING:
 
     from keel.config import KeelSettings
     from keel.monitoring.prediction_store import LogRoot
-    from keel.serving.runtime import ModelRuntime, Prepared
     from keel.stores import Stores
 
-__all__ = [
-    "PredictionLogger",
-    "inputs_of",
-    "log_served",
-    "logger_from_settings",
-    "new_request_id",
-    "request_id_of",
-]
+__all__ = ["PredictionLogger", "logger_from_settings"]
 
 DEFAULT_FLUSH_INTERVAL = 5.0
 DEFAULT_FLUSH_ROWS = 100_000
 DEFAULT_MAX_ROWS = 1_000_000
 DEFAULT_MAX_RECORDS = 200_000
-MAX_REQUEST_ID = 256
 _log = logging.getLogger(__name__)
 
 # One buffered request: (deployment, model, version, request_id, time_ms, latency_ms,
 # status, error, rows, inputs, input_names, outputs). Inputs are a mapping of 1-D columns,
 # or one 2-D block whose columns input_names names, or None when not sampled.
 Record = tuple[Any, ...]
-
-
-def new_request_id() -> str:
-    """A fresh request id (32 hex digits) for a request that brought none."""
-    return uuid.uuid4().hex
-
-
-def request_id_of(given: object) -> str:
-    """The id a request is logged and answered under: the caller's if usable, else new."""
-    if isinstance(given, str) and 0 < len(given) <= MAX_REQUEST_ID and given.isprintable():
-        return given
-    return new_request_id()
-
-
-def inputs_of(runtime: ModelRuntime, prepared: Prepared) -> tuple[Any, Sequence[str] | None]:
-    """The inputs of a checked request as :meth:`PredictionLogger.record` takes them (no
-    copy: a 2-D block stays one array and is split into columns when written)."""
-    if prepared.block is not None:
-        return prepared.block, [c.name or "" for c in runtime.schema.columns]
-    if prepared.array is not None:
-        return {"input": prepared.array}, None
-    return prepared.columns, None
-
-
-def log_served(
-    logger: PredictionLogger,
-    *,
-    deployment: str,
-    request_id: str,
-    time_ms: int,
-    latency_ms: float,
-    status: int,
-    error: str | None = None,
-    model: str | None = None,
-    version: str | None = None,
-    runtime: ModelRuntime | None = None,
-    prepared: Prepared | None = None,
-    results: Mapping[str, np.ndarray] | None = None,
-) -> bool:
-    """Record one served request from what the serving path has at hand (a failed one with
-    its status and error; its runtime, if known, names the model); False if dropped."""
-    if runtime is not None:
-        model = runtime.name if model is None else model
-        version = runtime.version if version is None else version
-    inputs: Any = None
-    names: Sequence[str] | None = None
-    rows = 1
-    sampled = logger.sample()
-    if status == 200 and prepared is not None and results is not None:
-        rows = prepared.rows
-        if sampled and runtime is not None:
-            inputs, names = inputs_of(runtime, prepared)
-    else:
-        results = None
-    if error is not None and len(error) > 1000:
-        error = error[:997] + "..."
-    return logger.record(
-        deployment=deployment,
-        model=model,
-        version=version,
-        request_id=request_id,
-        time_ms=time_ms,
-        latency_ms=latency_ms,
-        status=status,
-        rows=rows,
-        error=error,
-        inputs=inputs,
-        input_names=names,
-        outputs=results,
-        sampled=sampled,
-    )
 
 
 class PredictionLogger:
@@ -175,7 +96,7 @@ class PredictionLogger:
         self.written_rows = 0  # rows written to segments
         self.segments = 0  # segments written
         self.write_errors = 0  # flushes that failed (their records are lost, and counted)
-        self.lost = 0  # records lost to failed writes
+        self.lost = 0  # records lost: failed to convert, or to write with no room to retry
         self.invalid = 0  # records left out: their arrays did not hold their rows
         self._buffer: list[Record] = []
         self._rows = 0
@@ -289,9 +210,13 @@ class PredictionLogger:
                 break
             self.flush()
 
-    def flush(self) -> int:
-        """Write every buffered record now; return the number of segments written."""
-        from keel.monitoring.prediction_rows import tables_of
+    def flush(self, *, final: bool = False) -> int:
+        """Write every buffered record now; return the number of segments written.
+
+        A segment the store fails to take goes back to the front of the buffer (as much of
+        it as the buffer's bounds allow; the rest is counted lost) for the next flush,
+        unless ``final``."""
+        from keel.monitoring.prediction_rows import segment_table, segments_of
 
         with self._write_lock:
             with self._lock:
@@ -300,22 +225,50 @@ class PredictionLogger:
                 return 0
             written = 0
             rejected: list[Record] = []
-            try:
-                for (deployment, hour), table in tables_of(batch, rejected).items():
+            failed: list[Record] = []
+            for (deployment, hour), records in segments_of(batch, rejected).items():
+                if failed:  # the store is failing: the rest waits for the next flush too
+                    failed += records
+                    continue
+                try:
+                    table = segment_table(records)
+                except Exception:  # noqa: BLE001 - cannot be retried; logged and counted
+                    self.lost += len(records)
+                    _log.exception("converting %d prediction log records failed", len(records))
+                    continue
+                try:
                     self.root.write("predictions", deployment, hour, table)
-                    written += 1
-                    self.written_rows += table.num_rows
-            except Exception:  # noqa: BLE001 - logged and counted; serving goes on
-                self.write_errors += 1
-                self.lost += len(batch)
-                _log.exception("writing the prediction log to %s failed", self.root.url)
+                except Exception:  # noqa: BLE001 - logged, counted and retried
+                    self.write_errors += 1
+                    failed += records
+                    _log.exception("writing the prediction log to %s failed", self.root.url)
+                    continue
+                written += 1
+                self.written_rows += table.num_rows
             self.segments += written
             if rejected:
                 self.invalid += len(rejected)
-                _log.warning(
-                    "%d prediction log records had arrays of the wrong length", len(rejected)
-                )
+                _log.warning("left out %d records: wrong deployment or row count", len(rejected))
+            if failed:
+                self._requeue(failed, final=final)
             return written
+
+    def _requeue(self, records: list[Record], *, final: bool) -> None:
+        """Put records that failed to write back in front of the buffer, within bounds."""
+        kept: list[Record] = []
+        with self._lock:
+            room_rows = self.max_rows - self._rows
+            room_records = self.max_records - len(self._buffer)
+            if not final:
+                for record in records:
+                    if record[8] > room_rows or room_records < 1:
+                        break
+                    kept.append(record)
+                    room_rows -= record[8]
+                    room_records -= 1
+            self._buffer[:0] = kept
+            self._rows += sum(r[8] for r in kept)
+        self.lost += len(records) - len(kept)
 
     def close(self, timeout: float = 60.0) -> None:
         """Stop taking records, flush what is buffered and stop the writer thread."""
@@ -326,7 +279,7 @@ class PredictionLogger:
         self._wake.set()
         if thread is not None:
             thread.join(timeout)
-        self.flush()
+        self.flush(final=True)
 
     # -- metrics ----------------------------------------------------------------------------
 
@@ -378,8 +331,3 @@ def logger_from_settings(
     }
     options.update({k: v for k, v in overrides.items() if v is not None})
     return PredictionLogger(log_root(stores), **options)
-
-
-def now_ms() -> int:
-    """Milliseconds since the epoch, now (a request's ``time_ms``)."""
-    return time.time_ns() // 1_000_000

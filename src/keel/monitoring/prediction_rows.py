@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ import pyarrow as pa
 
 from keel.monitoring.prediction_store import hour_of
 
-__all__ = ["PREDICTION_SCHEMA", "arrow_columns", "tables_of"]
+__all__ = ["PREDICTION_SCHEMA", "arrow_columns", "segment_table", "segments_of", "tables_of"]
 
 PREDICTION_SCHEMA = pa.schema(
     [
@@ -48,17 +49,39 @@ PREDICTION_SCHEMA = pa.schema(
 def tables_of(
     batch: Sequence[tuple[Any, ...]], rejected: list[tuple[Any, ...]] | None = None
 ) -> dict[tuple[str, str], pa.Table]:
-    """The records of ``batch`` as one table per (deployment, hour).
+    """The records of ``batch`` as one table per (deployment, hour) (see
+    :func:`segments_of` for ``rejected``)."""
+    return {key: segment_table(group) for key, group in segments_of(batch, rejected).items()}
 
-    A record whose arrays do not all hold its ``rows`` rows is left out (appended to
-    ``rejected`` when given), so one inconsistent record never costs the others."""
+
+def segments_of(
+    batch: Sequence[tuple[Any, ...]], rejected: list[tuple[Any, ...]] | None = None
+) -> dict[tuple[str, str], list[tuple[Any, ...]]]:
+    """The records of ``batch`` by (deployment, hour): one segment each.
+
+    A record whose arrays do not all hold its ``rows`` rows, or whose deployment is no
+    deployment name, is left out (appended to ``rejected`` when given), so one
+    inconsistent record never costs the others."""
     segments: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
     for record in batch:
-        if _consistent(record):
+        if _valid_name(record[0]) and _consistent(record):
             segments[(record[0], hour_of(record[4]))].append(record)
         elif rejected is not None:
             rejected.append(record)
-    return {key: _segment(records) for key, records in segments.items()}
+    return segments
+
+
+@lru_cache(maxsize=1024)
+def _valid_name(name: str) -> bool:
+    # the name becomes a path segment: "../x" or "a/b" must never reach the store
+    from keel.deploy.entities import check_deployment_name
+    from keel.errors import InvalidInput
+
+    try:
+        check_deployment_name(name)
+    except InvalidInput:
+        return False
+    return True
 
 
 def _consistent(record: tuple[Any, ...]) -> bool:
@@ -76,7 +99,8 @@ def _consistent(record: tuple[Any, ...]) -> bool:
         return False
 
 
-def _segment(records: list[tuple[Any, ...]]) -> pa.Table:
+def segment_table(records: list[tuple[Any, ...]]) -> pa.Table:
+    """One segment's records as one table (layout groups concatenated, see the module)."""
     layouts: dict[tuple[Any, ...], list[tuple[Any, ...]]] = defaultdict(list)
     for record in records:
         layouts[(_input_layout(record[9], record[10]), _output_layout(record[11]))].append(record)

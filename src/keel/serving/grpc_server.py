@@ -180,7 +180,7 @@ def _servicer_class() -> type:
             answered in the response's ``id`` and the ``keel-request-id`` metadata."""
             import time
 
-            from keel.monitoring.prediction_log import log_served, now_ms, request_id_of
+            from keel.monitoring.prediction_serving import log_served, now_ms, request_id_of
             from keel.serving.service import InferTrace
 
             started, arrived = time.perf_counter(), now_ms()

@@ -136,7 +136,7 @@ def create_app(
         keel_shape: bool = False,
     ) -> Handler:
         """``guarded`` for a prediction route: request id in and out, and the log."""
-        from keel.monitoring.prediction_log import log_served, now_ms, request_id_of
+        from keel.monitoring.prediction_serving import log_served, now_ms, request_id_of
 
         async def endpoint(request: Request) -> Response:
             started, arrived = time.perf_counter(), now_ms()
@@ -195,7 +195,7 @@ def create_app(
         return _health(service.model_ready(*target(request)))
 
     async def infer(request: Request, trace: InferTrace, rid: list[str]) -> Response:
-        from keel.monitoring.prediction_log import request_id_of
+        from keel.monitoring.prediction_serving import request_id_of
 
         name, version = target(request)
         service.model_ready(name, version)  # an unknown model is 404 before the body is read

@@ -206,7 +206,7 @@ async def _logged(
     """Run a prediction handler ``work(trace, rid)`` under ``_guard``, answer its request
     id in ``Keel-Request-Id`` and record it (answered or failed) in the prediction log."""
     from keel.deploy.router import CallTrace
-    from keel.monitoring.prediction_log import log_served, now_ms, request_id_of
+    from keel.monitoring.prediction_serving import log_served, now_ms, request_id_of
 
     started, arrived = time.perf_counter(), now_ms()
     trace = CallTrace()
@@ -249,7 +249,7 @@ async def infer(name: str, request: Request) -> Response:
 async def _infer(
     name: str, request: Request, trace: CallTrace, rid: list[str], answered: list[Answer]
 ) -> Response:
-    from keel.monitoring.prediction_log import request_id_of
+    from keel.monitoring.prediction_serving import request_id_of
     from keel.serving.codec_binary import HEADER_LENGTH, split_body
     from keel.serving.codec_json import decode_request, encode_response, parse_json
 

@@ -1,0 +1,108 @@
+"""The serving side of the prediction log: request ids, and one call per served request.
+
+``keel serve`` (REST and gRPC) and ``keel server``'s deployments call :func:`log_served`
+with what the request went through; it picks the inputs to keep (sampling) and hands one
+record to the :class:`~keel.monitoring.prediction_log.PredictionLogger` — a few
+microseconds, no I/O. A request's id is the caller's (OIP ``id``, else the
+``Keel-Request-Id`` header) when it is a short printable string, else a new one.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from keel.monitoring.prediction_log import PredictionLogger
+    from keel.serving.runtime import ModelRuntime, Prepared
+
+__all__ = [
+    "MAX_REQUEST_ID",
+    "inputs_of",
+    "log_served",
+    "new_request_id",
+    "now_ms",
+    "request_id_of",
+]
+
+MAX_REQUEST_ID = 256
+
+
+def new_request_id() -> str:
+    """A fresh request id (32 hex digits) for a request that brought none."""
+    return uuid.uuid4().hex
+
+
+def request_id_of(given: object) -> str:
+    """The id a request is logged and answered under: the caller's if usable, else new."""
+    if isinstance(given, str) and 0 < len(given) <= MAX_REQUEST_ID and given.isprintable():
+        return given
+    return new_request_id()
+
+
+def inputs_of(runtime: ModelRuntime, prepared: Prepared) -> tuple[Any, Sequence[str] | None]:
+    """The inputs of a checked request as :meth:`PredictionLogger.record` takes them (no
+    copy: a 2-D block stays one array and is split into columns when written)."""
+    if prepared.block is not None:
+        return prepared.block, [c.name or "" for c in runtime.schema.columns]
+    if prepared.array is not None:
+        return {"input": prepared.array}, None
+    return prepared.columns, None
+
+
+def log_served(
+    logger: PredictionLogger,
+    *,
+    deployment: str,
+    request_id: str,
+    time_ms: int,
+    latency_ms: float,
+    status: int,
+    error: str | None = None,
+    model: str | None = None,
+    version: str | None = None,
+    runtime: ModelRuntime | None = None,
+    prepared: Prepared | None = None,
+    results: Mapping[str, np.ndarray] | None = None,
+) -> bool:
+    """Record one served request from what the serving path has at hand (a failed one with
+    its status and error; its runtime, if known, names the model); False if dropped."""
+    if runtime is not None:
+        model = runtime.name if model is None else model
+        version = runtime.version if version is None else version
+    inputs: Any = None
+    names: Sequence[str] | None = None
+    rows = 1
+    sampled = logger.sample()
+    if status == 200 and prepared is not None and results is not None:
+        rows = prepared.rows
+        if sampled and runtime is not None:
+            inputs, names = inputs_of(runtime, prepared)
+    else:
+        results = None
+    if error is not None and len(error) > 1000:
+        error = error[:997] + "..."
+    return logger.record(
+        deployment=deployment,
+        model=model,
+        version=version,
+        request_id=request_id,
+        time_ms=time_ms,
+        latency_ms=latency_ms,
+        status=status,
+        rows=rows,
+        error=error,
+        inputs=inputs,
+        input_names=names,
+        outputs=results,
+        sampled=sampled,
+    )
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch, now (a request's ``time_ms``)."""
+    return time.time_ns() // 1_000_000
