@@ -358,3 +358,13 @@ def test_a_hostile_deployment_name_never_reaches_the_store(keel_env: Any) -> Non
     root = Path(log_root().url)
     assert not list(root.parent.rglob("*escape*"))
     assert read_predictions("dep")["request_id"].tolist() == ["r2"]
+
+
+def test_keel_serve_logs_a_model_under_a_valid_deployment_name() -> None:
+    from keel.deploy.entities import check_deployment_name
+    from keel.monitoring.prediction_serving import deployment_name
+
+    assert deployment_name("churn") == "churn"
+    for hostile in ("my model=v2", "../../x", "a/b\\c", "", None, "é" * 300, "-x-"):
+        name = deployment_name(hostile)
+        assert check_deployment_name(name) == name

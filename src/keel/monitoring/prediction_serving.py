@@ -9,9 +9,11 @@ microseconds, no I/O. A request's id is the caller's (OIP ``id``, else the
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_REQUEST_ID",
+    "deployment_name",
     "inputs_of",
     "log_served",
     "new_request_id",
@@ -30,6 +33,15 @@ __all__ = [
 ]
 
 MAX_REQUEST_ID = 256
+_NOT_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@lru_cache(maxsize=256)
+def deployment_name(model: str | None) -> str:
+    """The deployment ``keel serve`` logs a model under: its name, made a valid deployment
+    name (a registered model's name may hold spaces or '=', a path segment may not)."""
+    name = _NOT_NAME.sub("-", model or "").strip("-._")[:128]
+    return name or "unnamed"
 
 
 def new_request_id() -> str:

@@ -180,7 +180,12 @@ def _servicer_class() -> type:
             answered in the response's ``id`` and the ``keel-request-id`` metadata."""
             import time
 
-            from keel.monitoring.prediction_serving import log_served, now_ms, request_id_of
+            from keel.monitoring.prediction_serving import (
+                deployment_name,
+                log_served,
+                now_ms,
+                request_id_of,
+            )
             from keel.serving.service import InferTrace
 
             started, arrived = time.perf_counter(), now_ms()
@@ -202,7 +207,8 @@ def _servicer_class() -> type:
                 runtime = trace.runtime or getattr(self._service, "runtime", None)
                 log_served(
                     self._log,  # type: ignore[arg-type]
-                    deployment=self._deployment or (runtime.name if runtime else "unknown"),
+                    deployment=self._deployment
+                    or deployment_name(runtime.name if runtime else None),
                     request_id=rid,
                     time_ms=arrived,
                     latency_ms=(time.perf_counter() - started) * 1000,

@@ -136,7 +136,12 @@ def create_app(
         keel_shape: bool = False,
     ) -> Handler:
         """``guarded`` for a prediction route: request id in and out, and the log."""
-        from keel.monitoring.prediction_serving import log_served, now_ms, request_id_of
+        from keel.monitoring.prediction_serving import (
+            deployment_name,
+            log_served,
+            now_ms,
+            request_id_of,
+        )
 
         async def endpoint(request: Request) -> Response:
             started, arrived = time.perf_counter(), now_ms()
@@ -159,7 +164,7 @@ def create_app(
                 runtime = trace.runtime or service.runtime
                 log_served(
                     log,
-                    deployment=deployment or (runtime.name if runtime else "unknown"),
+                    deployment=deployment or deployment_name(runtime.name if runtime else None),
                     request_id=rid[0],
                     time_ms=arrived,
                     latency_ms=elapsed * 1000,
