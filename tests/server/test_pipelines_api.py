@@ -160,3 +160,77 @@ def test_the_rest_store_does_what_the_sql_store_does(keel_env: Any, tmp_path: Pa
                 store.get_trigger("m")
         finally:
             http.close()
+
+
+def test_a_live_server_runs_schedules_and_version_triggers(
+    keel_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole loop on a real ``keel server``: its scheduler starts the schedule's runs
+    and a model version registered through it fires the retraining trigger once."""
+    import uuid
+
+    from tests.conftest import _reset
+
+    import keel
+    import keel.pipelines as kp
+    from keel.config import load_settings
+    from keel.pipelines.schedule_runner import _launchers
+    from keel.server import create_app
+    from keel.serving._uvicorn import serving
+    from keel.stores import current_stores
+
+    flow = write_flow(tmp_path)
+    out = tmp_path / "runs.jsonl"
+    home = tmp_path / "server-home"
+    app = create_app(settings=load_settings(home, tracking_uri=f"sqlite:///{home / 'keel.db'}"))
+    # The lifespan on, so the server's scheduler runs as under `keel server`.
+    with serving(app, lifespan="on", what="the schedules server", thread_name="keel-h6") as url:
+        monkeypatch.setenv("KEEL_TRACKING_URI", url)
+        _reset()
+        try:
+            keel.schedule_pipeline(
+                "often",
+                f"{flow}:rec",
+                "* * * * * *",
+                params={"path": str(out), "tag": "scheduled"},
+                executor="inline",
+            )
+            keel.add_trigger(
+                "retrain",
+                f"{flow}:rec",
+                "model_version",
+                "churn",
+                params={"path": str(out), "tag": "retrain {model}@{version}"},
+                executor="inline",
+            )
+
+            def finished(name: str) -> Any:
+                done = [d for d in kp.list_dispatches(name) if d.status == "finished"]
+                return done or None
+
+            [first, *_] = wait_for(lambda: finished("often"), timeout=90)
+            keel.pause_schedule("often")
+            assert keel.get_pipeline_run(first.run_id).status == "finished"
+
+            stores = current_stores()
+            experiment = stores.tracking.create_experiment(f"e-{uuid.uuid4().hex}")
+            run = stores.tracking.create_run(
+                experiment.experiment_id, name="r", user="u", start_time=1
+            )
+            fields = {
+                "source": f"runs:/{run.run_id}/model",
+                "artifact_digest": "ab" * 32,
+                "flavor": "sklearn",
+                "created_by": "u",
+            }
+            stores.registry.create_model_version("churn", fields, create_model=True)
+            [fired] = wait_for(lambda: finished("retrain"), timeout=90)
+            assert fired.event_key == "model_version:1"
+            wait_for(lambda: all(d.status != "running" for d in kp.list_dispatches()))
+            tags = [r["tag"] for r in records(out)]
+            assert tags.count("retrain churn@1") == 1
+            assert "scheduled" in tags
+        finally:
+            for launcher in list(_launchers.values()):
+                launcher.stop()
+            _reset()
