@@ -234,3 +234,37 @@ def test_a_live_server_runs_schedules_and_version_triggers(
             for launcher in list(_launchers.values()):
                 launcher.stop()
             _reset()
+
+
+def test_with_auth_on_editors_manage_triggers_and_a_webhook_still_needs_its_token(
+    keel_env: Any, tmp_path: Path
+) -> None:
+    from keel.config import load_settings
+    from keel.governance.auth import Role, auth_store
+    from keel.server import create_app
+    from keel.stores import open_stores
+
+    settings = load_settings(tmp_path / "home")
+    stores = open_stores(settings)
+    auth = auth_store(stores)
+    auth.create_user("eve", role=Role.EDITOR)
+    auth.create_user("vic")
+    editor = {"Authorization": f"Bearer {auth.create_token('eve').token}"}
+    viewer = {"Authorization": f"Bearer {auth.create_token('vic').token}"}
+    app = create_app(settings=settings, stores=stores, auth=True)
+    body = {"name": "hook", "pipeline": "flows.py:train", "kind": "webhook"}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.post(f"{API}/triggers", json=body, headers=viewer).status_code == 403
+        r = client.post(f"{API}/triggers", json=body, headers=editor)
+        assert r.status_code == 201, r.text
+        token = r.json()["token"]
+        assert client.get(f"{API}/triggers", headers=viewer).status_code == 200
+        fire = f"{API}/triggers/hook/fire"
+        assert client.post(fire, headers={"Keel-Trigger-Token": token}).status_code == 401
+        r = client.post(fire, headers={**editor, "Keel-Trigger-Token": "wrong"})
+        assert r.status_code == 401
+        assert "wrong token" in r.json()["message"]
+    from keel.governance.sql_audit import SqlAuditStore
+
+    [entry] = SqlAuditStore(stores.tracking.db).list_entries(action="pipeline_trigger")
+    assert entry.actor == "eve"
