@@ -10,6 +10,11 @@ case). For each cell (route x 1 or 100 rows, ``C`` keep-alive connections) wrk l
 alternately, so drift in the machine's load hits both sides alike; a cell's figure is the
 median requests/s of each side and their ratio (target >= 0.95).
 
+Each cell also records the CPU time the server's process group spent (``/proc``), per
+request: on a machine that other work shares, throughput moves with the neighbours' load,
+CPU per request much less; ``cpu_ratio`` (off/on CPU per request) is the throughput ratio
+a CPU-bound server would see.
+
 After the load the "on" server is stopped (its shutdown flushes the log) and its log is
 read back with ``keel.read_predictions``: every completed request's rows must be there
 (none dropped), or the figure is refused.
@@ -34,6 +39,25 @@ SYSTEMS = ("keel",)
 ROWS = (1, 100)
 MODEL_NAME = "bench-plog"
 DEPLOYMENT = MODEL_NAME  # keel serve logs under the model's name
+
+
+def _group_cpu_seconds(server: Server) -> float:
+    """User + system CPU seconds of every live process in the server's process group."""
+    proc = server._proc  # the launcher; the server and its workers share its group
+    check(proc is not None, f"{server.name} is not running")
+    group, total = proc.pid, 0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[2]) == group:  # pgrp
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
 
 
 def _server(uri: str, home: Path, workdir: Path, *, log: bool) -> Server:
@@ -77,6 +101,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             bodies[(route, rows)] = path
     off, on = (_server(uri, home, args.workdir, log=flag) for flag in (False, True))
     rps: dict[tuple[str, int, str], list[float]] = {}
+    cpu: dict[tuple[str, int, str], list[float]] = {}
     sent: dict[str, int] = {}  # completed requests per body on the "on" server, warm-ups too
     figures: dict[str, Any] = {}
     with off, on:
@@ -96,18 +121,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for _ in range(args.repeat):
                 for server, side in ((off, "off"), (on, "on")):
                     url = server.url + routes[route][0]
+                    before = _group_cpu_seconds(server)
                     cell = wrk(url, path, args.connections, args.duration, args.workdir)
+                    spent = _group_cpu_seconds(server) - before
                     check(cell["errors"] == 0, f"{side} {route} r{rows}: {cell['errors']} errors")
                     rps.setdefault((route, rows, side), []).append(cell["rps"])
+                    per_request = 1000 * spent / cell["requests"]
+                    cpu.setdefault((route, rows, side), []).append(per_request)
                     if side == "on":
                         sent[f"{route}-{rows}"] += cell["requests"]
     for (route, rows, side), values in sorted(rps.items()):
         figures[f"{route}_r{rows}_c{args.connections}_{side}_rps"] = statistics.median(values)
+    for (route, rows, side), values in sorted(cpu.items()):
+        figures[f"{route}_r{rows}_c{args.connections}_{side}_cpu_ms"] = statistics.median(values)
     for route in routes:
         for rows in ROWS:
             key = f"{route}_r{rows}_c{args.connections}"
             figures[f"{key}_ratio"] = figures[f"{key}_on_rps"] / figures[f"{key}_off_rps"]
-    figures["min_ratio"] = min(v for k, v in figures.items() if k.endswith("_ratio"))
+            off_cpu, on_cpu = figures[f"{key}_off_cpu_ms"], figures[f"{key}_on_cpu_ms"]
+            figures[f"{key}_cpu_ratio"] = off_cpu / on_cpu if on_cpu > 0 else 0.0
+    ratios = {k: v for k, v in figures.items() if k.endswith("_ratio")}
+    figures["min_ratio"] = min(v for k, v in ratios.items() if not k.endswith("_cpu_ratio"))
+    figures["min_cpu_ratio"] = min(v for k, v in ratios.items() if k.endswith("_cpu_ratio"))
     logged = keel.read_predictions(DEPLOYMENT, with_feedback=False)
     expected_rows = sum(n * int(body.rsplit("-", 1)[1]) for body, n in sent.items())
     # wrk counts the requests it completed; a few it had in flight at its end may also have
