@@ -8,7 +8,9 @@ rows; ``quality(reference, current)`` reports missing values, out-of-range value
 unseen categories and schema violations. ``monitor_windows(deployment, window="1h")``
 splits a deployment's prediction log into windows with their service health, data
 quality, drift and live performance; ``compute_figures`` gives the latest window's figures
-by name (what alert rules and the ``keel_monitor_*`` gauges use). Names load on first
+by name (what alert rules and the ``keel_monitor_*`` gauges use). ``monitoring_report``
+gives a deployment's last day (or any window) as a summary, distributions and trends;
+``report_html`` writes it as one self-contained HTML file. Names load on first
 use, so ``import keel.monitoring`` loads no numpy, pandas or scipy.
 """
 
@@ -22,6 +24,7 @@ __all__ = [
     "ColumnProfile",
     "ColumnQuality",
     "DriftReport",
+    "MonitoringReport",
     "MultivariateDrift",
     "PredictionLogger",
     "QualityReport",
@@ -34,10 +37,12 @@ __all__ = [
     "drift_html",
     "log_feedback",
     "monitor_windows",
+    "monitoring_report",
     "profile",
     "quality",
     "read_predictions",
     "reference_profile",
+    "report_html",
 ]
 
 _EXPORTS = {
@@ -45,6 +50,7 @@ _EXPORTS = {
     "ColumnProfile": "keel.monitoring._profile",
     "ColumnQuality": "keel.monitoring._quality",
     "DriftReport": "keel.monitoring.results",
+    "MonitoringReport": "keel.monitoring.report",
     "MultivariateDrift": "keel.monitoring.results",
     "PredictionLogger": "keel.monitoring.prediction_log",
     "QualityReport": "keel.monitoring._quality",
@@ -57,10 +63,12 @@ _EXPORTS = {
     "drift_html": "keel.monitoring._html",
     "log_feedback": "keel.monitoring.feedback",
     "monitor_windows": "keel.monitoring.windows",
+    "monitoring_report": "keel.monitoring.report",
     "profile": "keel.monitoring._profile",
     "quality": "keel.monitoring._quality",
     "read_predictions": "keel.monitoring.prediction_read",
     "reference_profile": "keel.monitoring._reference",
+    "report_html": "keel.monitoring.report_html",
 }
 
 
