@@ -217,3 +217,18 @@ def test_logging_off_writes_nothing(env: Home, tmp_path: Path) -> None:
     assert logger_from_settings(current_stores(), enabled=False) is None
     with keel_home(env.path, KEEL_PREDICTION_LOG="false"):
         assert logger_from_settings(current_stores()) is None
+
+
+def test_feedback_for_a_model_keel_serve_logged(env: Home) -> None:
+    import keel
+
+    with serving(create_app(_service(), prediction_log=_logger())) as url:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            answer = client.post("/v2/models/cancer/infer", json=oip_body(env.X, 0, 2))
+    rid = answer.headers["Keel-Request-Id"]
+    assert keel.log_feedback("cancer", [rid, rid], [1, 0], row=[0, 1]) == 2
+    df = keel.read_predictions("cancer")
+    mine = df[df["request_id"] == rid].sort_values("row")
+    assert mine["target"].tolist() == [1.0, 0.0]
+    with pytest.raises(keel.NotFound, match="no predictions are logged"):
+        keel.log_feedback("never-served", rid, 1)

@@ -16,7 +16,7 @@ import numbers
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from keel.errors import InvalidInput
+from keel.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -132,18 +132,27 @@ def feedback_table(deployment: str, items: Sequence[FeedbackItem], time_ms: int)
 
 
 def write_feedback(stores: Stores, deployment: str, items: Sequence[FeedbackItem]) -> int:
-    """Write ``items`` as one feedback segment of ``deployment`` in ``stores``' artifact root
-    (the deployment must exist there: ``NotFound`` otherwise); return the rows written."""
+    """Write ``items`` as one feedback segment of ``deployment`` in ``stores``' artifact root;
+    return the rows written. ``deployment`` is a deployment of ``stores`` or a name
+    predictions were logged under (``keel serve`` logs under the model's): ``NotFound``
+    otherwise."""
     from keel.deploy.entities import check_deployment_name
     from keel.monitoring.prediction_serving import now_ms
-    from keel.monitoring.prediction_store import FEEDBACK, hour_of, log_root
+    from keel.monitoring.prediction_store import FEEDBACK, PREDICTIONS, hour_of, log_root
 
     deployment = check_deployment_name(deployment)
-    stores.deployments.get_deployment(deployment)  # NotFound names it
+    root = log_root(stores)
+    try:
+        stores.deployments.get_deployment(deployment)
+    except NotFound:
+        if not root.has(PREDICTIONS, deployment):
+            raise NotFound(
+                f"deployment {deployment!r} does not exist and no predictions are logged "
+                "under that name; give the deployment (or the model keel serve served)"
+            ) from None
     arrived = now_ms()
-    log_root(stores).write(
-        FEEDBACK, deployment, hour_of(arrived), feedback_table(deployment, items, arrived)
-    )
+    table = feedback_table(deployment, items, arrived)
+    root.write(FEEDBACK, deployment, hour_of(arrived), table)
     return len(items)
 
 

@@ -108,6 +108,14 @@ class LogRoot:
             ) from exc
         return final
 
+    def has(self, kind: str, deployment: str) -> bool:
+        """Whether anything of ``kind`` was ever logged for ``deployment``."""
+        folder = self.folder(kind, deployment)
+        if self.local:
+            return os.path.isdir(folder)
+        self.fs.invalidate_cache(folder)
+        return bool(self.fs.exists(folder))
+
     def files(
         self, kind: str, deployment: str, first: str | None = None, last: str | None = None
     ) -> list[str]:
