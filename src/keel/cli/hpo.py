@@ -37,11 +37,11 @@ def _trial(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
 
 
 def _best(study: optuna.Study) -> list[int]:
-    from keel.hpo.search import _best
+    from keel.hpo.search import best_trial
 
     if len(study.directions) > 1:
         return sorted(t.number for t in study.best_trials)
-    best = _best(study)
+    best = best_trial(study)
     return [] if best is None else [best.number]
 
 

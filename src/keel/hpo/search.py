@@ -24,7 +24,7 @@ from keel.errors import InvalidInput, KeelError
 from keel.hpo.journal import create_study, is_keel_study
 from keel.hpo.trials import KIND, NUMBER, STUDY, TrialPlan, TrialsDone, metric_names, run_trials
 
-__all__ = ["EXECUTORS", "TuneResult", "tune"]
+__all__ = ["EXECUTORS", "TuneResult", "best_trial", "tune"]
 
 EXECUTORS = ("local", "ray")
 MAX_TRIALS = 1_000_000
@@ -203,7 +203,7 @@ def _run(
 def _result(study: optuna.Study, done: TrialsDone, parent_run_id: str) -> TuneResult:
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     states = Counter(trials[n].state.name for n in done.run_ids if n in trials)
-    best = _best(study)
+    best = best_trial(study)
     if best is None:
         first = min(done.failures.items(), default=None)
         why = f"; trial {first[0]} failed: {first[1]}" if first else ""
@@ -226,7 +226,9 @@ def _result(study: optuna.Study, done: TrialsDone, parent_run_id: str) -> TuneRe
     )
 
 
-def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """Return the study's best completed trial (the lowest-numbered on the Pareto front of
+    a multi-objective study), or None if none has completed."""
     if len(study.directions) == 1:
         try:
             return study.best_trial
