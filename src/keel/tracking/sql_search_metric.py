@@ -12,14 +12,18 @@ then start_time DESC and run_id. So a page is read in up to two parts:
 
 * the *head*: runs that have a non-NaN value of the metric, in index order;
 * the *tail*: runs that do not, in the order of the remaining keys — read only when the
-  head runs out before the page is full (its offset is the page's, less the head's size).
+  head runs out before the page is full (its offset is the page's, less the head's size),
+  and never when the filter needs the metric (``metrics.m1 > 0.9``: no such run matches).
+
+The filter's comparisons of that metric with a number bound the walk (a range of the
+index) instead of being looked up per entry.
 
 Walking the index pays a random lookup per entry (the runs are not visited in the
 run_id order their rows are stored in, see migration 0008), about 2.5 times what the
 general query pays per run. It only wins when the page fills within the first ~40 % of
-the experiment's runs, so ``choose`` first counts the experiment's runs and checks how
-many of the first ``SAMPLE`` index entries pass the filter, and estimates the length of
-the walk from that; otherwise the general query runs, as before.
+the experiment's runs, so ``MetricOrderPlan.worth_it`` first counts the experiment's
+runs and how many of the first ``SAMPLE`` index entries pass the filter, and estimates
+the length of the walk from that; otherwise the general query runs, as before.
 """
 
 from __future__ import annotations
