@@ -232,3 +232,59 @@ def test_feedback_for_a_model_keel_serve_logged(env: Home) -> None:
     assert mine["target"].tolist() == [1.0, 0.0]
     with pytest.raises(keel.NotFound, match="no predictions are logged"):
         keel.log_feedback("never-served", rid, 1)
+
+
+def test_concurrent_requests_are_all_recorded_once(env: Home) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    dep, X = _name(), env.X
+    logger = _logger(flush_rows=50)  # several flushes while the load runs
+
+    def client_run(url: str, k: int) -> list[str]:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            return [
+                client.post(
+                    "/v2/models/cancer/infer", json=oip_body(X, (k * 20 + i) % 500, 3)
+                ).headers["Keel-Request-Id"]
+                for i in range(20)
+            ]
+
+    with serving(create_app(_service(), prediction_log=logger, deployment=dep)) as url:
+        with ThreadPoolExecutor(8) as pool:
+            ids = [
+                rid for batch in pool.map(lambda k: client_run(url, k), range(8)) for rid in batch
+            ]
+    assert len(set(ids)) == 160
+    df = read_predictions(dep)
+    assert len(df) == 480
+    assert sorted(df["request_id"].unique()) == sorted(ids)
+    assert not df.duplicated(["request_id", "row"]).any()
+    assert logger.counters()["segments"] > 1
+
+
+def test_a_refused_grpc_request_is_recorded(env: Home) -> None:
+    grpc_client = pytest.importorskip("tritonclient.grpc")
+    import socket
+
+    from tritonclient.utils import InferenceServerException
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dep = _name()
+    app = create_app(
+        _service(), prediction_log=_logger(), deployment=dep, grpc_address=("127.0.0.1", port)
+    )
+    with serving(app):
+        client = grpc_client.InferenceServerClient(f"127.0.0.1:{port}")
+        try:
+            tensor = grpc_client.InferInput("f0", [2], "FP64")  # the other columns missing
+            tensor.set_data_from_numpy(env.X["f0"].to_numpy()[:2])
+            with pytest.raises(InferenceServerException):
+                client.infer("cancer", [tensor], request_id="grpc-bad")
+        finally:
+            client.close()
+    df = read_predictions(dep)
+    assert df["request_id"].tolist() == ["grpc-bad"]
+    assert df["status"].tolist() == [400]
+    assert "f1" in df["error"].iloc[0]
