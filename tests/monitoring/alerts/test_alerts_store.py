@@ -174,3 +174,14 @@ def test_a_rule_object_is_stored_as_parsed(keel_env: KeelEnv) -> None:
         current_stores().alerts.add_rules(["not a rule"])  # type: ignore[list-item]
     with pytest.raises(InvalidInput, match="twice"):
         current_stores().alerts.add_rules([rule, rule])
+
+
+def test_disabling_a_rule_resolves_its_open_alert(backend: KeelEnv) -> None:
+    ka.add_alert_rule("muted", notifiers=[], **RULE)
+    _fire(backend, "muted", 0.9)
+    (alert,) = ka.list_alerts(state="firing")
+    ka.add_alert_rule("muted", notifiers=[], enabled=False, replace=True, **RULE)
+    assert ka.get_alert(alert.alert_id).state.value == "resolved"
+    assert ka.get_alert_events(alert_id=alert.alert_id)[-1].detail == {"why": "rule disabled"}
+    _fire(backend, "muted", 0.9)  # a disabled rule is not evaluated
+    assert ka.list_alerts(state="firing") == []

@@ -11,8 +11,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import Connection, select
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
 
 from keel.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from keel.governance.chain import Entry, append
@@ -113,10 +113,12 @@ class SqlAlertStore(SqlAlertEvaluation, AlertStore):
                     entries.append(
                         Entry(f"alert_rule.{verb}", "alert_rule", rule.name, rule.masked())
                     )
-                if entries:
-                    append(conn, entries, actor=actor)
+                    if not rule.enabled:  # a disabled rule's alert would stay open forever
+                        entries += self._resolve_open(conn, rule.name, now, "rule disabled")
                 query = select(alert_rules).where(alert_rules.c.name.in_(names))
                 by_name = {row.name: _rule_from(row) for row in conn.execute(query)}
+                if entries:
+                    append(conn, entries, actor=actor)
         except sa_exc.IntegrityError:
             raise Conflict("an alert rule was added concurrently; retry") from None
         return [by_name[name] for name in names]
@@ -164,13 +166,19 @@ class SqlAlertStore(SqlAlertEvaluation, AlertStore):
             if done.rowcount != 1:
                 raise NotFound(f"no alert rule named {name!r} (keel alerts rule list)")
             entries = [Entry("alert_rule.delete", "alert_rule", name, {})]
-            for row in conn.execute(self._open_query(name)).all():
-                self._set(conn, row.alert_id, state="resolved", resolved_at=now, evaluated_at=now)
-                self._event(
-                    conn, name, row.alert_id, now, "resolved", None, {"why": "rule deleted"}
-                )
-                entries.append(Entry("alert.resolved", "alert", row.alert_id, {"rule": name}))
+            entries += self._resolve_open(conn, name, now, "rule deleted")
             append(conn, entries)
+
+    def _resolve_open(self, conn: Connection, rule: str, now: int, why: str) -> list[Entry]:
+        """Resolve the rule's open alert (if any); return the audit entries to append."""
+        entries = []
+        for row in conn.execute(self._open_query(rule)).all():
+            self._set(conn, row.alert_id, state="resolved", resolved_at=now, evaluated_at=now)
+            self._event(conn, rule, row.alert_id, now, "resolved", None, {"why": why})
+            entries.append(
+                Entry("alert.resolved", "alert", row.alert_id, {"rule": rule, "why": why})
+            )
+        return entries
 
     # -- alerts --------------------------------------------------------------------------
     def list_alerts(
