@@ -6,6 +6,7 @@ keel monitor drift REF CUR [--json] [-o drift.html] [--columns a,b] [--method co
                            [--fail-on-drift]
 keel monitor profile DATA [-o profile.json]
 keel monitor windows --deployment NAME [--window 1h] [--since 24h] [--json]
+keel monitor report --deployment NAME [--window 24h] [--bucket 1h] [-o report.html] [--json]
 keel monitor grafana-dashboard [-o keel-dashboard.json]
 
 REF and CUR are Parquet files (or folders); REF may also be a profile written by
@@ -278,6 +279,67 @@ def _model_cell(figures: dict[str, float]) -> str:
             text = f"{name} {figures[name]:.3g}"
             return text if decay is None else f"{text} (decay {decay:+.3g})"
     return "—"
+
+
+@app.command("report")
+def report_command(
+    deployment: Annotated[str, typer.Option("--deployment", "-d", help="Deployment name.")],
+    window: Annotated[
+        str, typer.Option("--window", "-w", help="How far back from --end: 1h, 24h, 7d.")
+    ] = "24h",
+    bucket: Annotated[
+        str | None, typer.Option("--bucket", help="Timeline bucket (default: window / 24).")
+    ] = None,
+    end: Annotated[
+        int | None, typer.Option("--end", help="End of the window, ms since the epoch (now).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write a self-contained HTML report.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Report a deployment's last WINDOW: summary, distributions, drift and health over time."""
+    from keel.monitoring.report import monitoring_report
+
+    if output is not None:
+        _check_output(output)
+    report = monitoring_report(deployment, window=window, bucket=bucket, end=end)
+    if output is not None:
+        from keel.monitoring.report_html import report_html
+
+        _write(output, report_html(report))
+    if as_json:
+        print_json(report.to_dict())
+        return
+    _print_report(report, output)
+
+
+def _check_output(path: Path) -> None:
+    # Checked before the report is computed, so a typo costs no minutes of work.
+    if path.is_dir():
+        raise InvalidInput(f"--output {str(path)!r} is a folder; name a file")
+    if not path.parent.exists():
+        raise InvalidInput(f"the folder of --output {str(path)!r} does not exist")
+
+
+def _print_report(report: Any, output: Path | None) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from keel.monitoring.report_html import format_summary
+
+    console = out_console()
+    data = report.to_dict()
+    if data["empty"]:
+        console.print(f"no traffic logged for deployment {report.deployment!r} in the window")
+    table = Table(title=f"{report.deployment}: the last {data['window']}", show_edge=False)
+    table.add_column("figure")
+    table.add_column("value")
+    for name, value, _ in format_summary(data):
+        table.add_row(Text(name), Text(value))  # Text: a column name is never markup
+    console.print(table)
+    if output is not None:
+        console.print(f"report written to {output}")
 
 
 @app.command("grafana-dashboard")
