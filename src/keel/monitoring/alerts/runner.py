@@ -110,6 +110,8 @@ class _Pass:
             return
         step = decide(rule, alert, value, self.now, last_resolved_at=last_resolved)
         self.report.steps[rule.name] = step
+        if alert is None and step.transition == "none":
+            return  # quiet and fine: nothing to write
         try:
             alert = self.store.apply(rule, step, self.now)
         except Exception as exc:  # noqa: BLE001
