@@ -48,10 +48,40 @@ def _items(doc: Any) -> tuple[list[Any], list[Any], list[Any]]:
     return ids, rows, targets
 
 
+_BODY_SCHEMA = {
+    "type": "object",
+    "required": ["feedback"],
+    "additionalProperties": False,
+    "properties": {
+        "feedback": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["request_id", "target"],
+                "additionalProperties": False,
+                "properties": {
+                    "request_id": {"type": "string", "minLength": 1, "maxLength": 256},
+                    "row": {"type": "integer", "minimum": 0, "default": 0},
+                    "target": {"oneOf": [{"type": "number"}, {"type": "string"}]},
+                },
+            },
+        }
+    },
+}
+
+
 @router.post(
     "/deployments/{name}/feedback",
     dependencies=[require(Role.EDITOR)],
     responses={400: {"description": "bad feedback"}, 404: {"description": "no such deployment"}},
+    # the body is read as bytes (checked as keel.log_feedback checks it); its schema here
+    # documents it
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _BODY_SCHEMA}},
+        }
+    },
 )
 async def post_feedback(name: Name, request: Request) -> dict[str, int]:
     """Record ground truth for a deployment's logged predictions; answer the rows written."""
