@@ -138,6 +138,25 @@ def test_plain_rows_take_the_fast_path(rows: Any, key: str) -> None:
     matrix[0, 0] = 7.0
 
 
+@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize(
+    "rows", [[[0, 1.5, 2.0], [3, 4, 5]], [[0, 1, 2], [3, 4, 5e0]], [[7, 8, 9], [1, 2, -3.0]]]
+)
+def test_rows_led_by_an_integer_take_the_fast_path_when_a_float_follows(
+    rows: Any, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keel.serving.mlflow_formats as formats
+
+    raw = _body(rows, key=key)
+    doc = parse_json(raw)
+    expected = reference(doc)
+    monkeypatch.setattr(formats, "_numeric_rows", lambda data: pytest.fail("numpy.array path"))
+    got = split_matrix(doc, raw)
+    assert got is not None
+    assert got[1].dtype == expected.dtype == np.float64
+    assert got[1].tobytes() == expected.tobytes()
+
+
 def test_whitespace_anywhere_is_read_the_same() -> None:
     rows = [[1.5, 2, -0.0], [3.25, 4.5, 1e-7]]
     compact = _body(rows)

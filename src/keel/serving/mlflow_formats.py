@@ -76,10 +76,15 @@ def split_matrix(doc: Any, raw: bytes | None = None) -> tuple[list[str] | None, 
         return None
     if not isinstance(data, list) or not data:
         return None
+    tail = None if raw is None else _value_tail(raw, inner)
     # numpy and struct read true/false as 1/0 next to numbers; the DataFrame refuses them
-    if raw is not None and not (_ends_without_booleans(raw, inner) or _no_booleans(raw, strings)):
+    if raw is not None and not (
+        (tail is not None and raw.find(b"t", tail) == raw.find(b"f", tail) == -1)
+        or _no_booleans(raw, strings)
+    ):
         return None
-    matrix = _float_rows(data)
+    has_float = raw is not None and tail is not None and _float_token(raw, tail)
+    matrix = _float_rows(data, has_float)
     if matrix is None:
         matrix = _numeric_rows(data)
     if matrix is None or (raw is None and not _no_booleans_in(data)):
@@ -97,9 +102,10 @@ def split_matrix(doc: Any, raw: bytes | None = None) -> tuple[list[str] | None, 
 _EXACT_FLOAT_INT = 2.0**53
 
 
-def _float_rows(data: list[Any]) -> Any:
+def _float_rows(data: list[Any], has_float: bool) -> Any:
     """``data`` as a float64 ``[rows, width]`` array when its rows are equal-length lists of
-    numbers led by a float (so ``numpy.array(data)`` would be float64 too), else None.
+    numbers of which one is a float (led by one, or ``has_float``), as ``numpy.array(data)``
+    would make it, else None.
 
     Booleans must already be ruled out: ``struct`` packs them as 1.0/0.0. Anything else that
     is not a number (None, text, a nested list or object) or a row of another length makes
@@ -110,7 +116,7 @@ def _float_rows(data: list[Any]) -> Any:
     import numpy as np
 
     first = data[0]
-    if type(first) is not list or not first or type(first[0]) is not float:
+    if type(first) is not list or not first or not (has_float or type(first[0]) is float):
         return None  # all integers stay integers (numpy.array decides); odd shapes too
     pack = float_struct(len(first)).pack
     try:
@@ -133,28 +139,35 @@ def _numeric_rows(data: list[Any]) -> Any:
     return matrix
 
 
-def _ends_without_booleans(raw: bytes, key: str) -> bool:
-    """Whether the JSON text ``raw`` ends with the value of its one key named ``key`` and no
-    string, ``true`` or ``false`` follows that key — the usual ``{"columns": …, "data": …}``
-    or ``{"instances": …}`` body.
+def _value_tail(raw: bytes, key: str) -> int | None:
+    """Where the value of the key named ``key`` starts in the JSON text ``raw``, when that
+    value ends the body and holds no string (no quote follows the key) — the usual
+    ``{"columns": …, "data": …}`` or ``{"instances": …}`` body; else None.
 
     Without a backslash in ``raw``, a ``"data"`` followed by ``:`` is a key named data; the
     first is the one outside the data (a key comes before its value, columns are only
     strings; ``instances`` and ``inputs`` are the body's only key). No quote after it means
-    no key, hence no duplicate, follows: orjson kept this one. Outside strings the bytes
-    ``t`` and ``f`` appear only in ``true`` and ``false``. Three ``memchr`` scans of the
-    tail instead of counting letters of the whole body.
+    no key, hence no duplicate, follows: orjson kept this one. What follows the key is then
+    numbers, brackets, commas, ``true``/``false``/``null`` and the closing braces, so
+    ``memchr`` scans of it answer "any boolean?" (bytes ``t``, ``f``) and "any float?"
+    (:func:`_float_token`) without a look at every value.
     """
     if b"\\" in raw:
-        return False
+        return None
     quoted = f'"{key}"'.encode()
     at = raw.find(quoted)
     while at != -1:
         at += len(quoted)
         if raw[at : at + 64].lstrip().startswith(b":"):
-            return raw.find(b'"', at) == raw.find(b"t", at) == raw.find(b"f", at) == -1
+            return at if raw.find(b'"', at) == -1 else None
         at = raw.find(quoted, at)
-    return False
+    return None
+
+
+def _float_token(raw: bytes, tail: int) -> bool:
+    """Whether a number written as a float (``.``, ``e`` or ``E``) follows ``tail``; with
+    no boolean there (``false`` and ``true`` hold an ``e``), only numbers can hold them."""
+    return raw.find(b".", tail) != -1 or raw.find(b"e", tail) != -1 or raw.find(b"E", tail) != -1
 
 
 def _no_booleans(raw: bytes, strings: list[str]) -> bool:
