@@ -161,8 +161,8 @@ class Launcher:
         env["KEEL_TRACKING_URI"] = self.stores.tracking_uri
         env["KEEL_ARTIFACT_URI"] = self.stores.artifact_uri
         cwd = workdir if workdir and Path(workdir).is_dir() else None
-        log = _log_dir() / f"{dispatch_id}.log"
         try:
+            log = _log_dir() / f"{dispatch_id}.log"
             with log.open("wb") as out:
                 proc = subprocess.Popen(  # our own module, no shell
                     [sys.executable, "-m", "keel.pipelines.launch", dispatch_id],
@@ -176,8 +176,11 @@ class Launcher:
         except OSError as exc:
             finish_dispatch(self.db, dispatch_id, "failed", error=f"could not start: {exc}")
             return
-        with self.db.write() as conn:
-            conn.execute(D.update().where(D.c.dispatch_id == dispatch_id).values(pid=proc.pid))
+        try:
+            with self.db.write() as conn:
+                conn.execute(D.update().where(D.c.dispatch_id == dispatch_id).values(pid=proc.pid))
+        except Exception:  # noqa: BLE001 - the pid is for people; the run is watched anyway
+            _log.warning("could not record the pid of dispatch %s", dispatch_id)
         thread = threading.Thread(
             target=self._watch,
             args=(dispatch_id, proc, log),
