@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from keel.monitoring.alerts.engine import Step, decide, evaluate
 from keel.monitoring.alerts.entities import Alert, AlertState
 from keel.monitoring.alerts.rules import AlertRule, parse_rule
@@ -120,3 +123,36 @@ def test_evaluate_takes_each_enabled_rule_with_its_own_figures() -> None:
         ("r", "open-pending"),
         ("quick", "open-firing"),
     ]
+
+
+@given(
+    values=st.lists(st.one_of(st.none(), st.just(float("nan")), st.floats(0, 1)), max_size=60),
+    for_=st.integers(1, 4),
+)
+@settings(max_examples=200, deadline=None)
+def test_laws_of_the_state_machine(values: list[float | None], for_: int) -> None:
+    """Whatever the figures: a firing is delivered at most once per episode and only after
+    ``for`` consecutive breaches; "resolved" is sent only for a delivered alert; no data
+    changes nothing."""
+    rule = replace(RULE, for_=for_, repeat_s=0.0, cooldown_s=0.0)
+    alert: Alert | None = None
+    delivered, run = False, 0
+    for i, value in enumerate(values):
+        now = T0 + i * 15_000
+        step = decide(rule, alert, value, now)
+        if value is None or value != value:  # missing: the state is kept
+            assert step.transition == "none" or step.notify == "firing"
+        elif value > rule.threshold:
+            run += 1
+        else:
+            run = 0
+        if step.notify == "firing":
+            assert not delivered
+            assert run >= for_
+            delivered = True
+        if step.notify == "resolved":
+            assert delivered
+        if step.transition == "resolve":
+            delivered = False
+        assert step.notify != "repeat"
+        alert = _after(rule, alert, step, now)
