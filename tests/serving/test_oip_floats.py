@@ -1,8 +1,8 @@
 """The OIP JSON codec's fast read of flat float data answers as ``numpy.asarray`` did.
 
-``tensor_from_json`` packs a flat list led by a float with ``struct`` for FP16/FP32/FP64
-tensors; the reference below is the general path (``numpy.asarray``, then the kind checks
-and the cast), which every other input still takes.
+``tensor_from_json`` packs a flat list (or equal rows) led by a float with ``struct`` for
+FP16/FP32/FP64 tensors; the reference below is the general path (``numpy.asarray``, then
+the kind checks and the cast), which every other input still takes.
 """
 
 from __future__ import annotations
@@ -77,11 +77,31 @@ def test_edges_answer_as_the_general_path(data: Any, datatype: str) -> None:
     _same(datatype, [2, 2], data)
 
 
-def test_nested_and_empty_data_take_the_general_path() -> None:
-    _same("FP64", [2, 2], [[1.5, 2.0], [3.0, 4.0]])
-    _same("FP64", [2, 2], [[1.5, 2.0], [3.0]])
-    _same("FP64", [0, 3], [])
-    _same("FP64", [1], 1.5)  # a bare number is a one-element list
+@pytest.mark.parametrize(
+    "data",
+    [
+        [[1.5, 2.0], [3.0, 4.0]],
+        [[1.5, 2], [3, 4]],
+        [[1.5, True], [False, 4.0]],
+        [[1.5, 2.0], [3.0]],
+        [[1.5, 2.0], [3.0, 4.0, 5.0]],
+        [[1.5, 2.0, 3.0], [4.0]],
+        [[1.5, None], [3.0, 4.0]],
+        [[1.5, "2"], [3.0, 4.0]],
+        [[[1.5, 2.0]], [[3.0, 4.0]]],
+        [[1.5, [2.0]], [3.0, 4.0]],
+        [[1.5, 2.0], 3.0, 4.0],
+        [[1, 2], [3, 4.5]],
+        [[True, 1.5], [2.0, 3.0]],
+        [[], []],
+        [],
+        1.5,
+    ],
+)
+@pytest.mark.parametrize("shape", [[2, 2], [4], [1, 4]])
+def test_nested_and_empty_data_answer_as_the_general_path(data: Any, shape: list[int]) -> None:
+    _same("FP64", shape, data)
+    _same("FP32", shape, data)
 
 
 def test_a_whole_request_reads_the_same() -> None:
@@ -113,6 +133,20 @@ _VALUE = st.one_of(
     st.text(max_size=2),
     st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=2),
 )
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.lists(_VALUE, min_size=1, max_size=3), min_size=1, max_size=4),
+    st.booleans(),
+)
+def test_generated_rows_answer_as_the_general_path(rows: list[Any], float_first: bool) -> None:
+    if float_first:
+        rows[0][0] = 0.5
+    rows = orjson.loads(orjson.dumps(rows))
+    size = sum(len(r) if isinstance(r, list) else 1 for r in rows)
+    _same("FP64", [size], rows)
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")

@@ -31,6 +31,7 @@ __all__ = [
     "decode_text",
     "encode_text",
     "fast_path",
+    "float_rows",
     "float_struct",
 ]
 
@@ -131,3 +132,25 @@ def float_struct(count: int) -> struct.Struct:
     list of floats to an array (each value converted and type-checked in C; ``None``, text
     and lists raise ``struct.error``, booleans pack as 1.0/0.0)."""
     return struct.Struct(f"={count}d")
+
+
+def float_rows(data: list[Any], *, has_float: bool = False) -> np.ndarray | None:
+    """``data`` as a float64 ``[rows, width]`` array when its rows are equal-length lists of
+    numbers of which one is a float (led by one, or ``has_float``), as ``numpy.array(data)``
+    would make it, else None.
+
+    Booleans must already be ruled out: ``struct`` packs them as 1.0/0.0. Anything else that
+    is not a number (None, text, a nested list or object) or a row of another length makes
+    ``pack`` raise, so the values are converted and type-checked in one C loop per row,
+    ~2.5x faster than ``numpy.array`` on the nested lists (which first walks them all to
+    find the shape and the dtype).
+    """
+    first = data[0]
+    if type(first) is not list or not first or not (has_float or type(first[0]) is float):
+        return None  # all integers stay integers (numpy.array decides); odd shapes too
+    pack = float_struct(len(first)).pack
+    try:
+        blob = bytearray().join([pack(*row) for row in data])
+    except (struct.error, TypeError, OverflowError):  # text, None, nesting, a short row
+        return None
+    return np.frombuffer(blob, dtype=np.float64).reshape(len(data), len(first))

@@ -20,7 +20,7 @@ import orjson
 
 from keel.errors import InvalidInput
 
-from ._values import float_struct
+from ._values import float_rows, float_struct
 from .protocol import (
     DATATYPES,
     InferenceRequest,
@@ -126,9 +126,13 @@ _FLOAT_DATATYPES = frozenset(("FP16", "FP32", "FP64"))
 
 
 def _flat_floats(data: list[Any]) -> np.ndarray | None:
-    """A flat list led by a float, as float64 — what ``numpy.asarray`` makes of it (ints
-    and booleans beside floats become floats) ~2.5x faster; None for anything else (text,
-    None, nesting: ``struct`` refuses it), which the general path reads or refuses."""
+    """A flat list, or equal rows, led by a float, as float64 values in row-major order —
+    what ``numpy.asarray`` makes of it (ints and booleans beside floats become floats)
+    ~2.5x faster; None for anything else (text, None, deeper nesting, ragged rows:
+    ``struct`` refuses it), which the general path reads or refuses."""
+    if data and type(data[0]) is list:
+        rows = float_rows(data)
+        return None if rows is None else rows.reshape(-1)
     if not data or type(data[0]) is not float:
         return None
     out = np.empty(len(data), dtype=np.float64)

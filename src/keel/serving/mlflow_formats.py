@@ -10,13 +10,12 @@ given as lists take the model's column order from the signature when the frame i
 from __future__ import annotations
 
 import itertools
-import struct
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from keel.errors import InvalidInput
 
-from ._values import float_struct
+from ._values import float_rows
 from .codec_json import parse_json
 
 if TYPE_CHECKING:
@@ -84,7 +83,7 @@ def split_matrix(doc: Any, raw: bytes | None = None) -> tuple[list[str] | None, 
     ):
         return None
     has_float = raw is not None and tail is not None and _float_token(raw, tail)
-    matrix = _float_rows(data, has_float)
+    matrix = float_rows(data, has_float=has_float)
     if matrix is None:
         matrix = _numeric_rows(data)
     if matrix is None or (raw is None and not _no_booleans_in(data)):
@@ -100,30 +99,6 @@ def split_matrix(doc: Any, raw: bytes | None = None) -> tuple[list[str] | None, 
 
 # Integers up to 2**53 in magnitude are exact as float64.
 _EXACT_FLOAT_INT = 2.0**53
-
-
-def _float_rows(data: list[Any], has_float: bool) -> Any:
-    """``data`` as a float64 ``[rows, width]`` array when its rows are equal-length lists of
-    numbers of which one is a float (led by one, or ``has_float``), as ``numpy.array(data)``
-    would make it, else None.
-
-    Booleans must already be ruled out: ``struct`` packs them as 1.0/0.0. Anything else that
-    is not a number (None, text, a nested list or object) or a row of another length makes
-    ``pack`` raise, so the values are converted and type-checked in one C loop per row,
-    ~2.5x faster than ``numpy.array`` on the nested lists (which first walks them all to
-    find the shape and the dtype).
-    """
-    import numpy as np
-
-    first = data[0]
-    if type(first) is not list or not first or not (has_float or type(first[0]) is float):
-        return None  # all integers stay integers (numpy.array decides); odd shapes too
-    pack = float_struct(len(first)).pack
-    try:
-        blob = bytearray().join([pack(*row) for row in data])
-    except (struct.error, TypeError, OverflowError):  # text, None, nesting, a short row
-        return None
-    return np.frombuffer(blob, dtype=np.float64).reshape(len(data), len(first))
 
 
 def _numeric_rows(data: list[Any]) -> Any:
