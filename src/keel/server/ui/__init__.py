@@ -3,9 +3,9 @@
 Pages: ``/`` experiments, ``/experiments/{id}`` runs table, ``/runs/{id}`` a run,
 ``/compare?run=…&run=…``, ``/models``, ``/models/{name}``, ``/models/{name}/versions/{n}``,
 ``/pipelines``, ``/pipelines/{name}``, ``/pipeline-runs/{id}`` (a run's DAG),
-``/deployments``, ``/deployments/{name}``, ``/audit`` and ``/login``; CSS and JavaScript
-under ``/static``. None of them is part of the OpenAPI schema, which stays about the REST
-API.
+``/deployments``, ``/deployments/{name}``, ``/deployments/{name}/monitoring``, ``/audit``
+and ``/login``; CSS and JavaScript under ``/static``. None of them is part of the OpenAPI
+schema, which stays about the REST API.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ def install_ui(app: FastAPI) -> None:
         deployments,
         experiments,
         models,
+        monitoring,
         pipelines,
         runs,
         session,
     )
 
-    for module in (session, charts, experiments, runs, models, pipelines, deployments, audit):
+    modules = (session, charts, experiments, runs, models, pipelines, deployments, monitoring)
+    for module in (*modules, audit):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
