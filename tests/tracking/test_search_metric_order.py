@@ -54,6 +54,9 @@ FILTERS = [
     "metrics.a != 0.5 and metrics.b <= 1",
     "metrics.a > 1e400",
     "metrics.b > 0 or metrics.a < 0.5",
+    # the walk reads a run's id from its index entry: conditions on the id itself too
+    "attributes.run_id like '%a%' or params.p = 'y'",
+    "attributes.run_id != 'x' and metrics.b is null",
 ]
 SECOND_KEYS: list[list[str]] = [
     [],

@@ -50,6 +50,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from keel.store import schema as t
 from keel.tracking.filter import And, Comparison, FilterExpr
@@ -173,11 +174,11 @@ def _cached_plan(
     # The filter's conditions on the order's metric bound the walk instead: a range of
     # the index (the walk's row is the run's value of it), not a lookup per entry.
     has_value += [_CMP[c.op](lm.c.value, literal(float(c.value), Float(53))) for c in bounds]
-    if bounds:
-        rest_clause = compile_filter(others, dialect) if others is not None else None
-        where_walked = scope if rest_clause is None else [*scope, rest_clause]
-    else:
-        where_walked = where
+    walked = compile_filter(others, dialect) if bounds else clause
+    # The rest of the filter reads the run id from the walked entry, not from the run it
+    # joins (they are equal): SQLite then checks it before looking the run up, and the
+    # ~half of the entries it rejects cost no lookup in runs (~10 % of the walk).
+    where_walked = scope if walked is None else [*scope, _reading_run_id(walked, lm.c.run_id)]
     # Plain ASC/DESC, no NULLS LAST (values are never NULL): PostgreSQL reads its index
     # backwards only for DESC NULLS FIRST, the default.
     value_order = lm.c.value.asc() if first.ascending else lm.c.value.desc()
@@ -210,7 +211,7 @@ def _cached_plan(
     passing = (
         select(func.count())
         .select_from(sample.join(r, r.c.run_id == sample.c.run_id))
-        .where(*where_walked)
+        .where(*scope, *([] if walked is None else [_reading_run_id(walked, sample.c.run_id)]))
         .scalar_subquery()
     )
     sampled = select(func.count()).select_from(sample).scalar_subquery()
@@ -274,6 +275,15 @@ def _split_filter(
         others.append(item)
     rest = None if not others else others[0] if len(others) == 1 else And(tuple(others))
     return bounds, rest, needs_value
+
+
+def _reading_run_id(clause: ColumnElement[bool], run_id: Any) -> ColumnElement[bool]:
+    """Return ``clause`` (a filter on ``runs``) with ``runs.run_id`` replaced by ``run_id``."""
+    column = t.runs.c.run_id
+    replaced: ColumnElement[bool] = replacement_traverse(
+        clause, {}, lambda element: run_id if element is column else None
+    )
+    return replaced
 
 
 def _not_nan(lm: Alias, dialect: str) -> ColumnElement[bool]:
