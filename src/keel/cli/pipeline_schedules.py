@@ -51,24 +51,17 @@ def _print_schedules(schedules: list[PipelineSchedule]) -> None:
         )
         return
     table = Table()
-    for column in (
-        "schedule",
-        "pipeline",
-        "cron",
-        "zone",
-        "missed",
-        "next run",
-        "last run",
-        "status",
-        "pipeline run",
-    ):
-        table.add_column(column, no_wrap=column not in ("pipeline", "schedule"), overflow="fold")
+    # Names and references fold rather than vanish on a narrow terminal.
+    table.add_column("schedule", overflow="fold", min_width=8)
+    table.add_column("pipeline", overflow="fold", min_width=12)
+    table.add_column("when", overflow="fold", min_width=9)
+    for column in ("missed", "next run", "last run", "status", "pipeline run"):
+        table.add_column(column, overflow="fold")
     for s in schedules:
         table.add_row(
             plain(s.name),
             plain(s.pipeline),
-            plain(s.cron),
-            plain(s.timezone),
+            plain(f"{s.cron} ({s.timezone})"),
             s.missed,
             timestamp(s.next_run_at) if s.enabled else "paused",
             timestamp(s.last_run_at),
@@ -200,7 +193,7 @@ def dispatches(
         return
     table = Table()
     for column in ("started", "by", "name", "due", "status", "pipeline run", "error"):
-        table.add_column(column, no_wrap=column not in ("name", "error"), overflow="fold")
+        table.add_column(column, overflow="fold", min_width=8 if column == "name" else None)
     for d in found:
         table.add_row(
             timestamp(d.started_at),
@@ -266,7 +259,8 @@ def _print_triggers(triggers: list[PipelineTrigger]) -> None:
         "status",
         "pipeline run",
     ):
-        table.add_column(column, no_wrap=column not in ("pipeline", "subject"), overflow="fold")
+        wide = column in ("trigger", "subject", "pipeline")
+        table.add_column(column, overflow="fold", min_width=8 if wide else None)
     for t in triggers:
         table.add_row(
             plain(t.name),
