@@ -27,6 +27,7 @@ class Target:
     text: str
     min_speedup: float | None = None
     max_value: float | None = None
+    min_value: float | None = None
     max_above: float | None = None
     reference: tuple[str, str] | None = None
 
@@ -37,6 +38,8 @@ class Target:
             return None if speedup is None else speedup >= self.min_speedup
         if self.max_value is not None:
             return None if value is None else value < self.max_value
+        if self.min_value is not None:
+            return None if value is None else value >= self.min_value
         if self.max_above is not None:
             if value is None or reference is None:
                 return None
@@ -326,8 +329,9 @@ def _all_rows() -> tuple[Row, ...]:
     # These import Row and Target from here, so not at the top.
     from _drift_rows import drift_rows
     from _pipeline_rows import pipeline_rows
+    from _prediction_log_rows import prediction_log_rows
 
-    return _rows() + drift_rows() + pipeline_rows()
+    return _rows() + drift_rows() + pipeline_rows() + prediction_log_rows()
 
 
 ROWS = _all_rows()
@@ -342,6 +346,7 @@ TITLES = {
     "h": "(h) data drift, 1M rows",
     "i": "(i) data drift, 100k rows",
     "j": "(j) pipeline overhead",
+    "k": "(k) prediction log overhead",
 }
 
 
@@ -407,7 +412,7 @@ def _number(value: float | None, unit: str) -> str:
         return "—"
     if unit.startswith("ms"):
         return f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
-    if unit.startswith("s "):
+    if unit.startswith("s ") or unit == "on / off":
         return f"{value:,.2f}"
     return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
 

@@ -1,6 +1,6 @@
 """Run Keel's benchmarks side by side with MLflow and a raw-SQLite floor; print one table.
 
-    .venv/bin/python benchmarks/run.py [--only a,b,c,d,e,f,g,h,i,j] [--quick] [--repeat N]
+    .venv/bin/python benchmarks/run.py [--only a,b,c,d,e,f,g,h,i,j,k] [--quick] [--repeat N]
                                [--systems keel,mlflow,evidently,prefect,floor] [--reinstall]
 
 MLflow, Evidently and Prefect (the latest of each) are installed into
@@ -44,7 +44,7 @@ PREFECT_VENV = HERE / ".venvs" / "prefect"
 PREFECT_PYTHON = PREFECT_VENV / "bin" / "python"
 RESULTS = HERE / "results"
 INSTALL_TIMEOUT = 1800.0
-BENCHMARKS = ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j")
+BENCHMARKS = ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k")
 SIDES = ("keel", "mlflow", "evidently", "prefect", "floor")
 
 # Piped output (make bench | tee) would otherwise be cut to 80 columns.
@@ -76,6 +76,7 @@ def sizes(quick: bool, args: argparse.Namespace) -> dict[str, dict[str, int]]:
             "h": {"rows": 20_000},
             "i": {"rows": 5_000},
             "j": {"chain": 20, "fan": 100},
+            "k": {"duration": 1, "repeat": 1},
         }
     else:
         base = {
@@ -89,6 +90,7 @@ def sizes(quick: bool, args: argparse.Namespace) -> dict[str, dict[str, int]]:
             "h": {"rows": 1_000_000},
             "i": {"rows": 100_000},
             "j": {"chain": 100, "fan": 1_000},
+            "k": {"duration": 5, "repeat": 3},
         }
     if args.mlflow_calls:
         base["a"]["calls"] = args.mlflow_calls
@@ -149,6 +151,8 @@ def plan(args: argparse.Namespace) -> list[Job]:
         # Pipeline overhead on the same flows: Keel's local executor vs Prefect's.
         Job("j", "keel", "pipelines.py", "keel", flags(size["j"])),
         Job("j", "prefect", "pipelines.py", "prefect", flags(size["j"])),
+        # keel serve with the prediction log on vs off (two servers, wrk cells alternated).
+        Job("k", "keel", "prediction_log.py", "keel", flags(size["k"])),
     ]
     return [j for j in jobs if j.benchmark in args.only and j.side in args.systems]
 
