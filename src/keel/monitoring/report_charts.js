@@ -82,6 +82,8 @@
         { x: labels, y: share(d.current), name: "current", type: "bar", marker: { color: CUR } },
       ], `${d.column}: reference vs current`, {
         barmode: "group", yaxis: { tickformat: ".0%" }, hovermode: "closest", height: 260,
+        // Bin ranges are long labels: a few, slanted, and the hover names each bucket.
+        xaxis: { tickangle: -30, nticks: 8, automargin: true },
       });
     });
   }
