@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     )
     from keel.monitoring.feedback import log_feedback
     from keel.monitoring.prediction_read import read_predictions
+    from keel.monitoring.report import monitoring_report
     from keel.monitoring.windows import monitor_windows
     from keel.pipelines.api import (
         get_pipeline_run,
@@ -245,6 +246,7 @@ _EXPORTS: dict[str, str] = {
     "log_feedback": "keel.monitoring.feedback",
     "read_predictions": "keel.monitoring.prediction_read",
     "monitor_windows": "keel.monitoring.windows",
+    "monitoring_report": "keel.monitoring.report",
 }
 
 __all__ = [
@@ -324,6 +326,7 @@ __all__ = [
     "log_param",
     "log_params",
     "monitor_windows",
+    "monitoring_report",
     "pause_rollout",
     "pause_schedule",
     "pipeline",
