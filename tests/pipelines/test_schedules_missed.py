@@ -122,3 +122,31 @@ def test_plan_due_bounds_its_walk_over_a_long_downtime() -> None:
     assert plan.next_run_at == year - 3000
     assert plan.dropped == 1
     assert plan_due(replace(schedule, next_run_at=year + 1), year) is None
+
+
+def test_a_fixed_time_runs_once_on_the_night_the_clocks_go_back() -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from keel.pipelines.schedules import next_due
+
+    def ms(*args: int) -> int:
+        return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
+
+    # Paris, 25 October 2026: 02:30 happens at 00:30 UTC (CEST) and again at 01:30 (CET).
+    night = next_due("30 2 * * *", "Europe/Paris", ms(2026, 10, 24, 12))
+    assert night == ms(2026, 10, 25, 0, 30)
+    assert next_due("30 2 * * *", "Europe/Paris", night) == ms(2026, 10, 26, 1, 30)
+    # An hourly job runs in both hours, as cron does.
+    hourly = next_due("30 * * * *", "Europe/Paris", night)
+    assert hourly == ms(2026, 10, 25, 1, 30)
+    schedule = replace(
+        new_schedule("s", "m:p", "30 2 * * *", timezone="Europe/Paris", missed="all"),
+        next_run_at=night,
+    )
+    plan = plan_due(schedule, ms(2026, 10, 25, 1, 45))
+    assert plan is not None
+    assert plan.run_at == night
+    assert plan.next_run_at == ms(2026, 10, 26, 1, 30)
+    # Spring forward: 02:30 does not exist on 29 March; that night's run is at 03:00 CEST.
+    assert next_due("30 2 * * *", "Europe/Paris", ms(2026, 3, 28, 12)) == ms(2026, 3, 29, 1)

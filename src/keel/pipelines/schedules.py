@@ -307,9 +307,30 @@ def _ms(value: datetime) -> int:
     return round(value.timestamp() * 1000)
 
 
+def _repeated_wall_time(cron: str, tz: str, at_ms: int) -> bool:
+    # The second 02:30 of a night the clocks go back: a job at a fixed hour ran at the
+    # first one already (as cron does: only wildcard-hour jobs run in both).
+    hour = cron.split()[1]
+    if "*" in hour:
+        return False
+    return datetime.fromtimestamp(at_ms / 1000, tz=UTC).astimezone(_zone(tz)).fold == 1
+
+
 def next_due(cron: str, tz: str, after_ms: int) -> int:
-    """Return the first time (ms) strictly after ``after_ms`` that ``cron`` names in ``tz``."""
-    return _ms(_iter(cron, tz, after_ms).get_next(datetime))
+    """Return the first time (ms) strictly after ``after_ms`` that ``cron`` names in ``tz``
+    (once per wall-clock time: a fixed-hour time repeated when clocks go back runs once)."""
+    it = _iter(cron, tz, after_ms)
+    while True:
+        due = _ms(it.get_next(datetime))
+        if not _repeated_wall_time(cron, tz, due):
+            return due
+
+
+def _prev(it: Any, cron: str, tz: str) -> int:
+    while True:
+        due = _ms(it.get_prev(datetime))
+        if not _repeated_wall_time(cron, tz, due):
+            return due
 
 
 @dataclass(frozen=True)
@@ -336,7 +357,7 @@ def plan_due(schedule: PipelineSchedule, now: int) -> DuePlan | None:
     # Walk back from now: never forward over a long downtime (a per-second cron down a
     # year would be 31 million steps); at most max_catchup steps are taken.
     it = _iter(cron, tz, now + 1)
-    latest = _ms(it.get_prev(datetime))
+    latest = _prev(it, cron, tz)
     # A stored time off the cron (the cron was edited) still runs, once.
     latest = max(latest, first)
     if schedule.missed == "latest":
@@ -349,7 +370,7 @@ def plan_due(schedule: PipelineSchedule, now: int) -> DuePlan | None:
         )
     times = [latest]
     while len(times) < schedule.max_catchup:
-        prev = _ms(it.get_prev(datetime))
+        prev = _prev(it, cron, tz)
         if prev < first:
             break
         times.append(prev)
