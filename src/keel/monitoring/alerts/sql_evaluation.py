@@ -167,7 +167,10 @@ class SqlAlertEvaluation:
                 # say once (not every tick) why a firing alert has not notified yet
                 e = alert_events
                 last = conn.execute(
-                    select(e.c.kind).where(e.c.alert_id == alert_id).order_by(e.c.id.desc())
+                    select(e.c.kind)
+                    .where(e.c.alert_id == alert_id)
+                    .order_by(e.c.id.desc())
+                    .limit(1)
                 ).first()
                 if last is None or last.kind != "held":
                     self._event(conn, rule.name, alert_id, now, "held", value, {"why": step.held})
