@@ -261,3 +261,19 @@ def test_next_due_honours_the_time_zone_and_seconds() -> None:
     assert next_due("0 3 * * *", "UTC", 0) == 3 * 3600 * 1000
     assert next_due("* * * * * */15", "UTC", 1_000) == 15_000
     assert replace(new_schedule("x", "m:p", "0 3 * * *"), enabled=False).enabled is False
+
+
+def test_run_logs_older_than_the_retention_are_pruned(keel_env: Any) -> None:
+    import os
+
+    from keel.pipelines.dispatch import LOG_DAYS, _log_dir, prune_logs
+
+    folder = _log_dir()
+    old, new = folder / "old.log", folder / "new.log"
+    old.write_text("x")
+    new.write_text("y")
+    month_ago = old.stat().st_mtime - (LOG_DAYS + 1) * 86_400
+    os.utime(old, (month_ago, month_ago))
+    assert prune_logs() == 1
+    assert not old.exists()
+    assert new.exists()

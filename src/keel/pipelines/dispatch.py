@@ -40,6 +40,7 @@ __all__ = [
     "Launcher",
     "finish_dispatch",
     "insert_dispatch",
+    "prune_logs",
     "reap_lost",
     "schedule_lease",
 ]
@@ -127,6 +128,25 @@ def _log_dir() -> Path:
     folder = Path(get_settings().home) / "logs" / "pipelines"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+LOG_DAYS = 30  # a run's log is kept this long
+
+
+def prune_logs(now_s: float | None = None, *, days: float = LOG_DAYS) -> int:
+    """Delete run logs older than ``days``; return how many were deleted."""
+    import time
+
+    cutoff = (time.time() if now_s is None else now_s) - days * 86_400
+    deleted = 0
+    for log in _log_dir().glob("*.log"):
+        try:
+            if log.stat().st_mtime < cutoff:
+                log.unlink()
+                deleted += 1
+        except OSError:  # another server pruned it first, or it is being written
+            continue
+    return deleted
 
 
 def _tail(path: Path, limit: int = 2_000) -> str:

@@ -23,6 +23,7 @@ from keel.pipelines.dispatch import (
     dispatch_values,
     insert_dispatch,
     new_dispatch_id,
+    prune_logs,
     reap_lost,
     schedule_lease,
 )
@@ -37,6 +38,7 @@ __all__ = ["ScheduleRunner", "launcher_for"]
 _log = logging.getLogger(__name__)
 S = pipeline_schedules
 MAX_PER_TICK = 500
+PRUNE_EVERY_S = 3600.0
 
 _launchers: dict[str, Launcher] = {}
 _launchers_lock = threading.Lock()
@@ -66,6 +68,7 @@ class ScheduleRunner:
         self.launcher = launcher or launcher_for(stores)
         self.clock = clock
         self.holder = new_holder_id()
+        self._next_prune = 0.0
 
     def tick(self, now: int | None = None) -> list[str]:
         """Start the runs of the schedules due at ``now`` (ms; default the clock); return
@@ -75,6 +78,7 @@ class ScheduleRunner:
         """
         now = self.clock() if now is None else now
         reap_lost(self.db)
+        self._prune()
         query = (
             select(S)
             .where(S.c.enabled.is_(True), S.c.next_run_at <= now)
@@ -94,6 +98,17 @@ class ScheduleRunner:
             if dispatch_id is not None:
                 started.append(dispatch_id)
         return started
+
+    def _prune(self) -> None:
+        import time
+
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY_S
+        try:
+            prune_logs()
+        except OSError:
+            _log.warning("could not prune old pipeline run logs", exc_info=True)
 
     def _record_error(self, name: str, error: str) -> None:
         try:
