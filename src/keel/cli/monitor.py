@@ -3,7 +3,7 @@
 keel monitor drift REF CUR [--json] [-o drift.html] [--columns a,b] [--method col=psi]
                            [--threshold wasserstein=0.2] [--drift-share 0.5]
                            [--prediction col] [--target col] [--multivariate]
-                           [--fail-on-drift]
+                           [--fail-on-drift] [--time-column ts [--bucket 1h]]
 keel monitor profile DATA [-o profile.json]
 keel monitor windows --deployment NAME [--window 1h] [--since 24h] [--json]
 keel monitor report --deployment NAME [--window 24h] [--bucket 1h] [-o report.html] [--json]
@@ -97,40 +97,80 @@ def drift_command(
     fail_on_drift: Annotated[
         bool, typer.Option("--fail-on-drift", help="Exit 1 when the dataset drifted.")
     ] = False,
+    time_column: Annotated[
+        str | None,
+        typer.Option(
+            "--time-column", help="CURRENT's time column (datetimes or epoch ms): drift over time."
+        ),
+    ] = None,
+    bucket: Annotated[
+        str, typer.Option("--bucket", help="With --time-column: the bucket, e.g. 1h or 1d.")
+    ] = "1h",
     as_json: JsonOption = False,
 ) -> None:
     """Compare CURRENT with REFERENCE column by column; print the verdict and a table."""
     from keel.monitoring import drift, drift_html
 
-    names = None if columns is None else [c.strip() for c in columns.split(",") if c.strip()]
-    report = drift(
-        _reference(reference),
-        current,
-        columns=names,
-        methods=_pairs(method, "--method"),
-        thresholds=_thresholds(threshold),
-        drift_share=drift_share,
-        prediction=prediction,
-        target=target,
-        multivariate=multivariate,
-    )
     if output is not None:
-        _write(output, drift_html(report))
+        _check_output(output)
+    names = None if columns is None else [c.strip() for c in columns.split(",") if c.strip()]
+    options: dict[str, Any] = {
+        "columns": names,
+        "methods": _pairs(method, "--method"),
+        "thresholds": _thresholds(threshold),
+        "drift_share": drift_share,
+        "prediction": prediction,
+        "target": target,
+    }
+    ref = _reference(reference)
+    timeline = None
+    compared: Any = current
+    if time_column is not None:
+        from keel.monitoring._frames import load_frame
+        from keel.monitoring.report_drift import drift_over_time, split_time
+
+        frame = load_frame(current, role="current")
+        split_time(frame, time_column, bucket)  # a bad column or bucket fails before any work
+        timeline = drift_over_time(
+            ref, frame, time_column=time_column, bucket=bucket, options=options
+        )
+        compared = frame.drop(columns=time_column)
+    report = drift(ref, compared, multivariate=multivariate, **options)
+    if output is not None:
+        _write(output, drift_html(report, timeline=timeline))
     if as_json:
-        print_json(report.to_dict())
+        data = report.to_dict()
+        if timeline is not None:
+            data["timeline"] = [b.to_dict() for b in timeline]
+        print_json(data)
     else:
         _print(report, output)
+        if timeline is not None:
+            _print_timeline(timeline)
     if fail_on_drift and report.dataset_drifted:
         raise typer.Exit(1)
+
+
+def _print_timeline(timeline: list[Any]) -> None:
+    from datetime import UTC, datetime
+
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="drift over time", show_edge=False)
+    for header in ("bucket (UTC)", "rows", "drift share", "drifted columns"):
+        table.add_column(header)
+    for b in timeline:
+        start = datetime.fromtimestamp(b.start_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        drifted = ", ".join(c.column for c in b.report.columns if c.drifted) or "—"
+        table.add_row(start, f"{b.rows:,}", f"{b.report.share:.0%}", Text(drifted))
+    out_console().print(table)
 
 
 def _write(path: Path, text: str) -> None:
     import os
 
-    if path.is_dir():
-        raise InvalidInput(f"--output {str(path)!r} is a folder; name a file")
-    if not path.parent.exists():
-        raise InvalidInput(f"the folder of --output {str(path)!r} does not exist")
+    _check_output(path)
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(text, encoding="utf-8")
     os.replace(partial, path)  # a reader never sees half a report

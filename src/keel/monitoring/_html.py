@@ -1,8 +1,10 @@
 """The drift report as one self-contained HTML page: no script, no CDN, inline SVG charts.
 
 The page has the dataset verdict, a summary table (one row per column: kind, method,
-statistic, p-value, threshold, drifted) and, per column, the reference and current
-distributions as grouped bars of proportions over the same buckets. Every name and value
+statistic, p-value, threshold, drifted), per column the reference and current
+distributions as grouped bars of proportions over the same buckets and, when the current
+data was cut by a time column (``keel.monitoring.report_drift``), the drift share over
+time as a line and a table of the buckets. Every name and value
 from the data is HTML-escaped, so a hostile column name or category cannot inject markup.
 """
 
@@ -10,9 +12,14 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from keel.monitoring.results import ColumnDrift, Distribution, DriftReport
+
+if TYPE_CHECKING:
+    from keel.monitoring.report_drift import DriftBucket
 
 __all__ = ["drift_html"]
 
@@ -91,8 +98,75 @@ def _row(result: ColumnDrift, role: str = "") -> str:
     )
 
 
-def drift_html(report: DriftReport, *, title: str = "Keel drift report") -> str:
-    """Return the report as a self-contained HTML page (a string; write it where you like)."""
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _timeline(buckets: Sequence[DriftBucket], drift_share: float) -> str:
+    """The drift share per bucket as a line (the dataset-drift share dashed), and a table."""
+    n = len(buckets)
+    height = _CHART_H - 2 * _PAD
+    step = (_CHART_W - 2 * _PAD) / max(n - 1, 1)
+    x = [_PAD + i * step if n > 1 else _CHART_W / 2 for i in range(n)]
+    y = [_PAD + height * (1 - b.report.share) for b in buckets]
+    level = _PAD + height * (1 - drift_share)
+    points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(x, y, strict=True))
+    dots = "".join(
+        f'<circle cx="{a:.1f}" cy="{c:.1f}" r="3" '
+        f'fill="{_CUR if b.report.dataset_drifted else _REF}">'
+        f"<title>{_when(b.start_ms)}: {b.report.share:.0%} of columns drifted</title></circle>"
+        for a, c, b in zip(x, y, buckets, strict=True)
+    )
+
+    def anchor(i: int) -> str:  # the first and last labels stay inside the chart
+        return "start" if i == 0 and n > 1 else "end" if i == n - 1 and n > 1 else "middle"
+
+    labels = "".join(
+        f'<text x="{x[i]:.1f}" y="{_CHART_H - 8}" text-anchor="{anchor(i)}">'
+        f"{_when(buckets[i].start_ms)}</text>"
+        for i in sorted({0, n - 1, *range(0, n, max(n // 4, 1))})
+        if i < n
+    )
+    labels += (
+        f'<text x="{_PAD - 4}" y="{_PAD + 3}" text-anchor="end">100%</text>'
+        f'<text x="{_PAD - 4}" y="{_PAD + height + 3}" text-anchor="end">0%</text>'
+    )
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_CHART_W}" height="{_CHART_H}" '
+        'role="img" aria-label="drift share over time">'
+        f'<line x1="{_PAD}" y1="{level:.1f}" x2="{_CHART_W - _PAD}" y2="{level:.1f}" '
+        f'stroke="#b00020" stroke-dasharray="4 3"/>'
+        f'<polyline points="{points}" fill="none" stroke="{_REF}" stroke-width="1.5"/>{dots}'
+        f'<text x="{_PAD}" y="{_PAD - 8}">drift share (0–100%; dashed: dataset drift at '
+        f"{drift_share:.0%})</text>{labels}</svg>"
+    )
+    rows = "".join(
+        f"<tr><td>{_when(b.start_ms)}</td><td>{b.rows:,}</td><td>{b.report.share:.0%}</td>"
+        + (
+            '<td class="drift">drift</td>'
+            if b.report.dataset_drifted
+            else '<td class="ok">no drift</td>'
+        )
+        + f"<td>{_e(', '.join(c.column for c in b.report.columns if c.drifted) or '—')}</td></tr>"
+        for b in buckets
+    )
+    table = (
+        '<table id="timeline"><thead><tr><th>bucket (UTC)</th><th>rows</th><th>drift share</th>'
+        f"<th>verdict</th><th>drifted columns</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+    return f'<h2 id="over-time">Drift over time</h2>{svg}{table}'
+
+
+def drift_html(
+    report: DriftReport,
+    *,
+    title: str = "Keel drift report",
+    timeline: Sequence[DriftBucket] | None = None,
+) -> str:
+    """Return the report as a self-contained HTML page (a string; write it where you like).
+
+    ``timeline`` (``keel.monitoring.report_drift.drift_over_time``) adds the drift over time.
+    """
     verdict = (
         '<span class="drift">dataset drift detected</span>'
         if report.dataset_drifted
@@ -148,7 +222,8 @@ def drift_html(report: DriftReport, *, title: str = "Keel drift report") -> str:
             f'<span class="muted">{_e(result.method)} {_number(result.statistic)} — '
             f"{state}</span></h2>{_chart(result.distribution)}"
         )
-    body = head + table + "".join(notes) + legend + "".join(sections)
+    over_time = _timeline(timeline, report.drift_share) if timeline else ""
+    body = head + table + "".join(notes) + over_time + legend + "".join(sections)
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>{body}</body></html>\n"
