@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 __all__ = ["HttpReceiver", "SmtpReceiver", "http_receiver", "smtp_receiver"]
@@ -79,6 +80,7 @@ class SmtpReceiver:
     port: int
     messages: list[dict[str, Any]] = field(default_factory=list)
     logins: list[tuple[str, str]] = field(default_factory=list)
+    ca_file: str | None = None
 
 
 def _free_port() -> int:
@@ -87,10 +89,56 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """Write a self-signed certificate for 127.0.0.1 and its key; return their paths."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "smtp-cert.pem", folder / "smtp-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
 @contextmanager
-def smtp_receiver(*, password: str | None = None) -> Iterator[SmtpReceiver]:
+def smtp_receiver(
+    *, password: str | None = None, tls_folder: Path | None = None
+) -> Iterator[SmtpReceiver]:
     """Serve a recording SMTP server on 127.0.0.1 (a login with ``password`` required if
-    given); yield it, then stop it."""
+    given; STARTTLS required, with a self-signed certificate written to ``tls_folder``,
+    if that is given: ``receiver.ca_file`` is the certificate to trust); yield it, then
+    stop it."""
+    import ssl
+
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
 
@@ -115,7 +163,13 @@ def smtp_receiver(*, password: str | None = None) -> Iterator[SmtpReceiver]:
     extra: dict[str, Any] = {}
     if password is not None:
         # AUTH over plain SMTP is fine on 127.0.0.1 (requiring it makes aiosmtpd warn)
-        extra = {"authenticator": authenticate, "auth_require_tls": False}
+        extra = {"authenticator": authenticate, "auth_require_tls": tls_folder is not None}
+    if tls_folder is not None:
+        cert, key = self_signed(tls_folder)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        extra.update(tls_context=context, require_starttls=True)
+        receiver.ca_file = str(cert)
     controller = Controller(Handler(), hostname=receiver.host, port=receiver.port, **extra)
     controller.start()
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from pathlib import Path
 
 import pytest
 from tests.monitoring.alerts.alerts_receivers import http_receiver, smtp_receiver
@@ -133,3 +134,23 @@ def test_the_log_notifier_writes_the_summary(caplog: pytest.LogCaptureFixture) -
     (record,) = caplog.records
     assert record.levelno == logging.ERROR
     assert "FIRING churn-drift on churn-prod" in record.getMessage()
+
+
+def test_email_over_starttls_verifies_the_servers_certificate(tmp_path: Path) -> None:
+    with smtp_receiver(password="hunter2", tls_folder=tmp_path) as smtp:
+        base = {"type": "email", "host": smtp.host, "port": smtp.port, "starttls": True,
+                "from": "keel@example.com", "to": ["oncall@example.com"],
+                "username": "keel", "password": "hunter2"}  # fmt: skip
+        notify(check_notifier({**base, "ca_file": smtp.ca_file}), NOTICE)
+        assert len(smtp.messages) == 1
+        assert smtp.logins == [("keel", "hunter2")]
+        # the same server, its certificate not trusted: refused before any login
+        with pytest.raises(KeelError, match="CERTIFICATE_VERIFY_FAILED") as caught:
+            notify(check_notifier(base), NOTICE)
+        assert "hunter2" not in str(caught.value)
+        # and without STARTTLS the server refuses to take the mail
+        plain = {k: v for k, v in base.items() if k not in ("starttls", "username", "password")}
+        with pytest.raises(KeelError, match="SMTP server"):
+            notify(check_notifier(plain), NOTICE)
+    assert len(smtp.messages) == 1
+    assert smtp.logins == [("keel", "hunter2")]

@@ -150,7 +150,8 @@ def _password(spec: Mapping[str, Any]) -> str | None:
 
 def send_email(spec: Mapping[str, Any], subject: str, text: str) -> None:
     """Send a plain-text e-mail through the SMTP server ``spec`` names (host, port, from,
-    to, starttls or ssl, username and password); ``KeelError`` if it fails."""
+    to, starttls or ssl with ca_file, username and password); ``KeelError`` if it fails,
+    e.g. when the server's certificate does not verify."""
     import smtplib
     import ssl
     from email.message import EmailMessage
@@ -164,15 +165,15 @@ def send_email(spec: Mapping[str, Any], subject: str, text: str) -> None:
     timeout = float(spec.get("timeout", DEFAULT_TIMEOUT_S))
     where = f"SMTP server {host}:{port}"
     try:
+        # the server's certificate is always verified (system CAs, plus ca_file if given)
+        context = ssl.create_default_context(cafile=spec.get("ca_file"))
         if spec.get("ssl"):
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                host, port, timeout=timeout, context=ssl.create_default_context()
-            )
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
         else:
             smtp = smtplib.SMTP(host, port, timeout=timeout)
         with smtp:
             if spec.get("starttls"):
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=context)
             if spec.get("username"):
                 smtp.login(str(spec["username"]), _password(spec) or "")
             smtp.send_message(message)

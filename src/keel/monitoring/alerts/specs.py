@@ -3,10 +3,10 @@
 A notifier or action is a mapping with a ``type``; a bare string is shorthand for
 ``{"type": <string>}``. Notifier types: ``log`` (``level``), ``webhook`` and ``slack``
 (``url`` or ``url_env``, ``headers``, ``timeout``), ``email`` (``host``, ``port``, ``from``,
-``to``, ``starttls``, ``ssl``, ``username``, ``password`` or ``password_env``,
-``timeout``). Action types: ``rollback``, ``abort_canary``, ``pause_canary``, ``webhook``
-(as the notifier), ``trigger`` (``payload``), and any registered with
-``register_alert_action``.
+``to``, ``starttls``, ``ssl``, ``ca_file`` (CA certificates to trust besides the system's),
+``username``, ``password`` or ``password_env``, ``timeout``). Action types: ``rollback``,
+``abort_canary``, ``pause_canary``, ``webhook`` (as the notifier), ``trigger``
+(``payload``), and any registered with ``register_alert_action``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ _FIELDS: dict[str, set[str]] = {
         "username",
         "password",
         "password_env",
+        "ca_file",
         "timeout",
     },
 }
@@ -146,6 +147,9 @@ def _email(spec: dict[str, Any], where: str) -> None:
         value = spec.get(key)
         if value is not None and (not isinstance(value, str) or len(value) > 1024):
             raise InvalidInput(f"{where} (email): {key} is text of at most 1024 characters")
+    ca_file = spec.get("ca_file")
+    if ca_file is not None and (not isinstance(ca_file, str) or not 0 < len(ca_file) <= 4096):
+        raise InvalidInput(f"{where} (email): ca_file is the path of a PEM file of CA certificates")
     env = spec.get("password_env")
     if env is not None and (not isinstance(env, str) or not _ENV.fullmatch(env)):
         raise InvalidInput(f"{where} (email): password_env is a variable name, not {env!r:.80}")
