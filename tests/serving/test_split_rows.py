@@ -174,6 +174,22 @@ def test_whitespace_anywhere_is_read_the_same() -> None:
         assert got[1].tobytes() == split_matrix(parse_json(compact), compact)[1].tobytes()
 
 
+@pytest.mark.parametrize("zeros", [0, 3, 200])
+@pytest.mark.parametrize("hidden", [None, True, False])
+def test_booleans_among_zeros_and_ones_are_found_without_the_body(
+    zeros: int, hidden: bool | None
+) -> None:
+    rng = np.random.default_rng(zeros)
+    values = rng.normal(size=(100, 3)).tolist()
+    for k in range(zeros):  # values a boolean would read as
+        values[k // 3][k % 3] = float(k % 2)
+    if hidden is not None:
+        values[60][1] = hidden
+    doc = {"dataframe_split": {"columns": COLUMNS, "data": values}}
+    _same(split_matrix(doc), doc)
+    assert (split_matrix(doc) is None) == (hidden is not None)
+
+
 def test_a_column_named_data_is_not_the_data_key() -> None:
     raw = _body([[1.5, 2.0]], ["data", "x"])
     assert split_matrix(parse_json(raw), raw)[1].tolist() == [[1.5, 2.0]]

@@ -86,7 +86,7 @@ def split_matrix(doc: Any, raw: bytes | None = None) -> tuple[list[str] | None, 
     matrix = float_rows(data, has_float=has_float)
     if matrix is None:
         matrix = _numeric_rows(data)
-    if matrix is None or (raw is None and not _no_booleans_in(data)):
+    if matrix is None or (raw is None and not _no_booleans_in(data, matrix)):
         return None
     if (
         matrix.dtype.kind == "f"
@@ -162,8 +162,23 @@ def _no_booleans(raw: bytes, strings: list[str]) -> bool:
     return raw.count(b"t") == text.count(b"t") and raw.count(b"a") == text.count(b"a")
 
 
-def _no_booleans_in(data: list[Any]) -> bool:
-    return bool not in set(map(type, itertools.chain.from_iterable(data)))
+def _no_booleans_in(data: list[Any], matrix: Any) -> bool:
+    """Whether the rows ``data``, read as the 2-D ``matrix``, hold no boolean.
+
+    A boolean reads as 0 or 1, so only the values equal to 0 or 1 need their type looked
+    at; when there are many of those, every value's type is.
+    """
+    import numpy as np
+
+    flat = matrix.reshape(-1)
+    spots = np.flatnonzero((flat == 0) | (flat == 1))
+    if len(spots) > _FEW_SPOTS:
+        return bool not in set(map(type, itertools.chain.from_iterable(data)))
+    width = matrix.shape[1]
+    return not any(type(data[i // width][i % width]) is bool for i in spots.tolist())
+
+
+_FEW_SPOTS = 64
 
 
 def frame_of(doc: Any) -> pd.DataFrame:
