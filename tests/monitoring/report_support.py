@@ -32,8 +32,11 @@ class Traffic:
     failed: int
 
 
-def seed_traffic(home: Any, deployment: str, *, drift: bool = True, hours: int = 24) -> Traffic:
-    """Log ``hours`` hours of traffic (and feedback) for ``deployment``; see the module doc."""
+def seed_traffic(
+    home: Any, deployment: str, *, drift: bool = True, hours: int = 24, end_ms: int = END
+) -> Traffic:
+    """Log ``hours`` hours of traffic (and feedback) for ``deployment`` before ``end_ms``;
+    see the module doc."""
     import keel
     from keel.monitoring import log_feedback
     from keel.monitoring.prediction_log import logger_from_settings
@@ -45,7 +48,7 @@ def seed_traffic(home: Any, deployment: str, *, drift: bool = True, hours: int =
     rng = np.random.default_rng(5)
     X = home.X.to_numpy(dtype=np.float64)
     y = home.y.to_numpy()
-    start = END - hours * HOUR
+    start = end_ms - hours * HOUR
     ids, labels, rows_of, failed, n = [], [], [], 0, 0
     for h in range(hours):
         for i in range(PER_HOUR):
@@ -80,7 +83,7 @@ def seed_traffic(home: Any, deployment: str, *, drift: bool = True, hours: int =
                 failed += 1
     logger.close()
     log_feedback(deployment, ids, labels, row=rows_of)
-    return Traffic(deployment, start, END, n, failed)
+    return Traffic(deployment, start, end_ms, n, failed)
 
 
 ALERT_RULE = "churn-drift"
@@ -88,7 +91,7 @@ ALERT_RULE = "churn-drift"
 
 def seed_report_home(path: Any) -> dict[str, Any]:
     """Build the home: ``churn-prod`` (drifts, with a fired alert) and ``calm-prod``."""
-    from monitor_live_support import build_home, keel_home
+    from tests.monitoring.monitor_live_support import build_home, keel_home
 
     from keel.monitoring.alerts import add_alert_rule
     from keel.monitoring.alerts.runner import run_pass
@@ -105,3 +108,27 @@ def seed_report_home(path: Any) -> dict[str, Any]:
         passed = run_pass(current_stores(), now=END - 60_000)  # a real pass fires it
         assert not passed.errors, passed.errors
     return {"home": home, "churn": churn, "calm": calm}
+
+
+def register_cancer() -> Any:
+    """Fit, log and register ``cancer`` version 1 on the current stores (any backend), as
+    ``monitor_live_support.build_home`` does in a home of its own; return a ``Home``."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from tests.monitoring.monitor_live_support import COLUMNS, Home
+
+    import keel
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    X = X.iloc[:, :COLUMNS]
+    X.columns = [f"f{j}" for j in range(COLUMNS)]
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
+    with keel.start_run(experiment="monitoring-report") as run:
+        run.log_dataset(X, context="training")
+        run.log_metric("accuracy", accuracy_score(y, model.predict(X)))
+        run.log_model(model, "model", input_example=X.head(5))
+    keel.register_model(f"runs:/{run.run_id}/model", "cancer")
+    return Home(None, model, X, y)
