@@ -59,8 +59,19 @@ class SqlRunSearch:
             experiment_ids, filter, order_by, max_results, page_token, as_json=True
         )
         token = encode_page_token(offset + max_results) if len(rows) > max_results else None
-        runs = ",".join(row[0] for row in rows[:max_results])
-        return f'{{"runs":[{runs}],"next_page_token":{orjson.dumps(token).decode()}}}'.encode()
+        end = f'],"next_page_token":{orjson.dumps(token).decode()}}}'
+        runs = [row[0] for row in rows[:max_results]]
+        if not runs:
+            return ('{"runs":[' + end).encode()
+        # One join of the ~800 kB body: its ends go onto the first and last run. The
+        # metric walk's rows are UTF-8 bytes already; the general query's are str.
+        if type(runs[0]) is bytes:
+            runs[0] = b'{"runs":[' + runs[0]
+            runs[-1] += end.encode()  # (the same item as runs[0] on a page of one)
+            return b",".join(runs)
+        runs[0] = '{"runs":[' + runs[0]
+        runs[-1] += end
+        return ",".join(runs).encode()
 
     def _page(
         self,

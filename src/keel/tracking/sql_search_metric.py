@@ -40,12 +40,15 @@ from sqlalchemy import (
     Connection,
     Float,
     Integer,
+    LargeBinary,
     Row,
     Select,
     bindparam,
+    cast,
     false,
     func,
     literal,
+    literal_column,
     or_,
     select,
 )
@@ -186,7 +189,7 @@ def _cached_plan(
     tiebreak = (r.c.start_time.desc(), r.c.run_id.asc())
     rest_order = [order_clause(k, asc) for k, (_, asc) in zip(rest_labels, rest, strict=True)]
 
-    columns = [run_json_column(dialect)] if as_json else run_columns(dialect)
+    columns = [_utf8(run_json_column(dialect), dialect)] if as_json else run_columns(dialect)
     walk = lm.join(r, r.c.run_id == lm.c.run_id)
     head_ids = (
         select(r.c.run_id, r.c.start_time, lm.c.value.label("order_0"), *rest_labels)
@@ -284,6 +287,16 @@ def _reading_run_id(clause: ColumnElement[bool], run_id: Any) -> ColumnElement[b
         clause, {}, lambda element: run_id if element is column else None
     )
     return replaced
+
+
+def _utf8(text: ColumnElement[str], dialect: str) -> ColumnElement[bytes]:
+    """Return ``text`` as its UTF-8 bytes, so the server's body is joined from them as is.
+
+    Saves decoding 1,000 texts into str and encoding the ~800 kB body back.
+    """
+    if dialect == "postgresql":  # (CAST AS bytea would read backslashes as escapes)
+        return func.convert_to(text, literal_column("'UTF8'"), type_=LargeBinary)
+    return cast(text, LargeBinary)  # SQLite: the text's bytes (Keel's files are UTF-8)
 
 
 def _not_nan(lm: Alias, dialect: str) -> ColumnElement[bool]:
