@@ -5,6 +5,11 @@ JSON bodies hold exactly one of ``dataframe_split`` (``{"columns", "data"}``, op
 records or of rows) or ``inputs`` (a dict of columns, or a list as for ``instances``), as
 ``mlflow models serve`` accepts them; a ``text/csv`` body is read with a header row. Rows
 given as lists take the model's column order from the signature when the frame is checked.
+
+:func:`split_matrix` is the fast way in: plain numeric rows (a ``dataframe_split``, or
+``instances``/``inputs`` given as rows) become one numpy array without a DataFrame, for
+``ModelRuntime.prepare_rows``; whatever it cannot be sure of (None) goes through
+:func:`frame_of`, so both ways give the same answer.
 """
 
 from __future__ import annotations
