@@ -187,3 +187,11 @@ def test_unknown_and_hostile_deployments(seeded: dict[str, Any]) -> None:
         _report(seeded, "<script>alert(1)</script>")
     with pytest.raises(InvalidInput, match="end"):
         _report(seeded, end=-5)
+
+
+def test_the_longest_window_is_a_year(seeded: dict[str, Any]) -> None:
+    report = _report(seeded, window="366d")
+    assert report.end_ms - report.start_ms == 366 * 86_400_000
+    assert report.bucket_ms == 366 * 86_400_000 // 24
+    assert report.summary()["requests"] == seeded["churn"].requests
+    assert sum(r["figures"]["request_count"] for r in report.timeline_rows()) == 144
