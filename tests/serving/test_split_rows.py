@@ -190,10 +190,12 @@ def test_booleans_among_zeros_and_ones_are_found_without_the_body(
     assert (split_matrix(doc) is None) == (hidden is not None)
 
 
-def test_a_column_named_data_is_not_the_data_key() -> None:
-    raw = _body([[1.5, 2.0]], ["data", "x"])
-    assert split_matrix(parse_json(raw), raw)[1].tolist() == [[1.5, 2.0]]
-    raw = _body([[1.5, True]], ["data", "x"])
+@pytest.mark.parametrize("named_data", [1, 20])
+def test_a_column_named_data_is_not_the_data_key(named_data: int) -> None:
+    columns = [*(["data"] * named_data), "x"]  # past a few, the letter count decides
+    raw = _body([[1.5] * named_data + [2.0]], columns)
+    assert split_matrix(parse_json(raw), raw)[1].tolist() == [[1.5] * named_data + [2.0]]
+    raw = _body([[1.5] * named_data + [True]], columns)
     assert split_matrix(parse_json(raw), raw) is None
 
 

@@ -136,7 +136,9 @@ def _value_tail(raw: bytes, key: str) -> int | None:
         return None
     quoted = f'"{key}"'.encode()
     at = raw.find(quoted)
-    while at != -1:
+    for _ in range(8):  # a few columns named like the key; past that the count check decides
+        if at == -1:
+            return None
         at += len(quoted)
         if raw[at : at + 64].lstrip().startswith(b":"):
             return at if raw.find(b'"', at) == -1 else None
