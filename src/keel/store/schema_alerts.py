@@ -9,7 +9,18 @@ is the history of every episode and every rule-level error (no episode yet), old
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    text,
+)
 
 from keel.store.schema import ID, KEY, NAME, metadata
 
@@ -60,6 +71,14 @@ alerts = Table(
     Column("acknowledged_at", BigInteger, nullable=True),
     Column("last_error", Text, nullable=True),
     Index("ix_alerts_rule_state", "rule", "state"),
+    # at most one open (pending or firing) alert per rule, even with two evaluators
+    Index(
+        "uq_alerts_rule_open",
+        "rule",
+        unique=True,
+        sqlite_where=text("state != 'resolved'"),
+        postgresql_where=text("state != 'resolved'"),
+    ),
     Index("ix_alerts_state_started_at", "state", "started_at"),
 )
 

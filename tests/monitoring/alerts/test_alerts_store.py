@@ -185,3 +185,23 @@ def test_disabling_a_rule_resolves_its_open_alert(backend: KeelEnv) -> None:
     assert ka.get_alert_events(alert_id=alert.alert_id)[-1].detail == {"why": "rule disabled"}
     _fire(backend, "muted", 0.9)  # a disabled rule is not evaluated
     assert ka.list_alerts(state="firing") == []
+
+
+def test_at_most_one_alert_per_rule_is_open(backend: KeelEnv) -> None:
+    import uuid
+
+    import sqlalchemy as sa
+
+    from keel.store.schema_alerts import alerts
+
+    ka.add_alert_rule("once", notifiers=[], **RULE)
+    _fire(backend, "once", 0.9)
+    (alert,) = ka.list_alerts(state="firing")
+    row = {**alert.to_dict(), "alert_id": uuid.uuid4().hex, "state": "pending"}
+    db = _database_stores(backend).tracking.db
+    with pytest.raises(sa.exc.IntegrityError), db.write() as conn:
+        conn.execute(alerts.insert().values(**row))
+    with db.write() as conn:  # a resolved one beside it is fine
+        conn.execute(alerts.insert().values(**{**row, "state": "resolved"}))
+    _fire(backend, "once", 0.9)
+    assert len(ka.list_alerts(state="firing")) == 1

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import exc as sa_exc
 
 from keel.errors import NotFound
 from keel.governance.chain import Entry, append
@@ -123,6 +124,14 @@ class SqlAlertEvaluation:
         A state change writes an event and an audit entry; a step that only counts or
         waits updates the row.
         """
+        try:
+            return self._apply(rule, step, now)
+        except sa_exc.IntegrityError:
+            # another evaluator opened this rule's alert at the same moment (a lease
+            # hand-over): at most one is open (uq_alerts_rule_open), so take that one
+            return self.open_alerts().get(rule.name)
+
+    def _apply(self, rule: AlertRule, step: Step, now: int) -> Alert | None:
         value = _finite(step.value)
         with self.db.write() as conn:
             row = conn.execute(self._open_query(rule.name).with_for_update()).first()

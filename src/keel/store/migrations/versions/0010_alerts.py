@@ -58,6 +58,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("alert_id", name=op.f("pk_alerts")),
     )
     op.create_index("ix_alerts_rule_state", "alerts", ["rule", "state"], unique=False)
+    op.create_index(
+        "uq_alerts_rule_open",
+        "alerts",
+        ["rule"],
+        unique=True,
+        sqlite_where=sa.text("state != 'resolved'"),
+        postgresql_where=sa.text("state != 'resolved'"),
+    )
     op.create_index("ix_alerts_state_started_at", "alerts", ["state", "started_at"], unique=False)
     op.create_table(
         "alert_events",
