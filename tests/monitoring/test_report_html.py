@@ -177,3 +177,18 @@ def test_report_opens_offline_and_draws_every_chart(seeded: dict[str, Any], tmp_
             browser.close()
     assert problems == []
     assert requests == [out.as_uri()]  # the file itself and nothing else
+
+
+def test_without_plotly_the_distributions_are_svg(
+    seeded: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keel.monitoring.report_html as module
+    from keel.monitoring import monitoring_report
+
+    monkeypatch.setattr(module, "plotly_js", lambda: None)
+    with keel_home(seeded["home"].path):
+        page = monitoring_report("churn-prod", end=END).to_html()
+    assert "<script" not in page
+    assert "pip install 'keel-mlops[ui-charts]'" in page
+    assert page.count('aria-label="reference and current distributions"') == len(COLUMNS)
+    assert 'id="summary"' in page

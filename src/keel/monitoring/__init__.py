@@ -10,7 +10,7 @@ splits a deployment's prediction log into windows with their service health, dat
 quality, drift and live performance; ``compute_figures`` gives the latest window's figures
 by name (what alert rules and the ``keel_monitor_*`` gauges use). ``monitoring_report``
 gives a deployment's last day (or any window) as a summary, distributions and trends;
-``report_html`` writes it as one self-contained HTML file. Names load on first
+its ``to_html()`` is one self-contained HTML file. Names load on first
 use, so ``import keel.monitoring`` loads no numpy, pandas or scipy.
 """
 
@@ -42,7 +42,6 @@ __all__ = [
     "quality",
     "read_predictions",
     "reference_profile",
-    "report_html",
 ]
 
 _EXPORTS = {
@@ -68,7 +67,6 @@ _EXPORTS = {
     "quality": "keel.monitoring._quality",
     "read_predictions": "keel.monitoring.prediction_read",
     "reference_profile": "keel.monitoring._reference",
-    "report_html": "keel.monitoring.report_html",
 }
 
 

@@ -209,6 +209,12 @@ class MonitoringReport:
             )
         return rows
 
+    def to_html(self, *, title: str | None = None) -> str:
+        """Return the report as one self-contained HTML page (``keel.monitoring.report_html``)."""
+        from keel.monitoring.report_html import report_html
+
+        return report_html(self, title=title)
+
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-ready data (non-finite numbers become None)."""
         return _finite(
