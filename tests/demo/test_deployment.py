@@ -1,92 +1,103 @@
-"""The demo's deployment act on each of its paths: a gate that fails rolls the canary back,
-and a second demo in the same home switches the existing deployment blue-green to its new
-champion before a canary that passes.
-
-The candidate grid shrinks to two logistic regressions (fast to train) and the canary to
-one-second steps; the gate is made to fail (it demands more requests than the demo can
-send) or to pass on anything but errors (no latency bound), so each path is the one taken.
+"""The demo's deployment act, read back from the shared demo's home: the promotion created
+the deployment, a longer search's challenger passed the gates, and its promotion started
+a canary that the server's controller judged step by step under live traffic.
 """
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from rich.console import Console
 
 import keel
-from keel.demo import deployment as demo_deployment
-from keel.demo import lifecycle as demo_lifecycle
-from keel.demo import run_demo
-from keel.demo.candidates import CANDIDATES
-from keel.demo.deployment import CANARY, DEPLOYMENT
-from keel.demo.lifecycle import MODEL_NAME, using_home
+from keel.demo.deployment import CANARY, DEPLOYMENT, TRAFFIC, WARM_UP_ANSWERS
+from keel.demo.lifecycle import MODEL_NAME
+from keel.deploy.traffic import TrafficPlan
 
-LOGISTIC = tuple(c for c in CANDIDATES if c.family == "logistic_regression")[:2]
-FAILS = {**CANARY, "interval_s": 1.0, "min_requests": 10**6, "max_wait": 1}
-PASSES = {**CANARY, "interval_s": 1.0, "min_requests": 5, "max_wait": 30, "p99_slack_ms": 1e6}
+pytestmark = pytest.mark.slow
+V1, V2, V3 = (f"{MODEL_NAME}/{v}" for v in (1, 2, 3))
 
 
-def _console() -> Console:
-    return Console(file=io.StringIO(), width=120)
+def _weights(plan: TrafficPlan) -> dict[str, tuple[float, str]]:
+    return {b.key: (b.weight, b.role.value) for b in plan.backends}
 
 
-@pytest.mark.slow
-def test_a_failing_gate_rolls_back_then_a_second_demo_goes_blue_green_and_promotes(
-    tmp_path, monkeypatch: pytest.MonkeyPatch
+def test_the_challenger_came_from_a_pipeline_run_and_its_promotion_started_the_canary(
+    at_demo_home,
 ) -> None:
-    monkeypatch.setattr(demo_lifecycle, "CANDIDATES", LOGISTIC)
-    home = tmp_path / "home"
+    out = at_demo_home.result.deployment
+    assert out is not None
+    assert (out.name, out.champion, out.challenger) == (DEPLOYMENT, V1, V2)
+    challenge = keel.get_pipeline_run(out.challenge_run_id)
+    assert challenge.status == "finished"
+    assert keel.get_model_version(MODEL_NAME, 2).run_id == challenge.step("train").run_id
+    promotion = out.promotion
+    assert promotion is not None
+    assert promotion["outcome"] == "promoted"
+    assert promotion["rollout"]["action"] == "rollout"
+    assert promotion["rollout"]["strategy"] == "canary"
+    champion_gate = next(g for g in promotion["gates"] if g["kind"] == "champion")
+    assert champion_gate["details"]["champion_version"] == 1
+    assert champion_gate["details"]["improvement"] >= 0
 
-    monkeypatch.setattr(demo_deployment, "CANARY", FAILS)
-    console = _console()
-    first = run_demo(home, console=console).deployment
-    output = console.file.getvalue()  # type: ignore[attr-defined]
 
-    assert first is not None
-    v1, v2 = f"{MODEL_NAME}/1", f"{MODEL_NAME}/2"
-    assert (first.champion, first.challenger) == (v1, v2)
-    assert first.outcome == "rolled-back"
-    assert first.serving == v1
-    assert first.reason.startswith("gate failed at step 1/3: not enough data after ")
-    (step,) = first.steps
-    assert (step.step, step.weight, step.action, step.passed) == (1, 20.0, "rollback", False)
-    assert first.traffic.failed == 0, first.traffic.failures
-    assert first.traffic.answered[v2] > 0  # the canary had its 20% before the rollback
-    assert "✗ step 1/3 at 20%: gate failed" in output
-    assert "Rolled back automatically: " in output
-    assert "The canary ended rolled-back." in output
-    with using_home(home):
-        dep = keel.get_deployment(DEPLOYMENT)
-        assert [(b.key, b.weight) for b in dep.plan.backends] == [(v1, 100.0)]
-        history = keel.get_deployment_history(DEPLOYMENT, 100)
-    assert [h.action for h in history] == ["create", "rollout.canary", "rollback"]
-    assert history[-1].actor == "controller"  # the gate's verdict, not a person's
+def test_the_canary_passed_every_step_and_promoted_the_challenger(at_demo_home) -> None:
+    out = at_demo_home.result.deployment
+    assert out is not None
+    assert out.outcome == "promoted", out.reason
+    assert out.serving == V2
+    assert [s.passed for s in out.steps] == [True] * len(CANARY["steps"])
+    assert [s.weight for s in out.steps] == [float(w) for w in CANARY["steps"]]
 
-    monkeypatch.setattr(demo_deployment, "CANARY", PASSES)
-    console = _console()
-    second = run_demo(home, console=console).deployment
-    output = console.file.getvalue()  # type: ignore[attr-defined]
-
-    assert second is not None
-    v3, v4 = f"{MODEL_NAME}/3", f"{MODEL_NAME}/4"
-    assert (second.champion, second.challenger) == (v3, v4)
-    assert second.outcome == "promoted", second.reason
-    assert second.serving == v4
-    assert [s.passed for s in second.steps] == [True, True, True]
-    assert second.traffic.failed == 0, second.traffic.failures
-    assert set(second.traffic.answered) == {v3, v4}
-    assert "Promoted: " in output
-    with using_home(home):
-        dep = keel.get_deployment(DEPLOYMENT)
-        history = keel.get_deployment_history(DEPLOYMENT, 100)
-    assert {b.key: b.weight for b in dep.plan.backends} == {v4: 100.0, v3: 0.0}
-    assert [h.action for h in history][3:] == [
-        "rollout.blue-green",  # the new champion warmed beside version 1...
-        "promote",  # ...then switched to at once
-        "rollout.canary",
-        "canary.step",
-        "canary.step",
-        "promote",
+    history = keel.get_deployment_history(DEPLOYMENT, 100)
+    actions = [(h.actor, h.action) for h in history]
+    n = len(CANARY["steps"])
+    assert actions[: n + 2] == [
+        ("root", "create"),  # the first promotion
+        ("root", "rollout.canary"),  # the challenger's promotion, in the pipeline's worker
+        *[("controller", "canary.step")] * (n - 1),
+        ("controller", "promote"),
     ]
-    assert history[4].plan.live[0].key == v3
+    assert history[n + 1].reason == f"canary passed all {n} steps: promoted {V2}"
+    # the demo reported exactly the steps the history holds, with their verdicts
+    assert [(s.revision, s.action, s.reason) for s in out.steps] == [
+        (h.revision, h.action, h.reason) for h in history[2 : n + 2]
+    ]
+    assert list(out.history) == [h.to_dict() for h in history[: len(out.history)]]
+
+
+def test_live_traffic_reached_both_versions_and_every_answer_was_right(demo) -> None:
+    out = demo.result.deployment
+    assert out is not None
+    traffic = out.traffic
+
+    assert traffic.failed == 0, traffic.failures
+    assert traffic.answered[out.champion] >= WARM_UP_ANSWERS
+    assert traffic.answered[out.challenger] > 0
+    assert set(traffic.answered) == {out.champion, out.challenger}
+    assert traffic.by_route["oip"] > 0
+    assert traffic.by_route["invocations"] > 0
+    answered = sum(traffic.answered.values())
+    assert answered == sum(traffic.by_route.values()) <= traffic.sent <= TRAFFIC["max_requests"]
+    for key, n in traffic.answered.items():
+        assert 0.8 <= traffic.correct[key] / n <= 1  # the validation accuracies are ~0.97
+    for step in out.steps:
+        assert step.canary is not None
+        assert step.canary["requests"] > 0
+        if step.action == "canary.step":
+            assert step.canary["requests"] >= CANARY["min_requests"]
+            assert step.canary["errors"] == 0
+
+
+def test_the_output_shows_each_step_its_gate_and_how_the_canary_ended(demo) -> None:
+    out, output = demo.result.deployment, demo.output
+    assert out is not None
+    assert f"{DEPLOYMENT} (environment prod) revision 1" in output
+    assert f"/v2/models/{DEPLOYMENT}/infer" in output
+    assert "✓ champion roc_auc: roc_auc " in output
+    for step in out.steps:
+        verdict = "gate passed" if step.passed else "gate failed"
+        assert f"step {step.step}/{len(CANARY['steps'])} at {step.weight:g}%: {verdict}" in output
+        assert f"→ revision {step.revision} ({step.action}): {step.reason}" in output
+    assert "Promoted:" in output
+    assert f"Why: {out.reason}" in output
+    assert f"{out.traffic.sent} requests sent" in output
+    assert f"The canary ended {out.outcome}." in output

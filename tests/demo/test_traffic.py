@@ -118,3 +118,36 @@ def test_stop_ends_the_traffic_before_its_budget_and_failures_kept_are_bounded()
     assert 0 < counts.sent < 10**6
     assert counts.failed == counts.sent
     assert len(counts.failures) == min(counts.sent, MAX_FAILURES_KEPT)
+
+
+def test_a_version_named_later_has_its_held_answers_judged_then() -> None:
+    def answer(route: str, a: float) -> tuple[int, str, int]:
+        return 200, "m/3", int(a > 0.5)  # a version the traffic was not told about
+
+    with stand_in(answer) as url:
+        traffic = Traffic(
+            url, "dep", ROWS, LABELS, {"m/1": TRUTH}, rate=500.0, max_requests=12,
+            routes=("invocations",),
+        )  # fmt: skip
+        with traffic:
+            traffic._thread.join(60)
+            assert traffic.counts().answered == {}  # held, neither right nor failed
+            traffic.expect("m/3", TRUTH)
+            counts = traffic.stop()
+
+    assert counts.failed == 0, counts.failures
+    assert counts.answered == {"m/3": 12}
+    assert counts.by_route == {"invocations": 12}
+    labelled = traffic.labelled("m/3")
+    assert len(labelled) == 12
+    # each row twice, answered in any order by the concurrent clients
+    assert sorted(label for _, label in labelled) == sorted(LABELS.tolist() * 2)
+
+
+def test_traffic_refuses_an_unknown_route() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="routes must be some of"):
+        Traffic("http://127.0.0.1:1", "dep", ROWS, LABELS, {}, routes=("grpc",))
+    with pytest.raises(ValueError, match="routes must be some of"):
+        Traffic("http://127.0.0.1:1", "dep", ROWS, LABELS, {}, routes=())

@@ -1,17 +1,27 @@
-"""``keel demo`` end to end: the real console script in a subprocess, then the CLI on its home."""
+"""``keel demo`` end to end: the real console script in a subprocess (with ``--serve``), then
+the CLI on the home it left while its server still runs.
+
+One demo run: it trains as a pipeline, reruns it cached, serves and canaries, then drifts
+the traffic until the alert rolls back and retrains; ``--serve`` then keeps a server on
+the home until SIGINT.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 KEEL = Path(sys.executable).parent / "keel"
-TIMEOUT = 180  # seconds; the demo itself takes ~10-15 s on two cores
+DEMO_TIMEOUT = 420  # seconds; the demo itself takes ~1-2 min on two busy cores
+TIMEOUT = 120  # for each CLI command
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -36,77 +46,72 @@ def keel_has_demo() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(DEMO_TIMEOUT + 4 * TIMEOUT)
 @pytest.mark.usefixtures("keel_has_demo")
-def test_keel_demo_leaves_a_home_the_cli_can_explore(tmp_path: Path) -> None:
-    home = tmp_path / "demo-home"
-    env = _env(tmp_path)
-
-    done = _keel("demo", "--home", str(home), env=env)
-
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr
-    out = done.stdout
-    assert f"export KEEL_HOME={home}" in out
-    assert "keel runs list --experiment breast-cancer" in out
-    assert "keel models card breast-cancer-classifier 1" in out
-    compare = next(line.split() for line in out.splitlines() if "keel runs compare" in line)
-
-    # Every command the demo suggests works on the home it left behind.
-    at_home = _env(tmp_path, KEEL_HOME=str(home))
-    listed = _keel("runs", "list", "--experiment", "breast-cancer", "--json", env=at_home)
-    assert listed.returncode == 0, listed.stderr
-    runs = json.loads(listed.stdout)["runs"]
-    assert len(runs) == 10  # nine candidates and their parent sweep
-    assert {r["status"] for r in runs} == {"finished"}
-
-    compared = _keel(*compare[1:], env=at_home)
-    assert compared.returncode == 0, compared.stderr
-    assert "roc_auc" in compared.stdout
-
-    shown = _keel("models", "show", "breast-cancer-classifier", "--json", env=at_home)
-    assert shown.returncode == 0, shown.stderr
-    assert '"champion"' in shown.stdout
-
-    card = _keel("models", "card", "breast-cancer-classifier", "1", env=at_home)
-    assert card.returncode == 0, card.stderr
-    assert "breast_cancer_train" in card.stdout
-
-
-@pytest.mark.slow
-@pytest.mark.usefixtures("keel_has_demo")
-def test_keel_demo_serve_starts_a_server_on_the_demo_home(tmp_path: Path) -> None:
-    import re
-    import signal
-    import time
-
+def test_keel_demo_closes_the_loop_and_leaves_a_home_the_cli_can_explore(tmp_path: Path) -> None:
     import httpx
 
-    env = _env(tmp_path)
+    home = tmp_path / "demo-home"
     proc = subprocess.Popen(
-        [str(KEEL), "demo", "--home", str(tmp_path / "served"), "--serve", "--port", "0"],
+        [str(KEEL), "demo", "--home", str(home), "--serve", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=_env(tmp_path),
     )
+    lines: list[str] = []
     try:
-        deadline = time.monotonic() + TIMEOUT
+        deadline = time.monotonic() + DEMO_TIMEOUT
         url = None
         while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
+            line = proc.stdout.readline()  # type: ignore[union-attr]
             if not line:
                 break
+            lines.append(line)
             found = re.search(r"Keel server for the demo: (http://127\.0\.0\.1:\d+)", line)
             url = found.group(1) if found else None
-        assert url, f"no server URL printed; stderr: {proc.stderr.read()[-2000:]}"
+        out = "".join(lines)
+        assert url, f"no server URL printed; stdout: {out[-3000:]}"
+        assert "Traceback" not in out
+        assert f"export KEEL_HOME={home}" in out
+        assert "7 cached in " in out  # the rerun
+        assert "Promoted: breast-cancer-classifier/2" in out
+        assert "rollback   by keel-scheduler" in out
+        assert "canary rollout of breast-cancer-prod started" in out
         health = httpx.get(f"{url}/health", timeout=10)
         assert health.status_code == 200
         assert health.json()["status"] == "ok"
+
+        # Every command the demo suggests works on the home it left behind.
+        at_home = _env(tmp_path, KEEL_HOME=str(home))
+        listed = _keel("runs", "list", "--experiment", "breast-cancer", "--json", env=at_home)
+        assert listed.returncode == 0, listed.stderr
+        runs = json.loads(listed.stdout)["runs"]
+        assert len(runs) >= 3 * 8 + 6 + 14  # pipeline and step runs, and the trials
+        compare = next(line.split() for line in lines if "keel runs compare" in line)
+        compared = _keel(*compare[1:], env=at_home)
+        assert compared.returncode == 0, compared.stderr
+        assert "roc_auc" in compared.stdout
+        shown = _keel("models", "show", "breast-cancer-classifier", "--json", env=at_home)
+        assert shown.returncode == 0, shown.stderr
+        assert '"champion"' in shown.stdout
+        card = _keel("models", "card", "breast-cancer-classifier", "1", env=at_home)
+        assert card.returncode == 0, card.stderr
+        assert "breast_cancer_train" in card.stdout
+        pipeline = next(line.split() for line in lines if "keel pipeline show" in line)
+        steps = _keel(*pipeline[1:], env=at_home)
+        assert steps.returncode == 0, steps.stderr
+        assert "promote" in steps.stdout
+        events = _keel("alerts", "events", env=at_home)
+        assert events.returncode == 0, events.stderr
+        assert "firing" in events.stdout
+        assert (home / "monitoring-report.html").is_file()
+
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=60) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
-        proc.stdout.close()
-        proc.stderr.close()
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]

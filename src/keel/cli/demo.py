@@ -24,7 +24,7 @@ def demo(
         int, typer.Option(min=0, max=65535, help="Port for --serve (0: any free port).")
     ] = 8750,
 ) -> None:
-    """Run the lifecycle demo: train, track, compare, register, deploy, canary, promote."""
+    """Run the lifecycle demo: a training pipeline, a canary, drift, rollback, retraining."""
     from keel.demo import run_demo
 
     result = run_demo(home)

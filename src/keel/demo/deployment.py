@@ -1,17 +1,19 @@
 """The demo's deployment act: serve the champion, send traffic, canary a challenger, judge it.
 
-After the champion is registered, the demo starts ``keel server`` on its home (127.0.0.1,
-a free port, in a thread of this process, with its deployments data plane), deploys the
-champion as ``breast-cancer-prod`` in ``prod``, and sends live HTTP traffic from the
-held-out rows (``keel.demo.traffic``). It then registers the challenger and starts a
-canary with short steps; the server's deployment controller moves it step by step, each
-step gated on the live error rate and p99 latency of the canary against the stable
-version. The demo keeps the traffic flowing, prints every step and its gate as the
-controller records it, and ends with the promotion or the automatic rollback, read back
-from the deployment's history.
+The training pipeline's promotion created ``breast-cancer-prod`` in ``prod`` serving the
+champion. The demo starts ``keel server`` on its home (127.0.0.1, a free port, in a thread
+of this process, with its deployments data plane), which serves it, and sends live HTTP
+traffic from the held-out rows (``keel.demo.traffic``). It then runs the pipeline with a
+longer search: its challenger passes the gates and its promotion starts a canary with
+short steps; the server's deployment controller moves it step by step, each step gated
+on the live error rate and p99 latency of the canary against the stable version. The
+demo keeps the traffic flowing, prints every step and its gate as the controller records
+it, and ends with the promotion or the automatic rollback, read back from the
+deployment's history.
 
-Every change goes through the server's REST API (the store ``keel deploy`` uses against a
-server), so each is applied to the serving versions before the call returns.
+The demo's own changes go through the server's REST API (the store ``keel deploy`` uses
+against a server); the pipeline's promotion writes the metadata database, and the
+server's controller applies the new revision within a second.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from keel.demo import deploy_report
-from keel.demo.deploy_report import facts
+from keel.demo import deploy_report, pipeline_report
 from keel.demo.report import print_step
 from keel.demo.traffic import Traffic, TrafficCounts
+from keel.demo.training import CANARY, DEPLOYMENT, ENVIRONMENT, LONGER_TRIALS
 from keel.errors import Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -38,33 +40,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CANARY",
-    "CHALLENGER_ALIAS",
     "DEPLOYMENT",
     "ENVIRONMENT",
     "TRAFFIC",
     "DeploymentOutcome",
     "GateStep",
     "Served",
+    "deployments_of",
+    "keel_server",
     "run_deployment",
 ]
 
-DEPLOYMENT = "breast-cancer-prod"
-ENVIRONMENT = "prod"
-CHALLENGER_ALIAS = "challenger"
-# Three short steps (a production canary holds each for minutes). Latency on a shared
-# laptop is noisy: on two busy cores the p99 of a 1-row request measured 50-250 ms from
-# one run to the next, and a p99 over a few dozen requests is nearly their maximum. So
-# the p99 gate allows 2x the stable's plus 100 ms: it catches a version that is really
-# slower, not the machine's load. Any error rate above 2% fails a step outright.
-CANARY: dict[str, Any] = {
-    "steps": [20, 50, 100],
-    "interval_s": 3.0,
-    "min_requests": 15,
-    "max_wait": 5,
-    "max_error_rate": 0.02,
-    "max_p99_ratio": 2.0,
-    "p99_slack_ms": 100.0,
-}
 # A few clients at a gentle pace: a demo, not a benchmark. The budgets bound the load
 # even if the rollout never ends.
 TRAFFIC: dict[str, Any] = {
@@ -73,6 +59,7 @@ TRAFFIC: dict[str, Any] = {
     "max_requests": 2500,
     "max_seconds": 150.0,
 }
+CHALLENGE = {"n_trials": LONGER_TRIALS, "strategy": "canary"}
 WARM_UP_ANSWERS = 40  # right answers from the champion before the canary starts
 AFTER_ANSWERS = 20  # and from the final stable version after the rollout ends
 POLL_S = 0.25
@@ -134,13 +121,18 @@ class DeploymentOutcome:
     environment: str
     champion: str  # backend keys
     challenger: str
-    outcome: str  # the rollout's final status: promoted, rolled-back, failed, aborted
+    outcome: str  # the rollout's final status: promoted, rolled-back, failed, aborted,
+    # or refused (the promotion's gates) / none (the search found nothing new)
     reason: str
     serving: str  # the backend serving 100% at the end
     revision: int
     steps: tuple[GateStep, ...]
     traffic: TrafficCounts
     history: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    challenge_run_id: str = ""  # the pipeline run that made the challenger
+    promotion: dict[str, Any] | None = None  # its promote step's record
+    # backend key -> the fitted model, for every version served (not in to_dict)
+    models: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict of this outcome."""
@@ -162,11 +154,13 @@ class DeploymentOutcome:
                 "failed": self.traffic.failed,
             },
             "history": list(self.history),
+            "challenge_run_id": self.challenge_run_id,
+            "promotion": self.promotion,
         }
 
 
 @contextmanager
-def _keel_server(home: Path) -> Iterator[str]:
+def keel_server(home: Path) -> Iterator[str]:
     """Run ``keel server`` on ``home`` in a thread (lifespan on: the data plane runs)."""
     from keel.config import load_settings
     from keel.server import create_app
@@ -179,7 +173,7 @@ def _keel_server(home: Path) -> Iterator[str]:
 
 
 @contextmanager
-def _deployments_of(url: str) -> Iterator[RestDeploymentStore]:
+def deployments_of(url: str) -> Iterator[RestDeploymentStore]:
     from keel.client.deployments import RestDeploymentStore
     from keel.client.http import KeelHttp
 
@@ -193,63 +187,83 @@ def _deployments_of(url: str) -> Iterator[RestDeploymentStore]:
 def run_deployment(
     console: Console,
     *,
-    home: Path,
+    url: str,
+    store: RestDeploymentStore,
     data: DemoData,
     champion: Served,
-    challenger_run_id: str,
-    challenger_name: str,
-    challenger_model: Any,
 ) -> DeploymentOutcome:
-    """Deploy ``champion``, then register the challenger (the run ``challenger_run_id``)
-    and canary it under live traffic; return what happened."""
+    """Serve ``champion`` under live traffic, run the longer search, and follow the canary
+    its promotion starts; return what happened."""
     import numpy as np
 
-    rows, labels = data.X_val, np.asarray(data.y_val)
-    with _keel_server(home) as url, _deployments_of(url) as store:
-        facts(console, ("server", f"keel server on {url} (in this process)"))
-        dep = _deploy(store, champion)
-        deploy_report.print_deployed(console, dep, url)
-        # The challenger is registered now, so its version number is known before the
-        # traffic starts checking answers against it.
-        challenger = _register_challenger(
-            champion.model_name, challenger_run_id, challenger_name, challenger_model
-        )
-        expected = {s.key: np.asarray(s.model.predict(rows)) for s in (champion, challenger)}
-        with Traffic(url, DEPLOYMENT, rows, labels, expected, **TRAFFIC) as traffic:
-            traffic.wait_for(champion.key, WARM_UP_ANSWERS, timeout=60)
-            deploy_report.print_warm(
-                console,
-                traffic.counts(),
-                champion.key,
-                clients=TRAFFIC["concurrency"],
-                rate=TRAFFIC["rate"],
-            )
+    from keel.demo.training_runs import run_training
 
-            print_step(
-                console,
-                f"Canary of the challenger, {challenger.run_name} (version {challenger.version}), "
-                "with live analysis",
-            )
-            facts(console, ("registered", f"{challenger.uri} (alias {CHALLENGER_ALIAS})"))
-            dep = store.start_rollout(DEPLOYMENT, challenger.uri, strategy="canary", config=CANARY)
+    rows, labels = data.X_val, np.asarray(data.y_val)
+    dep = _deploy(store, champion)
+    deploy_report.print_deployed(console, dep, url)
+    expected = {champion.key: np.asarray(champion.model.predict(rows))}
+    models = {champion.key: champion.model}
+    with Traffic(url, DEPLOYMENT, rows, labels, expected, **TRAFFIC) as traffic:
+        traffic.wait_for(champion.key, WARM_UP_ANSWERS, timeout=60)
+        deploy_report.print_warm(
+            console, traffic.counts(), champion.key, clients=TRAFFIC["concurrency"],
+            rate=TRAFFIC["rate"],
+        )  # fmt: skip
+        print_step(
+            console,
+            f"Canary of a challenger: a {CHALLENGE['n_trials']}-trial search, promoted "
+            "through the gates, with live analysis",
+        )
+        before = store.get_deployment(DEPLOYMENT).revision
+        with console.status("running the pipeline with a longer search", spinner="dots"):
+            challenge = run_training({**CHALLENGE, "canary": CANARY})
+        pipeline_report.print_steps(console, challenge.info, challenge.outputs)
+        promotion = challenge.promotion or {}
+        if promotion:
+            pipeline_report.print_promotion(console, promotion)
+        started = (promotion.get("rollout") or {}).get("action") == "rollout"
+        version = challenge.version
+        challenger_key = "" if version is None else f"{champion.model_name}/{version}"
+        if started and version is not None:
+            from keel.registry.api import load_model
+
+            challenger = Served(
+                champion.model_name, version, challenge.outputs["train"]["model"],
+                load_model(f"models:/{champion.model_name}/{version}"),
+            )  # fmt: skip
+            traffic.expect(challenger.key, np.asarray(challenger.model.predict(rows)))
+            models[challenger.key] = challenger.model
+            dep = store.get_deployment(DEPLOYMENT)
             deploy_report.print_canary_started(console, dep, CANARY)
-            steps, dep = _watch(console, store, traffic, dep)
-            traffic.wait_for(dep.stable.key, AFTER_ANSWERS, timeout=30)
-            counts = traffic.stop()
-        history = store.deployment_history(DEPLOYMENT, limit=100)
-    rollout = dep.rollout
+            steps, dep = _watch(console, store, traffic, dep, seen=before)
+        else:
+            steps, dep = [], store.get_deployment(DEPLOYMENT)
+        traffic.wait_for(dep.stable.key, AFTER_ANSWERS, timeout=30)
+        counts = traffic.stop()
+    history = store.deployment_history(DEPLOYMENT, limit=100)
+    rollout = dep.rollout if started else None
+    if started:
+        status = rollout.status.value if rollout is not None else "none"
+        reason = (rollout.reason if rollout is not None else None) or ""
+    elif promotion.get("outcome") == "refused":
+        status, reason = "refused", "; ".join(promotion.get("reasons") or [])
+    else:
+        status, reason = "none", "the longer search found no better model"
     outcome = DeploymentOutcome(
         name=dep.name,
         environment=dep.environment,
         champion=champion.key,
-        challenger=challenger.key,
-        outcome=rollout.status.value if rollout is not None else "none",
-        reason=(rollout.reason if rollout is not None else None) or "",
+        challenger=challenger_key,
+        outcome=status,
+        reason=reason,
         serving=dep.stable.key,
         revision=dep.revision,
         steps=tuple(steps),
         traffic=counts,
         history=tuple(h.to_dict() for h in history),
+        challenge_run_id=challenge.info.run_id,
+        promotion=promotion or None,
+        models=models,
     )
     deploy_report.print_traffic(console, outcome, current=dep)
     deploy_report.print_history(console, history)
@@ -257,25 +271,12 @@ def run_deployment(
     return outcome
 
 
-def _register_challenger(model_name: str, run_id: str, run_name: str, model: Any) -> Served:
-    """Register the challenger's run as a new version and give it the challenger alias."""
-    import keel
-
-    version = keel.register_model(
-        f"runs:/{run_id}/model",
-        model_name,
-        description=f"Challenger: {run_name}, canaried against the champion by keel demo.",
-        tags={"demo": "keel demo"},
-    )
-    keel.set_alias(model_name, CHALLENGER_ALIAS, version.version)
-    return Served(model_name, version.version, run_name, model)
-
-
 def _deploy(store: RestDeploymentStore, champion: Served) -> Deployment:
-    """Create the deployment serving ``champion``; in a home that has it, switch it over.
+    """Return the deployment serving ``champion`` (the promotion created it); create it,
+    or switch it over, if the home holds something else.
 
-    A second demo in the same home finds the first one's deployment: the new champion
-    goes in blue-green (warmed beside the old stable, then switched at once).
+    A second demo in the same home finds the first one's deployment: the champion goes
+    in blue-green (warmed beside the old stable, then switched at once).
     """
     try:
         dep = store.get_deployment(DEPLOYMENT)
@@ -300,7 +301,7 @@ def _figures(stats: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _watch(
-    console: Console, store: RestDeploymentStore, traffic: Traffic, dep: Deployment
+    console: Console, store: RestDeploymentStore, traffic: Traffic, dep: Deployment, *, seen: int
 ) -> tuple[list[GateStep], Deployment]:
     """Follow the canary until it ends; print and return each judged step.
 
@@ -315,7 +316,7 @@ def _watch(
     weights = [float(w) for w in CANARY["steps"]]
     limit = CANARY["interval_s"] * len(weights) * (1 + CANARY["max_wait"]) + 30
     deadline = time.monotonic() + limit
-    seen, index = dep.revision, 0
+    index = 0  # ``seen``: the revision before the canary started
     live: dict[str, Any] = {}
     steps: list[GateStep] = []
     with deploy_report.canary_progress(console, len(weights)) as progress:

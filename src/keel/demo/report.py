@@ -45,7 +45,7 @@ CARD_STOP_HEADING = "## Signature"
 
 def print_header(console: Console, home: Path, *, fresh: bool, tracking_uri: str) -> None:
     """Print the title and where this demo writes."""
-    console.rule("[bold]Keel demo[/]: train, track, compare, register, deploy, canary")
+    console.rule("[bold]Keel demo[/]: pipeline, tune, register, promote, canary, monitor, retrain")
     kept = "a fresh folder, kept after the demo" if fresh else "given with --home"
     console.print(f"Keel home  {home}  ({kept})", markup=False, highlight=False, soft_wrap=True)
     console.print(f"Metadata   {tracking_uri}", markup=False, highlight=False, soft_wrap=True)
@@ -176,6 +176,7 @@ def next_steps(
     version: int,
     compare: Sequence[str],
     deployment: str | None = None,
+    pipeline_run: str | None = None,
 ) -> list[tuple[str, str]]:
     """Return ``(command, what it shows)`` pairs for looking at what the demo made."""
     steps = []
@@ -186,10 +187,12 @@ def next_steps(
     steps += [
         (f"export KEEL_HOME={shlex.quote(str(home))}", "point the CLI at the demo's home"),
         (f"keel runs list --experiment {shlex.quote(experiment)}", "every run of the demo"),
-        (f"keel runs compare {' '.join(compare)}", "the two best runs side by side"),
+        (f"keel runs compare {' '.join(compare)}", "two trials side by side"),
         (f"keel models show {shlex.quote(model_name)}", "versions and the champion alias"),
         (f"keel models card {shlex.quote(model_name)} {version}", "the whole model card"),
     ]
+    if pipeline_run is not None:
+        steps.append((f"keel pipeline show {pipeline_run}", "the training pipeline's steps"))
     page = "http://127.0.0.1:8750/"
     if deployment is not None:
         name = shlex.quote(deployment)
@@ -197,6 +200,8 @@ def next_steps(
             (f"keel deploy show {name}", "the deployment: versions, weights, its rollout"),
             (f"keel deploy history {name}", "every traffic change, who made it and why"),
             (f"keel deploy render {name} --target k8s", "its Kubernetes manifests"),
+            ("keel alerts events", "the drift alert: pending, firing, its actions"),
+            (f"keel monitor windows -d {name} -w 30s", "traffic, quality and drift per window"),
         ]
         page = f"http://127.0.0.1:8750/deployments/{deployment}"
     return [*steps, ("keel server", f"all of it in the web UI at {page}")]

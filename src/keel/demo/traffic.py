@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["Traffic", "TrafficCounts"]
 
 BACKEND_HEADER = "keel-backend"
+REQUEST_ID_HEADER = "keel-request-id"
+ROUTES = ("oip", "invocations")
+MAX_PENDING = 10_000  # answers from a version not yet expected, kept to check later
 MAX_FAILURES_KEPT = 20
 
 
@@ -69,7 +72,10 @@ class Traffic:
         max_requests: int = 2000,
         max_seconds: float = 120.0,
         timeout: float = 30.0,
+        routes: tuple[str, ...] = ROUTES,
     ) -> None:
+        if not routes or any(r not in ROUTES for r in routes):
+            raise ValueError(f"routes must be some of {ROUTES}, not {routes!r}")
         self.url = url
         self.deployment = deployment
         self._columns = [str(c) for c in rows.columns]
@@ -81,6 +87,10 @@ class Traffic:
         self._max_requests = max_requests
         self._max_seconds = max_seconds
         self._timeout = timeout
+        self._routes_used = routes
+        # right answers by backend: (request id, the row's true label), for feedback
+        self._ids: dict[str, list[tuple[str, int]]] = {}
+        self._pending: list[tuple[int, int, str, str, int, str]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._sent = 0
@@ -105,6 +115,10 @@ class Traffic:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(self._timeout + 5)
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for number, _, route, backend, _, _ in pending:
+            self._fail(f"request {number} ({route}) was answered by unknown version {backend!r}")
         return self.counts()
 
     @property
@@ -123,6 +137,20 @@ class Traffic:
                 failed=self._failed,
                 failures=list(self._failures),
             )
+
+    def expect(self, backend: str, predictions: np.ndarray) -> None:
+        """Add a version the deployment may route to (its predictions of the rows), and
+        check the answers it already gave, which were held until now."""
+        with self._lock:
+            self._expected[backend] = [int(v) for v in predictions]
+            pending, self._pending = self._pending, []
+        for number, row, route, got, answer, request_id in pending:
+            self._judge(number, row, route, got, answer, request_id)
+
+    def labelled(self, backend: str) -> list[tuple[str, int]]:
+        """Return ``(request id, true label)`` of every right answer ``backend`` gave."""
+        with self._lock:
+            return list(self._ids.get(backend, []))
 
     def answered(self, backend: str) -> int:
         """Return how many right answers ``backend`` gave so far."""
@@ -176,7 +204,7 @@ class Traffic:
             number, at = taken
             await asyncio.sleep(max(0.0, at - time.monotonic()))
             row = number % len(self._values)
-            route = "oip" if number % 2 == 0 else "invocations"
+            route = self._routes_used[number % len(self._routes_used)]
             try:
                 if route == "oip":
                     r = await client.post(
@@ -216,7 +244,18 @@ class Traffic:
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             self._fail(f"request {number} ({route}): unreadable answer ({exc}): {r.text[:160]}")
             return
-        expected = self._expected.get(backend)
+        self._judge(number, row, route, backend, answer, r.headers.get(REQUEST_ID_HEADER, ""))
+
+    def _judge(
+        self, number: int, row: int, route: str, backend: str, answer: int, request_id: str
+    ) -> None:
+        with self._lock:
+            expected = self._expected.get(backend)
+            if expected is None and len(self._pending) < MAX_PENDING:
+                # A version the demo has not named yet (a canary its pipeline just
+                # started): judged once the demo knows what that version predicts.
+                self._pending.append((number, row, route, backend, answer, request_id))
+                return
         if expected is None:
             self._fail(f"request {number} ({route}) was answered by unknown version {backend!r}")
             return
@@ -230,6 +269,7 @@ class Traffic:
             self._answered[backend] += 1
             self._correct[backend] += answer == self._labels[row]
             self._routes[route] += 1
+            self._ids.setdefault(backend, []).append((request_id, self._labels[row]))
 
     def _fail(self, what: str) -> None:
         with self._lock:
