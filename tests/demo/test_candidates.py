@@ -1,4 +1,4 @@
-"""The demo's data split, candidate grid and loss curves, checked against scikit-learn."""
+"""The demo's data split, search space and loss curves, checked against scikit-learn."""
 
 from __future__ import annotations
 
@@ -8,17 +8,30 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss
 
-from keel.demo.candidates import CANDIDATES, evaluate, load_data, loss_curve
+from keel.demo.candidates import evaluate, load_data, loss_curve
+from keel.demo.search_space import FAMILIES, build, suggest
+
+PARAMS = {
+    "rf": {"family": "random_forest", "n_estimators": 50, "max_depth": 4},
+    "gb": {"family": "gradient_boosting", "learning_rate": 0.1, "n_estimators": 75, "max_depth": 3},
+    "logreg": {"family": "logistic_regression", "C": 1.0},
+}
 
 
-def test_the_grid_has_three_families_with_distinct_names() -> None:
-    assert len(CANDIDATES) == len({c.name for c in CANDIDATES}) == 9
-    assert {c.family for c in CANDIDATES} == {
-        "logistic_regression",
-        "random_forest",
-        "gradient_boosting",
-    }
-    assert all(c.describe_params() for c in CANDIDATES)
+def test_the_search_space_suggests_all_three_families_within_their_bounds() -> None:
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(30):
+        params = suggest(study.ask())
+        seen.add(params["family"])
+        if params["family"] == "random_forest":
+            assert 25 <= params["n_estimators"] <= 150
+            assert 2 <= params["max_depth"] <= 10
+        elif params["family"] == "logistic_regression":
+            assert 0.01 <= params["C"] <= 100
+    assert seen == set(FAMILIES)
 
 
 def test_the_split_is_stratified_and_deterministic() -> None:
@@ -29,15 +42,14 @@ def test_the_split_is_stratified_and_deterministic() -> None:
     assert a.class_names == ("malignant", "benign")
 
 
-@pytest.mark.parametrize("name", ["rf-n50-d4", "gb-lr0.1"])
+@pytest.mark.parametrize("name", ["rf", "gb"])
 def test_loss_curve_matches_sklearn_log_loss_step_by_step(name: str) -> None:
     data = load_data()
-    candidate = next(c for c in CANDIDATES if c.name == name)
-    model = candidate.build().fit(data.X_train, data.y_train)
+    model = build(PARAMS[name]).fit(data.X_train, data.y_train)
 
     curve = loss_curve(model, data.X_val, data.y_val)
 
-    assert [step for step, _ in curve] == list(range(1, candidate.params["n_estimators"] + 1))
+    assert [step for step, _ in curve] == list(range(1, PARAMS[name]["n_estimators"] + 1))
     if name.startswith("gb"):
         staged = list(model.staged_predict_proba(data.X_val))
     else:
@@ -54,5 +66,5 @@ def test_loss_curve_matches_sklearn_log_loss_step_by_step(name: str) -> None:
 
 def test_a_linear_model_has_no_loss_curve() -> None:
     data = load_data()
-    model = CANDIDATES[0].build().fit(data.X_train, data.y_train)
+    model = build(PARAMS["logreg"]).fit(data.X_train, data.y_train)
     assert loss_curve(model, data.X_val, data.y_val) == []

@@ -1,4 +1,4 @@
-"""The demo's data and candidate models: what is trained, and how each is scored.
+"""The demo's data and how a model is scored on it (the models: ``keel.demo.search_space``).
 
 Everything is seeded (``RANDOM_STATE``), so two demos on the same machine log the same
 params and metrics. scikit-learn, numpy and pandas are imported only when a function here
@@ -8,19 +8,16 @@ runs, so importing ``keel.demo`` stays light.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "CANDIDATES",
     "DATASET",
     "RANDOM_STATE",
     "VALIDATION_FRACTION",
-    "Candidate",
     "DemoData",
     "Evaluation",
     "evaluate",
@@ -63,83 +60,6 @@ def load_data() -> DemoData:
         random_state=RANDOM_STATE,
     )
     return DemoData(X_train, X_val, y_train, y_val, tuple(str(n) for n in bunch.target_names))
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One model to try: a run name, a family, its hyperparameters and how to build it."""
-
-    name: str
-    family: str
-    params: dict[str, Any]
-    varied: tuple[str, ...]
-    build: Callable[[], Any] = field(repr=False, compare=False)
-
-    def describe_params(self) -> str:
-        """Return the hyperparameters the grid varies for this family, as ``k=v, …``."""
-        return ", ".join(f"{k}={self.params[k]}" for k in self.varied)
-
-
-def _logistic_regression(c: float) -> Candidate:
-    def build() -> Any:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import Pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        # Scaled inputs let lbfgs converge in well under max_iter (no ConvergenceWarning).
-        return Pipeline(
-            [
-                ("scale", StandardScaler()),
-                ("classify", LogisticRegression(C=c, max_iter=5000)),
-            ]
-        )
-
-    params = {"C": c, "max_iter": 5000, "solver": "lbfgs", "scaler": "standard"}
-    return Candidate(f"logreg-C{c:g}", "logistic_regression", params, ("C",), build)
-
-
-def _random_forest(n_estimators: int, max_depth: int | None) -> Candidate:
-    def build() -> Any:
-        from sklearn.ensemble import RandomForestClassifier
-
-        return RandomForestClassifier(
-            n_estimators=n_estimators, max_depth=max_depth, random_state=RANDOM_STATE
-        )
-
-    depth = "none" if max_depth is None else str(max_depth)
-    params = {"n_estimators": n_estimators, "max_depth": max_depth, "random_state": RANDOM_STATE}
-    varied = ("n_estimators", "max_depth")
-    return Candidate(f"rf-n{n_estimators}-d{depth}", "random_forest", params, varied, build)
-
-
-def _gradient_boosting(learning_rate: float) -> Candidate:
-    n_estimators, max_depth = 150, 3
-
-    def build() -> Any:
-        from sklearn.ensemble import GradientBoostingClassifier
-
-        return GradientBoostingClassifier(
-            learning_rate=learning_rate,
-            n_estimators=n_estimators,
-            max_depth=max_depth,
-            random_state=RANDOM_STATE,
-        )
-
-    params = {
-        "learning_rate": learning_rate,
-        "n_estimators": n_estimators,
-        "max_depth": max_depth,
-        "random_state": RANDOM_STATE,
-    }
-    varied = ("learning_rate",)
-    return Candidate(f"gb-lr{learning_rate:g}", "gradient_boosting", params, varied, build)
-
-
-CANDIDATES: tuple[Candidate, ...] = (
-    *(_logistic_regression(c) for c in (0.1, 1.0, 10.0)),
-    *(_random_forest(n, d) for d in (4, None) for n in (50, 200)),
-    *(_gradient_boosting(lr) for lr in (0.05, 0.1)),
-)
 
 
 @dataclass(frozen=True)

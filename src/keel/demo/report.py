@@ -1,4 +1,4 @@
-"""What the demo prints: its steps, the comparison table, the model card, what to try next.
+"""What the demo prints: its header and steps, the data, the model card, what to try next.
 
 Plain functions over a Rich console; nothing here touches the stores. Text that comes from
 data (names, paths, commands) is printed without markup parsing, and commands are never
@@ -17,28 +17,19 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from keel.demo.candidates import Candidate, DemoData
-    from keel.tracking.entities import Run
+    from keel.demo.candidates import DemoData
 
 __all__ = [
     "CARD_STOP_HEADING",
-    "METRIC_COLUMNS",
-    "WIDE_TABLE",
     "card_excerpt",
     "next_steps",
-    "print_candidate_done",
     "print_card",
     "print_data",
     "print_header",
     "print_next_steps",
-    "print_ranking",
     "print_step",
 ]
 
-# The comparison table's metric columns, in order; the first is what ranks the runs.
-METRIC_COLUMNS = ("roc_auc", "accuracy", "f1", "log_loss")
-# Consoles at least this wide also get the table's family column.
-WIDE_TABLE = 110
 # The card is shown up to (not including) this section.
 CARD_STOP_HEADING = "## Signature"
 
@@ -68,71 +59,6 @@ def print_data(console: Console, data: DemoData, dataset: str, random_state: int
     ]
     for line in lines:
         console.print(line, markup=False, highlight=False)
-
-
-def print_candidate_done(
-    console: Console, index: int, total: int, name: str, metrics: dict[str, float], seconds: float
-) -> None:
-    """Print one line for a finished candidate run."""
-    console.print(
-        f"  [green]✓[/] [{index}/{total}] [bold]{name:<15}[/] "
-        f"roc_auc {metrics['roc_auc']:.4f}  accuracy {metrics['accuracy']:.4f}  "
-        f"[dim]{seconds:.1f} s[/]",
-        highlight=False,
-    )
-
-
-def print_ranking(
-    console: Console,
-    runs: Sequence[Run],
-    candidates: dict[str, Candidate],
-    *,
-    experiment: str,
-) -> None:
-    """Print the candidates as a table, best first, the best highlighted.
-
-    The family column is shown when the console is wide enough (it is also in the run names).
-    """
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
-    wide = console.width >= WIDE_TABLE
-    table = Table(
-        title=f"Candidates in '{experiment}', best validation ROC AUC first",
-        title_justify="left",
-        title_style="bold",
-        caption="★ the best run; ties on roc_auc go to the lower log_loss",
-        caption_justify="left",
-        header_style="bold",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-    )
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("run", no_wrap=True)
-    if wide:
-        table.add_column("family", no_wrap=True)
-    table.add_column("hyperparameters", no_wrap=True)
-    for key in METRIC_COLUMNS:
-        table.add_column(key, justify="right", no_wrap=True)
-    for rank, run in enumerate(runs, start=1):
-        candidate = candidates.get(run.name)
-        varied = candidate.varied if candidate is not None else ()
-        # One per line on narrow consoles, so no value is cut.
-        params = (", " if wide else "\n").join(f"{k}={run.params.get(k, '—')}" for k in varied)
-        cells = [Text(f"{rank}"), Text(run.name + (" ★" if rank == 1 else ""))]
-        if wide:
-            cells.append(Text(run.tags.get("family", "—")))
-        cells.append(Text(params))
-        cells += [Text(_metric(run.metrics.get(key))) for key in METRIC_COLUMNS]
-        table.add_row(*cells, style="bold green" if rank == 1 else None)
-    console.print()
-    console.print(table)
-
-
-def _metric(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
 
 
 def card_excerpt(card: str, stop_heading: str = CARD_STOP_HEADING) -> str:
