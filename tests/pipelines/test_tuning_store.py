@@ -84,6 +84,9 @@ def test_concurrent_appends_get_consecutive_numbers_each_once(backend: Any) -> N
         ("s", [1, 2], "entry 0 is not an object"),
         ("s", [{"op_code": 0}, {"x": object()}], "entry 1 is not JSON"),
         ("s", [{"op_code": 0, "big": "x" * (1 << 20)}], "over 1048576"),
+        ("s", [{}, {}], "entry 0 is not an Optuna journal operation"),  # found by schemathesis
+        ("s", [{"op_code": 0}, {"op_code": "0"}], "entry 1 is not an Optuna"),
+        ("s", [{"op_code": True}], "entry 0 is not an Optuna"),
     ],
 )
 def test_bad_appends_are_invalid_input_and_write_nothing(

@@ -101,6 +101,14 @@ def encode_logs(study: str, logs: Sequence[Any]) -> list[str]:
             raise InvalidInput(
                 f"study {study!r}: journal entry {i} is {len(text)} bytes, over {MAX_LOG_BYTES}"
             )
+        # What decode_log would call corrupt is refused here, so a client cannot store an
+        # entry that makes the study unreadable for everyone after it.
+        op_code = log.get("op_code")
+        if not isinstance(op_code, int) or isinstance(op_code, bool):  # IntEnum is fine
+            raise InvalidInput(
+                f"study {study!r}: journal entry {i} is not an Optuna journal operation "
+                "(no integer op_code)"
+            )
         texts.append(text)
     return texts
 
