@@ -22,3 +22,14 @@ def test_keel_demo_refuses_a_port_out_of_range_before_running_anything(tmp_path)
     result = CliRunner().invoke(app, ["demo", "--home", str(home), "--port", "70000"])
     assert result.exit_code == 2
     assert not home.exists()
+
+
+def test_keel_demo_without_optuna_names_the_extra_to_install(tmp_path, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as if not installed: import fails
+    home = tmp_path / "never"
+    result = CliRunner().invoke(app, ["demo", "--home", str(home)])
+    assert result.exit_code == 1
+    assert "pip install 'keel-mlops[hpo]'" in result.output
+    assert not home.exists()

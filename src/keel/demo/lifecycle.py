@@ -127,6 +127,9 @@ def run_demo(
     """
     from rich.console import Console
 
+    from keel.errors import require
+
+    require("optuna", "hpo")  # the tune step's search, before anything is made
     console = console or Console()
     started = time.perf_counter()
     fresh = home is None
