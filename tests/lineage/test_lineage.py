@@ -4,9 +4,9 @@ on SQLite, PostgreSQL and through a server; bad references are clear errors."""
 from __future__ import annotations
 
 import pytest
+from tests.lineage.conftest import Traced
 
 import keel
-from conftest import Traced
 from keel.errors import InvalidInput, NotFound
 from keel.lineage import get_lineage as lineage
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from tests.cli.cli_support import fresh_process
+from tests.lineage.conftest import Traced
 from typer.testing import CliRunner
 
-from conftest import Traced
 from keel.cli.main import app
 
 

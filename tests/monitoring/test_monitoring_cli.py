@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.monitoring.conftest import make_frame
 from typer.testing import CliRunner, Result
 
 import keel.monitoring
-from conftest import make_frame
 from keel.cli.main import app
 from keel.monitoring import drift, drift_html
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from tests.monitoring.conftest import make_frame
 
-from conftest import make_frame
 from keel.errors import InvalidInput, NotFound
 from keel.monitoring import choose_method, drift
 

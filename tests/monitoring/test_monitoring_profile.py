@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from tests.monitoring.conftest import make_frame
 
-from conftest import make_frame
 from keel.errors import InvalidInput
 from keel.monitoring import ReferenceProfile, drift, profile
 

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from tests.monitoring.conftest import make_frame
 
 import keel
-from conftest import make_frame
 from keel.errors import InvalidInput, NotFound
 from keel.monitoring import ReferenceProfile, drift, profile, reference_profile
 
