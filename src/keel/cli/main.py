@@ -14,7 +14,8 @@ keel deploy create | list | show | history | rollout | traffic | promote | rollb
 keel export onnx
 keel bundle
 keel monitor drift | profile
-keel pipeline run | resume | list | runs | show
+keel pipeline run | resume | list | runs | show | schedule | schedules | unschedule | pause |
+              unpause | dispatches | trigger add | list | delete
 keel hpo studies | show
 keel env list | show; keel promote MODEL --to ENV | approve | history
 """
