@@ -1,8 +1,9 @@
 """The periodic jobs the monitoring domain gives ``keel server`` (see :mod:`keel.scheduler`).
 
 ``monitoring.figures`` publishes every deployment's figures as ``keel_monitor_*`` gauges
-(every server, not exclusive). ``alerts.evaluate`` evaluates every enabled alert rule
-every ``alert_interval`` seconds (setting ``KEEL_ALERT_INTERVAL``, default 15 s),
+and ``monitoring.health-sampler`` records this server's CPU and memory for the windows'
+service health (both on every server, not exclusive). ``alerts.evaluate`` evaluates every
+enabled alert rule every ``alert_interval`` seconds (setting ``KEEL_ALERT_INTERVAL``, default 15 s),
 exclusive: with several servers on one database, one of them evaluates. Each rule's
 figures come from ``keel.monitoring.figures.compute_figures`` over the rule's window,
 unless ``set_figure_source`` chose another (tests drive figures that way).
@@ -59,6 +60,11 @@ def server_jobs(stores: Stores) -> list[PeriodicJob]:
 
     jobs = [figures_job(stores)]
     if getattr(stores.tracking, "db", None) is not None:
+        from keel.monitoring.health_sampler import health_sampling_job
+
+        # Where the prediction log is: the local artifact store. (A server on another
+        # server's metadata has no root of its own unless KEEL_ARTIFACT_URI names one.)
+        jobs.append(health_sampling_job(stores))
         jobs.append(alerts_job(stores, every_s=_interval()))
     return jobs
 

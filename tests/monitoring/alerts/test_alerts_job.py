@@ -118,6 +118,7 @@ def test_a_server_on_another_server_evaluates_nothing(keel_env: KeelEnv) -> None
     assert [j.name for j in server_jobs(Remote())] == ["monitoring.figures"]  # type: ignore[arg-type]
     from keel.stores import current_stores
 
-    figures, alerts = server_jobs(current_stores())
+    figures, sampler, alerts = server_jobs(current_stores())
     assert (figures.name, figures.exclusive) == ("monitoring.figures", False)
+    assert (sampler.name, sampler.exclusive) == ("monitoring.health-sampler", False)
     assert (alerts.name, alerts.exclusive, alerts.every_s) == ("alerts.evaluate", True, 15.0)
