@@ -42,6 +42,12 @@ def test_canary_rollout_traffic_rollback_and_abort(cli: Cli, logged: Logged) -> 
     busy = cli("deploy", "traffic", "churn-prod", "m/1=50", "m/2=50")
     assert busy.exit_code == 1
     assert "abort or promote it" in one_error_line(busy)
+    paused = cli.json("deploy", "pause", "churn-prod")
+    assert "paused" in paused["rollout"]["summary"]
+    again = cli("deploy", "pause", "churn-prod")
+    assert again.exit_code == 1
+    assert "paused already" in one_error_line(again)
+    assert "paused" not in cli.json("deploy", "resume", "churn-prod")["rollout"]["summary"]
     aborted = cli.json("deploy", "abort", "churn-prod")
     assert aborted["rollout"]["status"] == "aborted"
     split = cli.json("deploy", "traffic", "churn-prod", "m/1=70", "models:/m/2=30")

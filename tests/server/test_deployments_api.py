@@ -118,6 +118,25 @@ def test_a_canary_under_live_traffic_steps_and_promotes(client: TestClient) -> N
     assert "gate passed at step 1/2" in history[2]["reason"]
 
 
+def test_a_canary_is_paused_and_resumed_through_the_api(client: TestClient) -> None:
+    _create(client)
+    slow = {"steps": [20, 100], "interval_s": 3600}  # no step is due during the test
+    client.post(f"{D}/rollouts", json={**CANARY, "config": slow}).raise_for_status()
+    paused = client.post(f"{D}/pause")
+    assert paused.status_code == 200, paused.text
+    assert "paused" in paused.json()["rollout"]["summary"]
+    assert client.post(f"{D}/pause").status_code == 409  # paused already
+    backends = paused.json()["plan"]["backends"]
+    weights = {f"{b['model']}/{b['version']}": b["weight"] for b in backends}
+    assert weights == {"m/1": 80.0, "m/2": 20.0}  # traffic stays as it was
+    resumed = client.post(f"{D}/resume")
+    assert resumed.status_code == 200, resumed.text
+    assert "paused" not in resumed.json()["rollout"]["summary"]
+    assert resumed.json()["rollout"]["status"] == "running"
+    actions = [h["action"] for h in client.get(f"{D}/history").json()["history"]]
+    assert actions == ["create", "rollout.canary", "pause", "resume"]
+
+
 def test_ab_outcomes_and_analysis(client: TestClient) -> None:
     _create(client)
     body = {"model": "m/2", "strategy": "ab", "config": {"min_samples": 2, "sticky_key": "user"}}
@@ -192,6 +211,9 @@ def test_a_reload_of_a_deployment_not_served_here_is_409(client: TestClient) -> 
         ("put", f"{D}/traffic", {"weights": {f"m/{i}": 1 for i in range(1, 30)}}, *INVALID),
         ("post", f"{D}/promote", {}, 409, "CONFLICT"),
         ("post", f"{D}/abort", None, 409, "CONFLICT"),
+        ("post", f"{D}/pause", None, 409, "CONFLICT"),
+        ("post", f"{D}/resume", None, 409, "CONFLICT"),
+        ("post", f"{API}/nope/pause", None, 404, "NOT_FOUND"),
         ("post", f"{D}/rollback", {}, 409, "CONFLICT"),
         ("post", f"{D}/rollback", {"to": "m/1"}, 409, "CONFLICT"),
         ("post", f"{D}/rollback", {"to": "../../x"}, *INVALID),

@@ -300,6 +300,22 @@ def abort(name: Name, as_json: JsonOption = False) -> None:
     _report(keel.abort_rollout(name), as_json)
 
 
+@app.command()
+def pause(name: Name, as_json: JsonOption = False) -> None:
+    """Hold the running canary at its step: traffic stays, no gate is judged."""
+    import keel
+
+    _report(keel.pause_rollout(name), as_json)
+
+
+@app.command()
+def resume(name: Name, as_json: JsonOption = False) -> None:
+    """Let a paused canary go on; its step starts again now."""
+    import keel
+
+    _report(keel.resume_rollout(name), as_json)
+
+
 @app.command("outcome")
 def outcome_(
     name: Name,

@@ -110,6 +110,12 @@ class RestDeploymentStore(DeploymentStore):
     def abort(self, name: str) -> Deployment:
         return self._deployment("POST", _path(name, "abort"))
 
+    def pause(self, name: str) -> Deployment:
+        return self._deployment("POST", _path(name, "pause"))
+
+    def resume(self, name: str) -> Deployment:
+        return self._deployment("POST", _path(name, "resume"))
+
     def record_outcomes(self, name: str, outcomes: Sequence[Outcome]) -> int:
         body = {
             "outcomes": [

@@ -169,23 +169,12 @@ def ab_analysis(name: str) -> ABAnalysis:
     return _store().ab_analysis(name)
 
 
-def _paused(name: str, verb: str) -> Deployment:
-    store = _store()
-    op = getattr(store, verb, None)
-    if not callable(op):
-        raise Conflict(
-            f"{verb} of deployment {name!r}: this Keel server has no {verb} route yet; run it "
-            "against the metadata database (KEEL_TRACKING_URI=sqlite:///… or postgresql://…)"
-        )
-    return op(name)
-
-
 def pause_rollout(name: str) -> Deployment:
     """Return the deployment with its running canary held at its current step: traffic
     stays as it is and no gate is judged until ``resume_rollout``."""
-    return _paused(name, "pause")
+    return _store().pause(name)
 
 
 def resume_rollout(name: str) -> Deployment:
     """Return the deployment with its paused canary going on; the step restarts now."""
-    return _paused(name, "resume")
+    return _store().resume(name)

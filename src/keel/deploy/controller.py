@@ -328,12 +328,12 @@ class DeploymentController:
     async def pause_rollout(self, name: str) -> Deployment:
         """Return the deployment after pausing its canary (held at its step, applied)."""
         name = check_deployment_name(name)
-        return await self._change(name, self.store.pause, name)  # type: ignore[attr-defined]
+        return await self._change(name, self.store.pause, name)
 
     async def resume_rollout(self, name: str) -> Deployment:
         """Return the deployment after resuming its paused canary (applied)."""
         name = check_deployment_name(name)
-        return await self._change(name, self.store.resume, name)  # type: ignore[attr-defined]
+        return await self._change(name, self.store.resume, name)
 
     async def delete(self, name: str) -> None:
         """Delete a deployment and stop serving it."""

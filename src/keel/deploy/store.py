@@ -109,6 +109,15 @@ class DeploymentStore(ABC):
         version it started from); ``Conflict`` if none is running."""
 
     @abstractmethod
+    def pause(self, name: str) -> Deployment:
+        """Return the deployment with its running canary held at its current step (traffic
+        as it is, no gate judged); ``Conflict`` if no canary is running."""
+
+    @abstractmethod
+    def resume(self, name: str) -> Deployment:
+        """Return the deployment with its paused canary going on (the step restarts now)."""
+
+    @abstractmethod
     def record_outcomes(self, name: str, outcomes: Sequence[Outcome]) -> int:
         """Return how many outcomes were recorded for the running A/B test."""
 

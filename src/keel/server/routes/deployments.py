@@ -197,6 +197,20 @@ async def abort(name: Name, controller: Controller, request: Request) -> dict[st
         return (await controller.abort(name)).to_dict()
 
 
+@router.post("/deployments/{name}/pause", response_model=DeploymentOut, dependencies=_EDIT)
+async def pause(name: Name, controller: Controller, request: Request) -> dict[str, Any]:
+    """Return the deployment with its running canary held at its step; 409 if none runs."""
+    with _acting(request):
+        return (await controller.pause_rollout(name)).to_dict()
+
+
+@router.post("/deployments/{name}/resume", response_model=DeploymentOut, dependencies=_EDIT)
+async def resume(name: Name, controller: Controller, request: Request) -> dict[str, Any]:
+    """Return the deployment with its paused canary going on; 409 if it is not paused."""
+    with _acting(request):
+        return (await controller.resume_rollout(name)).to_dict()
+
+
 @router.post("/deployments/{name}/reload", response_model=ReloadOut, dependencies=_EDIT)
 async def reload(name: Name, store: Store, request: Request) -> dict[str, Any]:
     """Return the versions reloaded: each of the deployment's loaded versions is loaded
