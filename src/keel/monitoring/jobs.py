@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from keel.config import KeelSettings
     from keel.monitoring.alerts.runner import FigureSource
     from keel.scheduler import PeriodicJob
     from keel.stores import Stores
@@ -51,7 +52,7 @@ def alerts_job(stores: Stores, *, every_s: float = 15.0) -> PeriodicJob:
     return PeriodicJob("alerts.evaluate", every_s, run, exclusive=True)
 
 
-def server_jobs(stores: Stores) -> list[PeriodicJob]:
+def server_jobs(stores: Stores, settings: KeelSettings | None = None) -> list[PeriodicJob]:
     """Return the jobs to run in a server on ``stores``: the ``keel_monitor_*`` gauges
     (``keel.monitoring.figures.figures_job``, every server) and alert evaluation, where
     the metadata database is local (a server on another server's metadata evaluates
@@ -65,12 +66,15 @@ def server_jobs(stores: Stores) -> list[PeriodicJob]:
         # Where the prediction log is: the local artifact store. (A server on another
         # server's metadata has no root of its own unless KEEL_ARTIFACT_URI names one.)
         jobs.append(health_sampling_job(stores))
-        jobs.append(alerts_job(stores, every_s=_interval()))
+        jobs.append(alerts_job(stores, every_s=_interval(settings)))
     return jobs
 
 
-def _interval() -> float:
-    from keel.config import get_settings
+def _interval(settings: KeelSettings | None) -> float:
+    # The server's own settings (its home's config.toml), not this process's defaults.
+    if settings is None:
+        from keel.config import get_settings
 
-    value: Any = getattr(get_settings(), "alert_interval", 15.0)
+        settings = get_settings()
+    value: Any = getattr(settings, "alert_interval", 15.0)
     return float(value)

@@ -17,13 +17,14 @@ from typing import Any
 __all__ = ["server_lifespan", "server_scheduler"]
 
 
-def server_scheduler(stores: Any) -> Any:
-    """Return the :class:`~keel.scheduler.Scheduler` of every domain's jobs on ``stores``."""
+def server_scheduler(stores: Any, settings: Any = None) -> Any:
+    """Return the :class:`~keel.scheduler.Scheduler` of every domain's jobs on ``stores``
+    (with the server's ``settings``, e.g. the alert interval of its home's config)."""
     from keel.monitoring.jobs import server_jobs as monitoring_jobs
     from keel.pipelines.jobs import server_jobs as pipeline_jobs
     from keel.scheduler import Scheduler
 
-    jobs = [*monitoring_jobs(stores), *pipeline_jobs(stores)]
+    jobs = [*monitoring_jobs(stores, settings), *pipeline_jobs(stores)]
     return Scheduler(jobs, db=getattr(stores.tracking, "db", None))
 
 
@@ -33,7 +34,9 @@ async def server_lifespan(app: Any) -> AsyncIterator[None]:
     from keel.server.routes.inference_lifespan import deployments_lifespan
 
     async with deployments_lifespan(app):
-        scheduler = app.state.scheduler = server_scheduler(app.state.stores)
+        scheduler = app.state.scheduler = server_scheduler(
+            app.state.stores, getattr(app.state, "settings", None)
+        )
         task = None
         if scheduler.jobs:
             task = asyncio.get_running_loop().create_task(scheduler.run(), name="keel-scheduler")

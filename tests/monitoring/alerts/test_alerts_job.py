@@ -122,3 +122,15 @@ def test_a_server_on_another_server_evaluates_nothing(keel_env: KeelEnv) -> None
     assert (figures.name, figures.exclusive) == ("monitoring.figures", False)
     assert (sampler.name, sampler.exclusive) == ("monitoring.health-sampler", False)
     assert (alerts.name, alerts.exclusive, alerts.every_s) == ("alerts.evaluate", True, 15.0)
+
+
+def test_the_alert_interval_is_the_servers_own_setting(keel_env: KeelEnv) -> None:
+    from keel.config import load_settings
+    from keel.server.lifespan import server_scheduler
+    from keel.stores import current_stores
+
+    keel_env.home.mkdir(parents=True, exist_ok=True)
+    (keel_env.home / "config.toml").write_text("alert_interval = 2.5\n", encoding="utf-8")
+    scheduler = server_scheduler(current_stores(), load_settings(keel_env.home))
+    (alerts,) = [job for job in scheduler.jobs if job.name == "alerts.evaluate"]
+    assert alerts.every_s == 2.5
