@@ -80,12 +80,24 @@ def test_the_triggered_retraining_used_the_labelled_traffic_and_ends_in_a_canary
     assert out.retrain_promotion is not None
     assert out.retrain_promotion["outcome"] == "promoted"
     assert out.canary_started
+    history = keel.get_deployment_history(DEPLOYMENT, 100)
+    started = next(h for h in history if h.revision == out.retrain_promotion["rollout"]["revision"])
+    assert (started.action, started.actor) == ("rollout.canary", "root")  # the child process
+    assert {b.key: b.weight for b in started.plan.live} == {V1: 80.0, V3: 20.0}
     dep = keel.get_deployment(DEPLOYMENT)
     assert dep.rollout is not None
     assert (dep.rollout.strategy.value, dep.rollout.stable, dep.rollout.candidate) == (
         "canary", V1, V3
     )  # fmt: skip
-    assert {b.key for b in dep.plan.live} == {V1, V3}
+    # the demo kept the drifted traffic flowing until the server judged the canary
+    assert out.canary_outcome == dep.rollout.status.value
+    assert out.canary_steps >= 1
+    if out.canary_outcome == "promoted":
+        assert dep.stable.key == V3
+        assert history[-1].reason == f"canary passed all 3 steps: promoted {V3}"
+    else:
+        assert out.canary_outcome == "rolled-back", dep.rollout.reason
+        assert dep.stable.key == V1
 
 
 @pytest.mark.slow
@@ -116,6 +128,8 @@ def test_the_output_tells_the_loop_in_order(demo) -> None:
         "event      action rollback ok",
         "event      action trigger ok",
         "canary rollout of breast-cancer-prod started",
+        "The canary of version 3, under the drifted traffic",
+        "canary     ",
         "report     ",
     ]
     at = [output.find(m) for m in marks]

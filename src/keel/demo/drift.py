@@ -8,8 +8,9 @@ of their 30 features scaled up (the instrument drifted), logging each answer's t
 label as feedback. ``keel server`` evaluates the rule every two seconds: the demo shows
 the alert going pending then firing, the rollback the server made (deployment history),
 and the retraining run the trigger started (in a child process) — trained on the
-bundled data plus the labelled drifted traffic — ending in a canary of its version. The
-monitoring report of the deployment is written into the demo's home last.
+bundled data plus the labelled drifted traffic — ending in a canary of its version,
+which the demo keeps the drifted traffic on until the server judges it. The monitoring
+report of the deployment is written into the demo's home last.
 
 Everything waits with a deadline; a loop that does not close is a ``Conflict`` saying
 which part did not happen.
@@ -78,6 +79,8 @@ class MonitoringOutcome:
     retrain_promotion: dict[str, Any] | None
     canary: str  # the deployment's split after the retraining's promotion
     canary_started: bool
+    canary_outcome: str = "none"  # how the retrained version's canary ended
+    canary_steps: int = 0
     report_path: str | None = None
     failed_requests: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -85,7 +88,7 @@ class MonitoringOutcome:
     def summary(self) -> str:
         """Return the loop in one line."""
         new = "no version" if self.retrain_version is None else f"version {self.retrain_version}"
-        canary = "a canary started" if self.canary_started else "no canary"
+        canary = f"its canary {self.canary_outcome}" if self.canary_started else "no canary"
         return (
             f"alert fired at drift_share {self.value or 0:.2f}, rolled back to "
             f"{self.rolled_back_to}, retrained {new}, {canary}"
@@ -140,9 +143,17 @@ def run_monitoring(
     rollout = dep.rollout
     canary_started = rollout is not None and rollout.running and rollout.strategy.value == "canary"
     facts(console, ("now", f"{dep.name} revision {dep.revision}: {deploy_report.split(dep)}"))
-    report_path = _write_report(console, home)
     promotion = retrain["outputs"].get("promote")
     registered = retrain["outputs"].get("register")
+    canary_outcome, steps = "none", 0
+    if canary_started and registered is not None and promotion is not None:
+        canary_outcome, steps, dep, sent = _follow_canary(
+            console, url, store, rows, labels, dict(served), registered, promotion["rollout"]
+        )
+        counts_failed = counts.failed + sent.failed
+    else:
+        counts_failed = counts.failed
+    report_path = _write_report(console, home)
     return MonitoringOutcome(
         rule=RULE,
         trigger=TRIGGER,
@@ -160,9 +171,50 @@ def run_monitoring(
         retrain_promotion=promotion,
         canary=deploy_report.split(dep),
         canary_started=canary_started,
+        canary_outcome=canary_outcome,
+        canary_steps=steps,
         report_path=None if report_path is None else str(report_path),
-        failed_requests=counts.failed,
+        failed_requests=counts_failed,
     )
+
+
+def _follow_canary(
+    console: Console,
+    url: str,
+    store: RestDeploymentStore,
+    rows: pd.DataFrame,
+    labels: Any,
+    served: dict[str, Any],
+    registered: dict[str, Any],
+    rollout: dict[str, Any],
+) -> tuple[str, int, Any, Any]:
+    """Keep the drifted traffic flowing while the server judges the retrained version's
+    canary; return its outcome, the judged steps, the deployment and the traffic counts."""
+    import numpy as np
+
+    from keel.demo.deployment import _watch
+    from keel.registry.api import load_model
+
+    print_step(console, f"The canary of version {registered['version']}, under the drifted traffic")
+    key = f"{registered['name']}/{registered['version']}"
+    served[key] = load_model(registered["uri"])
+    expected = {k: np.asarray(model.predict(rows)) for k, model in served.items()}
+    with Traffic(
+        url, DEPLOYMENT, rows, labels, expected, routes=("invocations",),
+        **DRIFT_TRAFFIC,
+    ) as traffic:  # fmt: skip
+        dep = store.get_deployment(DEPLOYMENT)
+        steps, dep = _watch(console, store, traffic, dep, seen=int(rollout["revision"]))
+        counts = traffic.stop()
+    rollout_now = dep.rollout
+    outcome = rollout_now.status.value if rollout_now is not None else "none"
+    why = (rollout_now.reason if rollout_now is not None else None) or ""
+    facts(
+        console,
+        ("canary", f"{outcome}: {deploy_report.split(dep)}"),
+        ("", f"why: {why}; {counts.sent} drifted requests, {counts.failed} failed"),
+    )
+    return outcome, len(steps), dep, counts
 
 
 def _rule_and_trigger(console: Console) -> None:

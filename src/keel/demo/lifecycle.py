@@ -12,7 +12,7 @@ monitoring that closes the loop (drift → alert → rollback → retraining →
    (``keel.demo.deployment``).
 4. A drift alert with actions rollback and trigger; drifted traffic fires it, the
    server rolls back and starts the retraining pipeline, whose promotion starts a
-   canary of the new version (``keel.demo.drift``).
+   canary of the new version, judged under the drifted traffic (``keel.demo.drift``).
 
 The demo runs against a Keel home of its own (a fresh temporary folder unless one is
 given), so it never touches the user's runs and models; the home is kept afterwards so the
