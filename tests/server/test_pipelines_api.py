@@ -236,7 +236,7 @@ def test_a_live_server_runs_schedules_and_version_triggers(
             _reset()
 
 
-def test_with_auth_on_editors_manage_triggers_and_a_webhook_still_needs_its_token(
+def test_with_auth_on_admins_add_triggers_and_a_webhook_still_needs_its_token(
     keel_env: Any, tmp_path: Path
 ) -> None:
     from keel.config import load_settings
@@ -247,14 +247,22 @@ def test_with_auth_on_editors_manage_triggers_and_a_webhook_still_needs_its_toke
     settings = load_settings(tmp_path / "home")
     stores = open_stores(settings)
     auth = auth_store(stores)
-    auth.create_user("eve", role=Role.EDITOR)
+    auth.create_user("eve", role=Role.ADMIN)
+    auth.create_user("ed", role=Role.EDITOR)
     auth.create_user("vic")
     editor = {"Authorization": f"Bearer {auth.create_token('eve').token}"}
+    plain_editor = {"Authorization": f"Bearer {auth.create_token('ed').token}"}
     viewer = {"Authorization": f"Bearer {auth.create_token('vic').token}"}
     app = create_app(settings=settings, stores=stores, auth=True)
     body = {"name": "hook", "pipeline": "flows.py:train", "kind": "webhook"}
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.post(f"{API}/triggers", json=body, headers=viewer).status_code == 403
+        # the server would run the code a trigger names: an admin's call, not an editor's
+        assert client.post(f"{API}/triggers", json=body, headers=plain_editor).status_code == 403
+        schedule = {"name": "s", "pipeline": "flows.py:train", "cron": "0 3 * * *"}
+        assert (
+            client.post(f"{API}/schedules", json=schedule, headers=plain_editor).status_code == 403
+        )
         r = client.post(f"{API}/triggers", json=body, headers=editor)
         assert r.status_code == 201, r.text
         token = r.json()["token"]

@@ -38,6 +38,9 @@ __all__ = ["WEBHOOK_HEADER", "router"]
 
 router = APIRouter(tags=["pipelines"])
 _EDIT = [require(Role.EDITOR)]
+# A schedule or trigger names code that this server will run as itself: with auth on,
+# saying which code is an admin's call (an editor may pause, resume and delete them).
+_ADMIN = [require(Role.ADMIN)]
 _BASE = "/pipelines"
 
 Name = Annotated[str, Path(min_length=1, max_length=128, description="schedule or trigger name")]
@@ -58,7 +61,7 @@ def _store(stores: Stores = Depends(get_stores)) -> ScheduleStore:
 Store = Annotated[ScheduleStore, Depends(_store)]
 
 
-@router.post(f"{_BASE}/schedules", status_code=201, response_model=ScheduleOut, dependencies=_EDIT)
+@router.post(f"{_BASE}/schedules", status_code=201, response_model=ScheduleOut, dependencies=_ADMIN)
 def create_schedule(body: ScheduleIn, store: Store, request: Request) -> dict[str, Any]:
     """Return a new schedule (or the replaced one, with ``replace``); 409 if the name is taken."""
     fields = body.model_dump(exclude={"name", "pipeline", "cron", "replace"})
@@ -103,7 +106,7 @@ def delete_schedule(name: Name, store: Store, request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.post(f"{_BASE}/triggers", status_code=201, response_model=TriggerOut, dependencies=_EDIT)
+@router.post(f"{_BASE}/triggers", status_code=201, response_model=TriggerOut, dependencies=_ADMIN)
 def create_trigger(body: TriggerIn, store: Store, request: Request) -> dict[str, Any]:
     """Return a new trigger; a webhook's answer carries its token, shown only this once."""
     fields = body.model_dump(exclude={"name", "pipeline", "kind", "subject"})
