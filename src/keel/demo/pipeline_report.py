@@ -143,10 +143,11 @@ def print_trials(console: Console, trials: Sequence[Run], best_value: float | No
         show_edge=False,
         pad_edge=False,
     )
-    for name, justify in (("trial", "right"), ("model", "left")):
-        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    # The numbers never shrink; on a narrow console the model's params wrap instead.
+    table.add_column("trial", justify="right", no_wrap=True, min_width=5)
+    table.add_column("model", ratio=1)
     for key in ("roc_auc", "accuracy", "log_loss"):
-        table.add_column(key, justify="right", no_wrap=True)
+        table.add_column(key, justify="right", no_wrap=True, min_width=len(key))
     ranked = sorted(trials, key=lambda r: (-r.metrics.get("roc_auc", 0.0), r.name))
     starred = False
     for run in ranked:
