@@ -55,7 +55,7 @@ def print_data(console: Console, data: DemoData, dataset: str, random_state: int
         f"  {dataset}(): {rows} tumours, {data.n_features} features,",
         f"  classes {' / '.join(data.class_names)}; split stratified (random_state={random_state})",
         f"  into {len(data.X_train)} training and {len(data.X_val)} validation rows, "
-        "both logged with every run",
+        "both logged with the train step's run",
     ]
     for line in lines:
         console.print(line, markup=False, highlight=False)
