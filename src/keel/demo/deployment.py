@@ -221,7 +221,9 @@ def run_deployment(
         promotion = challenge.promotion or {}
         if promotion:
             pipeline_report.print_promotion(console, promotion)
-        started = (promotion.get("rollout") or {}).get("action") == "rollout"
+        # A promote step cached from an earlier demo in this home started nothing now.
+        fresh = challenge.info.step("promote").status == "finished"
+        started = fresh and (promotion.get("rollout") or {}).get("action") == "rollout"
         version = challenge.version
         challenger_key = "" if version is None else f"{champion.model_name}/{version}"
         if started and version is not None:
@@ -247,6 +249,8 @@ def run_deployment(
         reason = (rollout.reason if rollout is not None else None) or ""
     elif promotion.get("outcome") == "refused":
         status, reason = "refused", "; ".join(promotion.get("reasons") or [])
+    elif not fresh:
+        status, reason = "none", "the promotion is cached from an earlier run of the pipeline"
     else:
         status, reason = "none", "the longer search found no better model"
     outcome = DeploymentOutcome(

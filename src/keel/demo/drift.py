@@ -31,6 +31,7 @@ from keel.demo.report import print_step
 from keel.demo.traffic import Traffic
 from keel.demo.training import DEPLOYMENT
 from keel.errors import Conflict, NotFound
+from keel.store.clock import now_ms
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -122,8 +123,9 @@ def run_monitoring(
     print_step(console, "Monitoring: drifted traffic, an alert, a rollback and a retraining")
     _rule_and_trigger(console)
     rows, labels = drifted(data.X_val), np.asarray(data.y_val)
-    expected = {key: np.asarray(model.predict(rows)) for key, model in served.items()}
     before = store.get_deployment(DEPLOYMENT)
+    served = _with_backends(dict(served), before)  # a rollback may go to any of them
+    expected = {key: np.asarray(model.predict(rows)) for key, model in served.items()}
     facts(
         console,
         ("traffic", f"the held-out rows with 20 of 30 features × {SHIFT:g}, through "
@@ -198,6 +200,7 @@ def _follow_canary(
     print_step(console, f"The canary of version {registered['version']}, under the drifted traffic")
     key = f"{registered['name']}/{registered['version']}"
     served[key] = load_model(registered["uri"])
+    served = _with_backends(served, store.get_deployment(DEPLOYMENT))
     expected = {k: np.asarray(model.predict(rows)) for k, model in served.items()}
     with Traffic(
         url, DEPLOYMENT, rows, labels, expected, routes=("invocations",),
@@ -220,6 +223,10 @@ def _follow_canary(
 def _rule_and_trigger(console: Console) -> None:
     from keel.pipelines.schedules_api import add_trigger, delete_trigger
 
+    # A rule left by an earlier demo in this home goes first, resolving its open alert
+    # (one left firing when that demo's traffic stopped would swallow this drift).
+    with contextlib.suppress(NotFound):
+        keel.delete_alert_rule(RULE)
     rule = keel.add_alert_rule(
         RULE,
         deployment=DEPLOYMENT,
@@ -229,11 +236,12 @@ def _rule_and_trigger(console: Console) -> None:
         window=WINDOW,
         for_=2,
         severity="critical",
-        cooldown="1m",
+        # Short: a second demo in this home resolves the first one's alert minutes, not
+        # hours, before it drifts again, and its actions must not wait a long cooldown.
+        cooldown="5s",
         notifiers=["log"],
         actions=["rollback", {"type": "trigger", "payload": {"reason": "drift"}}],
         description="drift on the breast-cancer model's inputs: roll back and retrain",
-        replace=True,  # a second demo in the same home
     )
     with contextlib.suppress(NotFound):  # a second demo in the same home
         delete_trigger(TRIGGER)
@@ -281,9 +289,12 @@ def _follow_alert(
         "logged": set(), "feedback": 0,
     }  # fmt: skip
     deadline = time.monotonic() + ALERT_TIMEOUT_S
+    # An earlier demo in this home left alerts and dispatches of the same names: only
+    # what starts from now on is this demo's.
+    since = now_ms() - 1000
     while time.monotonic() < deadline:
         seen["feedback"] += _log_feedback(traffic, seen["logged"])
-        alerts = keel.list_alerts(rule=RULE, limit=1)
+        alerts = [a for a in keel.list_alerts(rule=RULE, limit=5) if a.started_at >= since]
         alert = alerts[0] if alerts else None
         if alert is not None and (not seen["states"] or seen["states"][-1] != alert.state.value):
             seen["states"].append(alert.state.value)
@@ -302,7 +313,10 @@ def _follow_alert(
                 back = f"{_stable_key(entry.plan)} serves 100% again"
                 facts(console, ("rollback", f"by {entry.actor}, revision {entry.revision}: {back}"))
         if seen["dispatch"] is None:
-            found = list_dispatches(TRIGGER, source="trigger", limit=1)
+            found = [
+                d for d in list_dispatches(TRIGGER, source="trigger", limit=5)
+                if d.started_at >= since
+            ]  # fmt: skip
             if found:
                 seen["dispatch"] = found[0]
                 facts(console, ("retraining", f"dispatch {found[0].dispatch_id} started the "
@@ -315,6 +329,17 @@ def _follow_alert(
         f"the drift loop did not close in {ALERT_TIMEOUT_S:.0f} s: no {', no '.join(missing)} "
         f"(alert states seen: {seen['states'] or 'none'}; see `keel alerts events`)"
     )
+
+
+def _with_backends(served: dict[str, Any], dep: Any) -> dict[str, Any]:
+    """Return ``served`` with a loaded model for every backend of ``dep`` it lacks (a
+    demo in a home used before meets versions of the earlier demos)."""
+    from keel.registry.api import load_model
+
+    for backend in dep.plan.backends:
+        if backend.key not in served:
+            served[backend.key] = load_model(f"models:/{backend.key}")
+    return served
 
 
 def _stable_key(plan: Any) -> str:
