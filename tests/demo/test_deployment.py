@@ -101,3 +101,41 @@ def test_the_output_shows_each_step_its_gate_and_how_the_canary_ended(demo) -> N
     assert f"Why: {out.reason}" in output
     assert f"{out.traffic.sent} requests sent" in output
     assert f"The canary ended {out.outcome}." in output
+
+
+def test_a_second_demo_in_the_same_home_reuses_the_cache_and_still_closes_the_drift_loop(
+    demo, tmp_path
+) -> None:
+    import io
+    import shutil
+
+    from rich.console import Console
+
+    from keel.demo import run_demo
+    from keel.demo.lifecycle import using_home
+
+    home = tmp_path / "again"
+    shutil.copytree(demo.result.home, home)  # the shared demo's home stays as it was
+    console = Console(file=io.StringIO(), width=120)
+    second = run_demo(home, console=console)
+    output = console.file.getvalue()  # type: ignore[attr-defined]
+
+    # Acts 1-3: every training step cached, so nothing new to register or to canary.
+    assert second.version == 1
+    with using_home(home):
+        first = keel.get_pipeline_run(second.pipeline_run_id)
+        assert {s.status for s in first.steps} == {"cached"}
+        challenge = keel.get_pipeline_run(second.deployment.challenge_run_id)
+        assert {s.status for s in challenge.steps} == {"cached"}
+    assert second.deployment.outcome == "none"
+    assert "the promotion is cached from an earlier run" in second.deployment.reason
+    assert second.deployment.traffic.failed == 0, second.deployment.traffic.failures
+    # Act 4 follows its own alert and dispatch, not the first demo's.
+    out, before = second.monitoring, demo.result.monitoring
+    assert out is not None
+    assert out.alert_id != before.alert_id
+    assert out.dispatch_id != before.dispatch_id
+    assert out.retrain_version == 4
+    assert out.canary_started
+    assert out.failed_requests == 0
+    assert "✓ step 3/3 at 100%: gate passed" in output.split("under the drifted traffic")[-1]
