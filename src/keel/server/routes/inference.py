@@ -370,7 +370,7 @@ async def _invocations(
         prepare: Any = lambda runtime: runtime.prepare_frame(frame)  # noqa: E731
     else:
         doc = parse_json(raw)
-        rows = split_matrix(doc)
+        rows = split_matrix(doc, raw)
         if rows is None:
             frame = frame_of(doc)  # a malformed body is refused before any version sees it
             prepare = lambda runtime: runtime.prepare_frame(frame)  # noqa: E731
