@@ -53,6 +53,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from keel.errors import InvalidInput
+from keel.monitoring.figures import FIGURE_NAMES as _FIGURES
 
 __all__ = [
     "FIGURE_NAMES",
@@ -73,42 +74,8 @@ MAX_FOR = 10_000
 MAX_LIST = 20  # notifiers or actions per rule
 MAX_DESCRIPTION = 2_000
 
-# The figures keel.monitoring.figures computes; used when that module is not importable.
-_FIGURE_NAMES = (
-    "request_count",
-    "throughput_rps",
-    "error_rate",
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
-    "missing_rate",
-    "out_of_range_rate",
-    "unseen_category_rate",
-    "schema_violations",
-    "drift_share",
-    "drift_detected",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "roc_auc",
-    "rmse",
-    "mae",
-    "r2",
-    "cpu_percent",
-    "memory_rss_bytes",
-)
-
-
-def _figure_names() -> tuple[str, ...]:
-    try:
-        from keel.monitoring.figures import FIGURE_NAMES as names
-    except ImportError:
-        return _FIGURE_NAMES
-    return tuple(names)
-
-
-FIGURE_NAMES = _figure_names()
+# The figures a rule may watch are the ones keel.monitoring.figures computes.
+FIGURE_NAMES: tuple[str, ...] = tuple(_FIGURES)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _DECAY = re.compile(r"[A-Za-z0-9_]{1,64}_decay")
