@@ -8,14 +8,13 @@ and its offline accuracy and F1 on the run, and registers it as ``cancer`` versi
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from tests.monitoring.prediction_support import keel_home
 
 COLUMNS = 8
 WAIT_S = 60.0
@@ -29,35 +28,6 @@ class Home:
     model: Any
     X: Any
     y: Any
-
-
-def reset_keel() -> None:
-    """Forget cached settings and stores, as the suite's ``keel_env`` does."""
-    import keel.stores
-    from keel.config import reset_settings
-    from keel.store.artifacts import forget_artifact_stores
-    from keel.store.database import forget_databases
-
-    reset_settings()
-    forget_databases()
-    forget_artifact_stores()
-    keel.stores._current = None
-
-
-@contextmanager
-def keel_home(path: Path, **env: str) -> Iterator[Path]:
-    """Point Keel at the home in ``path`` (and extra ``KEEL_*`` settings) for the block."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KEEL_HOME", str(path))
-        for name in ("KEEL_TRACKING_URI", "KEEL_ARTIFACT_URI", "KEEL_AUTH"):
-            mp.delenv(name, raising=False)
-        for name, value in env.items():
-            mp.setenv(name, value)
-        reset_keel()
-        try:
-            yield path
-        finally:
-            reset_keel()
 
 
 def build_home(path: Path) -> Home:

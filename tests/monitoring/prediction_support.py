@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import _reset
 
 COLUMNS = 8
 
@@ -28,33 +29,20 @@ class Home:
     y: Any
 
 
-def reset_keel() -> None:
-    """Forget cached settings and stores, as the suite's ``keel_env`` does."""
-    import keel.stores
-    from keel.config import reset_settings
-    from keel.store.artifacts import forget_artifact_stores
-    from keel.store.database import forget_databases
-
-    reset_settings()
-    forget_databases()
-    forget_artifact_stores()
-    keel.stores._current = None
-
-
 @contextmanager
 def keel_home(path: Path, **env: str) -> Iterator[Path]:
     """Point Keel at the home in ``path`` (and the extra ``KEEL_*`` env) for the block."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KEEL_HOME", str(path))
-        for name in ("KEEL_TRACKING_URI", "KEEL_ARTIFACT_URI", "KEEL_PREDICTION_LOG"):
+        for name in ("KEEL_TRACKING_URI", "KEEL_ARTIFACT_URI", "KEEL_PREDICTION_LOG", "KEEL_AUTH"):
             mp.delenv(name, raising=False)
         for name, value in env.items():
             mp.setenv(name, value)
-        reset_keel()
+        _reset()
         try:
             yield path
         finally:
-            reset_keel()
+            _reset()
 
 
 def build_home(path: Path) -> Home:
