@@ -53,3 +53,29 @@ def test_logging_to_an_attached_run_after_it_is_detached_is_refused(home: Path) 
     with pytest.raises(Conflict):
         attached.log_metric("after", 2.0)
     assert keel.get_run(outer.run_id).metrics == {"during": 1.0}
+
+
+def test_inside_an_outer_run_a_step_still_logs_to_its_own_run(home: Path) -> None:
+    with keel.start_run(run_name="outer") as outer:
+        run = tp.tracked.run({"n": 30}, executor="inline")
+        assert keel.active_run() is outer  # the step's run was stacked above it, then left
+    step = keel.get_run(run.step("train").run_id)
+    assert "train_accuracy" in step.metrics
+    assert keel.get_run(outer.run_id).metrics == {}
+
+
+def test_a_pending_run_is_opened_only_when_asked_for(home: Path) -> None:
+    from keel.tracking.fluent import pending_run
+
+    with keel.start_run(run_name="target") as target:
+        pass
+    prepared: list[bool] = []
+    with pending_run(target.run_id, lambda: prepared.append(True)):
+        pass
+    assert prepared == []  # nothing asked for the active run: nothing was opened
+    with pending_run(target.run_id, lambda: prepared.append(True)):
+        keel.log_metric("m", 2.0)
+        assert keel.active_run().run_id == target.run_id
+    assert prepared == [True]
+    assert keel.active_run() is None
+    assert keel.get_run(target.run_id).metrics == {"m": 2.0}

@@ -175,10 +175,9 @@ def _step_run(task: StepTask) -> Iterator[None]:
     if task.run_id is None:
         yield
         return
-    from keel.tracking.fluent import attached_run
+    from keel.tracking.fluent import pending_run
 
-    task.store.activate()
-    with attached_run(task.run_id):
+    with pending_run(task.run_id, task.store.activate):
         yield
 
 
