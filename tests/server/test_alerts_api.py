@@ -135,3 +135,87 @@ def test_viewers_read_and_editors_write_with_auth_on(keel_env: Any, tmp_path: Pa
         assert client.delete(f"{API}/rules/churn-drift", headers=as_eve).status_code == 204
     actors = {e.actor for e in SqlAuditStore(stores.tracking.db).list_entries(action="alert_rule")}
     assert actors == {"eve"}
+
+
+SECRET_RULE = {
+    **RULE,
+    "notifiers": [
+        {"type": "slack", "url": "https://hooks.slack.com/services/T0/B0/s3cr3t"},
+        {"type": "webhook", "url": "https://hooks.example.com/k?token=s3cr3t",
+         "headers": {"Authorization": "Bearer s3cr3t"}},
+        {"type": "webhook", "url_env": "KEEL_TEST_HOOK_URL"},
+        {"type": "email", "host": "smtp.example.com", "from": "keel@example.com",
+         "to": ["oncall@example.com"], "username": "keel", "password": "s3cr3t"},
+    ],
+    "actions": [{"type": "webhook", "url": "https://ci.example.com/hooks/s3cr3t"}],
+}  # fmt: skip
+
+
+@pytest.fixture
+def secured(keel_env: Any, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, dict]]]:
+    from keel.config import load_settings
+    from keel.server import create_app
+    from keel.stores import open_stores
+
+    settings = load_settings(tmp_path / "home")
+    stores = open_stores(settings)
+    auth = auth_store(stores)
+    roles = {"ada": Role.ADMIN, "eve": Role.EDITOR, "mo": Role.EDITOR, "vic": Role.VIEWER}
+    for user, role in roles.items():
+        auth.create_user(user, role=role)
+    headers = {u: {"Authorization": f"Bearer {auth.create_token(u).token}"} for u in roles}
+    app = create_app(settings=settings, stores=stores, auth=True)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client, headers
+
+
+def test_rule_secrets_are_shown_to_admins_and_the_creator_and_masked_for_others(
+    secured: tuple[TestClient, dict[str, dict]],
+) -> None:
+    from keel.monitoring.alerts.rules import AlertRule
+
+    client, as_ = secured
+    created = client.post(f"{API}/rules", json={"rules": [SECRET_RULE]}, headers=as_["eve"])
+    assert created.status_code == 201, created.text
+    assert created.json()["rules"][0]["notifiers"][0]["url"].endswith("/s3cr3t")
+    for user in ("ada", "eve"):
+        rule = client.get(f"{API}/rules/churn-drift", headers=as_[user]).json()
+        assert rule["notifiers"][0]["url"] == SECRET_RULE["notifiers"][0]["url"]
+        assert rule["notifiers"][3]["password"] == "s3cr3t"
+    for user in ("vic", "mo"):
+        for rule in (
+            client.get(f"{API}/rules/churn-drift", headers=as_[user]).json(),
+            client.get(f"{API}/rules", headers=as_[user]).json()["rules"][0],
+        ):
+            assert "s3cr3t" not in str(rule), user
+            slack, hook, from_env, email = rule["notifiers"]
+            assert slack["url"] == "https://hooks.slack.com/***"
+            assert hook["url"] == "https://hooks.example.com/***"
+            assert hook["headers"] == {"Authorization": "***"}
+            assert from_env["url_env"] == "KEEL_TEST_HOOK_URL"  # a variable's name stays
+            assert (email["username"], email["password"]) == ("***", "***")
+            assert email["host"] == "smtp.example.com"
+            assert rule["actions"][0]["url"] == "https://ci.example.com/***"
+            AlertRule.from_dict(rule)  # the REST client still reads a masked rule
+
+
+def test_a_masked_rule_written_back_is_refused_and_the_secret_kept(
+    secured: tuple[TestClient, dict[str, dict]],
+) -> None:
+    client, as_ = secured
+    client.post(f"{API}/rules", json={"rules": [SECRET_RULE]}, headers=as_["eve"])
+    masked = client.get(f"{API}/rules/churn-drift", headers=as_["mo"]).json()
+    for key in ("created_at", "updated_at", "created_by"):
+        masked.pop(key)
+    back = client.post(f"{API}/rules", json={"rules": [masked], "replace": True}, headers=as_["mo"])
+    assert back.status_code == 400, back.text
+    assert back.json()["error_code"] == "INVALID_INPUT"
+    assert "url is the masked value" in back.json()["message"]
+    kept = client.get(f"{API}/rules/churn-drift", headers=as_["ada"]).json()
+    assert kept["notifiers"] == _notifiers(SECRET_RULE)
+
+
+def _notifiers(rule: dict[str, Any]) -> list[dict[str, Any]]:
+    from keel.monitoring.alerts.rules import parse_rule
+
+    return [dict(n) for n in parse_rule(rule).notifiers]

@@ -49,7 +49,7 @@ def test_the_json_webhook_posts_the_documented_body_with_its_headers() -> None:
         body["summary"]
         == "[critical] FIRING churn-drift on churn-prod: drift_share = 0.42 (> 0.3 over 1h)"
     )
-    assert detail == {"notifier": "webhook", "url": f"{hook.url}/…", "status": 200}
+    assert detail == {"notifier": "webhook", "url": f"{hook.url}/***", "status": 200}
 
 
 def test_the_slack_webhook_posts_text_and_blocks() -> None:

@@ -39,9 +39,12 @@ a YAML file (``keel.load_alert_rules`` / ``keel alerts rule load FILE``, read by
 
 The document is a mapping with a ``rules`` list, or the list itself. Loading replaces
 rules of the same name. Any bad field is an ``InvalidInput`` naming the rule and the field,
-and nothing is stored unless every rule is valid. Secrets belong in the environment of
-``keel server`` (``url_env``, ``password_env``): a rule's stored fields are readable by
-viewers; the audit log and logs get rule configs with URLs and passwords masked.
+and nothing is stored unless every rule is valid. A webhook or Slack URL, header values
+and SMTP credentials are secrets: through a server with auth on, only admins and the
+rule's creator read them; everyone else reads them masked (``https://hooks.slack.com/***``),
+and a write that carries a masked value back is refused. The audit log, events and logs
+always get them masked. Better still, keep them in the environment of ``keel server``
+(``url_env``, ``password_env``).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from typing import Any
 
 from keel.errors import InvalidInput
 
-__all__ = ["NOTIFIER_TYPES", "check_action", "check_notifier", "mask"]
+__all__ = ["MASK", "NOTIFIER_TYPES", "check_action", "check_notifier", "mask", "refuse_masked"]
 
 NOTIFIER_TYPES = ("log", "webhook", "slack", "email")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -33,6 +33,9 @@ _HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
 _EMAIL = re.compile(r"[^@\s<>,;]{1,64}@[A-Za-z0-9.-]{1,253}")
 _HOST = re.compile(r"[A-Za-z0-9.:\[\]-]{1,253}")
 _SECRET_KEYS = ("url", "password", "headers", "username")
+# What a secret reads as to whoever may not see it (``mask``); a write carrying it back is
+# refused (``refuse_masked``), so a masked copy can never overwrite the real secret.
+MASK = "***"
 
 _FIELDS: dict[str, set[str]] = {
     "log": {"level"},
@@ -221,14 +224,41 @@ def check_action(spec: object, where: str = "action") -> dict[str, Any]:
 
 
 def mask(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a configuration with its URL (past the host), headers and password hidden."""
+    """Return a configuration with its URL past the host (``https://hooks.slack.com/***``),
+    header values, user name and password replaced by ``MASK``; ``url_env`` and
+    ``password_env`` name variables, not secrets, and stay."""
     out: dict[str, Any] = {}
     for key, value in spec.items():
         if key == "url" and isinstance(value, str):
             match = re.match(r"(https?://[^/?#]+)", value)
-            out[key] = (match.group(1) if match else "") + "/…"
+            out[key] = (match.group(1) if match else "") + "/" + MASK
+        elif key == "headers" and isinstance(value, Mapping):
+            out[key] = {str(name): MASK for name in value}
         elif key in _SECRET_KEYS and value is not None:
-            out[key] = "***"
+            out[key] = MASK
         else:
             out[key] = value
     return out
+
+
+def refuse_masked(spec: Mapping[str, Any], where: str) -> None:
+    """Raise ``InvalidInput`` if ``spec`` carries a value ``mask`` wrote: storing it would
+    replace the real secret with the mask."""
+    url = spec.get("url")
+    headers = spec.get("headers")
+    masked = [
+        key
+        for key, hit in (
+            ("url", isinstance(url, str) and url.endswith("/" + MASK)),
+            ("headers", isinstance(headers, Mapping) and MASK in headers.values()),
+            ("username", spec.get("username") == MASK),
+            ("password", spec.get("password") == MASK),
+        )
+        if hit
+    ]
+    if masked:
+        raise InvalidInput(
+            f"{where} ({spec.get('type')}): {', '.join(masked)} is the masked value "
+            f"{MASK!r} (a rule read without the right to see its secrets); give the real "
+            "value, or url_env / password_env"
+        )

@@ -1,6 +1,8 @@
 """REST routes of alerts under /api/v1/alerts: rules, alerts, events, acknowledgement.
 
-Viewers read; editors add and delete rules and acknowledge alerts. ``keel server``'s
+Viewers read; editors add and delete rules and acknowledge alerts. With auth on, a rule's
+secrets (notifier and action URLs, header values, SMTP user and password) are shown only
+to admins and the rule's creator, masked for everyone else. ``keel server``'s
 scheduler evaluates the rules (``keel.monitoring.jobs``); these routes never evaluate.
 Bodies are checked by ``keel.monitoring.alerts.rules.parse_rule``, which names the rule
 and field that is wrong (400).
@@ -16,10 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 from keel.governance.auth import Role
 from keel.governance.identity import acting_as
-from keel.monitoring.alerts.rules import parse_rule
+from keel.monitoring.alerts.rules import AlertRule, parse_rule
 from keel.monitoring.alerts.rules_file import MAX_RULES
+from keel.monitoring.alerts.specs import refuse_masked
 from keel.monitoring.alerts.store import DEFAULT_LIMIT, MAX_LIMIT, AlertStore
-from keel.server.auth import require
+from keel.server.auth import caller, require
 from keel.server.deps import get_stores
 from keel.server.schemas.json_values import StorableJson
 from keel.stores import Stores
@@ -94,6 +97,17 @@ def _acting(request: Request) -> AbstractContextManager[object]:
     return acting_as(claimed)  # InvalidInput (400) if empty or too long
 
 
+def _shown(request: Request, rule: AlertRule) -> dict[str, Any]:
+    """Return ``rule`` as the caller may read it: whole for an admin or its creator (and
+    with auth off), its secrets masked for anyone else."""
+    who = caller(request)
+    if not request.app.state.auth or (
+        who is not None and (who.role >= Role.ADMIN or who.user == rule.created_by)
+    ):
+        return rule.to_dict()
+    return rule.masked()
+
+
 def _store(stores: Stores = Depends(get_stores)) -> AlertStore:
     return stores.alerts  # type: ignore[no-any-return, attr-defined]
 
@@ -109,24 +123,32 @@ def add_rules(body: RulesIn, store: Store, request: Request) -> dict[str, Any]:
         parse_rule(rule.model_dump(by_alias=True), where=f"rule #{i + 1}")
         for i, rule in enumerate(body.rules)
     ]
+    for rule in rules:
+        for kind, specs in (("notifier", rule.notifiers), ("action", rule.actions)):
+            for i, spec in enumerate(specs):
+                refuse_masked(spec, f"alert rule {rule.name!r}: {kind} #{i + 1}")
     with _acting(request):
         stored = store.add_rules(rules, replace=body.replace)
-    return {"rules": [r.to_dict() for r in stored]}
+    return {"rules": [_shown(request, r) for r in stored]}
 
 
 @router.get("/alerts/rules", response_model=RulesOut)
 def list_rules(
     store: Store,
+    request: Request,
     deployment: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
 ) -> dict[str, Any]:
-    """Return every rule (on one deployment if given), by name."""
-    return {"rules": [r.to_dict() for r in store.list_rules(deployment=deployment)]}
+    """Return every rule (on one deployment if given), by name; secrets masked unless the
+    caller is an admin or the rule's creator."""
+    rules = store.list_rules(deployment=deployment)
+    return {"rules": [_shown(request, r) for r in rules]}
 
 
 @router.get("/alerts/rules/{name}", response_model=dict[str, Any])
-def get_rule(name: RuleName, store: Store) -> dict[str, Any]:
-    """Return one rule; 404 if there is none by that name."""
-    return store.get_rule(name).to_dict()
+def get_rule(name: RuleName, store: Store, request: Request) -> dict[str, Any]:
+    """Return one rule (secrets masked unless the caller is an admin or its creator); 404
+    if there is none by that name."""
+    return _shown(request, store.get_rule(name))
 
 
 @router.delete("/alerts/rules/{name}", status_code=204, response_class=Response, dependencies=_EDIT)
