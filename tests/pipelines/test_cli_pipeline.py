@@ -84,7 +84,8 @@ def test_a_failing_run_exits_1_and_resume_picks_it_up(home: Path) -> None:
     assert result.exit_code == 1
     assert "skipped" in result.stdout
     line = error_line(result)
-    assert "failed at step 'boom'" in line
+    assert "failed at step 'boom' (ValueError: boom on 1)" in line
+    assert "error in boom: ValueError: boom on 1" in result.stdout  # at any console width
     run_id = line.split(" run ")[1].split()[0]
     doc = keel_json("pipeline", "show", run_id[:10])
     assert {s["node"]: s["status"] for s in doc["steps"]}["add"] == "skipped"
@@ -132,6 +133,8 @@ def test_list_runs_and_show(home: Path) -> None:
         (("run", "sample_pipelines:arithmetic", "-p", "z=1"), "has no parameter 'z'"),
         (("run", "sample_pipelines:arithmetic", "-p", "x=" + "9" * 5000), "--param x="),
         (("run", "sample_pipelines:arithmetic", "-p", "x=abc"), "is not int"),
+        (("run", "sample_pipelines:slow", "-p", "seconds=nan"), "holds nan (NaN and infinities"),
+        (("run", "sample_pipelines:slow", "-p", "seconds=-inf"), "holds -inf (NaN and"),
         (("run", "sample_pipelines:arithmetic", "--executor", "warp"), "unknown executor"),
         (("run", "sample_pipelines:arithmetic", "-w", "0"), "max_workers"),
         (("run", "sample_pipelines:arithmetic", "--address", "auto"), "address is for the ray"),

@@ -94,7 +94,7 @@ def _print_run(run: PipelineRunInfo) -> None:
         table.add_column(column, no_wrap=column not in ("note", "after"), overflow="fold")
     for s in run.steps:
         output = "—" if s.output is None else f"{s.output.kind} {s.output.digest[:12]}"
-        note = s.error or (f"from {short_id(s.cached_from)}" if s.cached_from else "")
+        note = f"from {short_id(s.cached_from)}" if s.cached_from else ""
         after = ", ".join(s.upstream[:3]) + (
             f" +{len(s.upstream) - 3}" if len(s.upstream) > 3 else ""
         )
@@ -109,6 +109,11 @@ def _print_run(run: PipelineRunInfo) -> None:
             plain(note),
         )
     console.print(table)
+    for s in run.steps:
+        # under the table, not in it: a wrapping column gets no room on an 80-column
+        # console, and the error is what the user must read to fix the step
+        if s.error:
+            console.print(Text.assemble("error in ", plain(s.node), ": ", plain(s.error)))
 
 
 def _finish(run: PipelineRunInfo, as_json: bool) -> None:
@@ -119,12 +124,14 @@ def _finish(run: PipelineRunInfo, as_json: bool) -> None:
     if run.status == "failed":
         from keel.pipelines.errors import PipelineFailed
 
-        failed = tuple(s.node for s in run.steps if s.status == "failed")
+        failures = [s for s in run.steps if s.status == "failed"]
+        failed = tuple(s.node for s in failures)
         if as_json:
             raise typer.Exit(1)
+        why = f" ({failures[0].error[:200]})" if failures and failures[0].error else ""
         raise PipelineFailed(
             f"pipeline {run.pipeline!r} run {run.run_id} failed at step "
-            f"{failed[0] if failed else '?'!r}; fix it and run `keel pipeline resume "
+            f"{failed[0] if failed else '?'!r}{why}; fix it and run `keel pipeline resume "
             f"{run.run_id}`",
             run_id=run.run_id,
             failed=failed,

@@ -53,6 +53,26 @@ def is_json_value(value: Any, depth: int = 0) -> bool:
     return False
 
 
+def _not_json(value: Any, depth: int = 0) -> str:
+    """Return what in ``value`` ``is_json_value`` refuses, for the error message."""
+    kind = type(value)
+    if depth > _MAX_DEPTH:
+        return f"lists or dicts nested deeper than {_MAX_DEPTH}"
+    if kind is float:
+        return f"{value!r} (NaN and infinities have no JSON form)"
+    if kind is int:
+        return "an integer outside the 64-bit range"
+    if kind in (list, tuple):
+        return next(_not_json(v, depth + 1) for v in value if not is_json_value(v, depth + 1))
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return f"a dict key of type {type(key).__name__} ({_short(key)})"
+            if not is_json_value(item, depth + 1):
+                return _not_json(item, depth + 1)
+    return f"a {kind.__name__}"
+
+
 def canonical_json(value: Any) -> bytes:
     """Return ``value`` as compact JSON with sorted keys (what cache keys hash)."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
@@ -90,9 +110,9 @@ def check_param(owner: str, name: str, value: Any, annotation: Any = _EMPTY) -> 
     """
     if not is_json_value(value):
         raise InvalidInput(
-            f"{owner}: parameter {name!r} is a {type(value).__name__}, not a JSON value "
-            "(None, bool, int, float, str, list, dict with str keys); pass data between "
-            "steps as step outputs"
+            f"{owner}: parameter {name!r} is not a JSON value: it holds {_not_json(value)}; "
+            "a parameter is None, bool, int, finite float, str, or lists and str-keyed "
+            "dicts of those; pass data between steps as step outputs"
         )
     if len(canonical_json(value)) > MAX_PARAM_BYTES:
         raise InvalidInput(
