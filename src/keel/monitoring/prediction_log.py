@@ -231,10 +231,12 @@ class PredictionLogger:
                     failed += records
                     continue
                 try:
-                    table = segment_table(records)
+                    table = segment_table(records, rejected)
                 except Exception:  # noqa: BLE001 - cannot be retried; logged and counted
                     self.lost += len(records)
                     _log.exception("converting %d prediction log records failed", len(records))
+                    continue
+                if table is None:  # every record was left out (counted below)
                     continue
                 try:
                     self.root.write("predictions", deployment, hour, table)

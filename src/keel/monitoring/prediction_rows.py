@@ -26,9 +26,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from keel.monitoring.prediction_store import hour_of
+from keel.monitoring.prediction_store import HOUR_MS, hour_of
 
 __all__ = ["PREDICTION_SCHEMA", "arrow_columns", "segment_table", "segments_of", "tables_of"]
+
+_LAST_HOUR = 253402300800000 // HOUR_MS  # 10000-01-01: past it, no hour has a name
 
 PREDICTION_SCHEMA = pa.schema(
     [
@@ -51,7 +53,10 @@ def tables_of(
 ) -> dict[tuple[str, str], pa.Table]:
     """The records of ``batch`` as one table per (deployment, hour) (see
     :func:`segments_of` for ``rejected``)."""
-    return {key: segment_table(group) for key, group in segments_of(batch, rejected).items()}
+    tables = {
+        key: segment_table(group, rejected) for key, group in segments_of(batch, rejected).items()
+    }
+    return {key: table for key, table in tables.items() if table is not None}
 
 
 def segments_of(
@@ -59,24 +64,54 @@ def segments_of(
 ) -> dict[tuple[str, str], list[tuple[Any, ...]]]:
     """The records of ``batch`` by (deployment, hour): one segment each.
 
-    A record whose arrays do not all hold its ``rows`` rows, or whose deployment is no
-    deployment name, is left out (appended to ``rejected`` when given), so one
-    inconsistent record never costs the others."""
+    A record whose deployment is no deployment name, or whose time is outside years
+    1970-9999, is left out (appended to ``rejected`` when given); a record whose arrays do
+    not hold its rows is left out later, by :func:`segment_table`. The usual batch — one
+    deployment, one hour — is recognised without a Python step per record.
+    """
+    if not batch:
+        return {}
+    deployments = [r[0] for r in batch]
+    times = [r[4] for r in batch]
+    try:
+        hours = np.array(times, dtype=np.int64) // HOUR_MS
+    except OverflowError:  # an int past int64: checked one by one
+        hours = np.array([t // HOUR_MS if 0 <= t < _LAST_HOUR * HOUR_MS else -1 for t in times])
+    valid_time = (hours >= 0) & (hours < _LAST_HOUR)
+    first = deployments[0]
+    if (
+        deployments.count(first) == len(batch)
+        and bool(valid_time.all())
+        and hours.min() == hours.max()
+    ):
+        if _valid_name(first):
+            return {(first, _hour_name(int(hours[0]))): list(batch)}
+        if rejected is not None:
+            rejected += batch
+        return {}
     segments: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
-    for record in batch:
-        if _valid_name(record[0]) and _consistent(record):
-            segments[(record[0], hour_of(record[4]))].append(record)
+    names = {d: _valid_name(d) for d in set(deployments)}
+    for record, hour, ok in zip(batch, hours.tolist(), valid_time.tolist(), strict=True):
+        if ok and names[record[0]]:
+            segments[(record[0], _hour_name(hour))].append(record)
         elif rejected is not None:
             rejected.append(record)
     return segments
 
 
 @lru_cache(maxsize=1024)
-def _valid_name(name: str) -> bool:
+def _hour_name(hour: int) -> str:
+    return hour_of(hour * HOUR_MS)
+
+
+@lru_cache(maxsize=1024)
+def _valid_name(name: Any) -> bool:
     # the name becomes a path segment: "../x" or "a/b" must never reach the store
     from keel.deploy.entities import check_deployment_name
     from keel.errors import InvalidInput
 
+    if not isinstance(name, str):
+        return False
     try:
         check_deployment_name(name)
     except InvalidInput:
@@ -84,79 +119,122 @@ def _valid_name(name: str) -> bool:
     return True
 
 
-def _consistent(record: tuple[Any, ...]) -> bool:
-    rows, inputs, outputs = record[8], record[9], record[11]
-    arrays = [] if outputs is None else list(outputs.values())
-    if isinstance(inputs, np.ndarray):
-        if inputs.ndim != 2 or len(record[10] or range(inputs.shape[1])) != inputs.shape[1]:
-            return False
-        arrays.append(inputs)
-    elif inputs is not None:
-        arrays += list(inputs.values())
+def _columns_key(columns: Any, rows: int) -> tuple[Any, ...] | None:
+    """Names, dtypes and trailing shapes of a mapping of ``[rows, …]`` arrays, or None
+    when one is not such an array (or ``columns`` no mapping)."""
+    key: list[Any] = []
     try:
-        return all(np.shape(a)[0] == rows for a in arrays)
-    except (IndexError, TypeError, ValueError):  # a scalar or something not array-like
-        return False
+        items = columns.items()
+    except AttributeError:
+        return None
+    for name, value in items:
+        array = value
+        if type(array) is not np.ndarray:
+            try:
+                array = np.asarray(value)
+            except (TypeError, ValueError):
+                return None
+        shape = array.shape
+        if not shape or shape[0] != rows:
+            return None
+        key += (name, array.dtype, shape[1:] if len(shape) > 1 else ())
+    return tuple(key)
 
 
-def segment_table(records: list[tuple[Any, ...]]) -> pa.Table:
-    """One segment's records as one table (layout groups concatenated, see the module)."""
+def _layout_of(record: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The names, dtypes and shapes of a record's inputs and outputs (records of one
+    layout concatenate column by column), or None when an array does not hold the
+    record's rows. It is the writer's one Python call per record, so it is kept lean:
+    ``keel serve`` passes one tuple of input names for every request (compared by
+    identity first)."""
+    rows, inputs, names, outputs = record[8], record[9], record[10], record[11]
+    if inputs is None:
+        in_key: Any = None
+    elif type(inputs) is np.ndarray:
+        shape = inputs.shape
+        if len(shape) != 2 or shape[0] != rows or (names is not None and len(names) != shape[1]):
+            return None
+        in_key = (inputs.dtype, shape[1], names if type(names) is tuple else tuple(names or ()))
+    else:
+        in_key = _columns_key(inputs, rows)
+        if in_key is None:
+            return None
+    if outputs is None:
+        return (in_key, None)
+    out_key = _columns_key(outputs, rows)
+    if out_key is None:
+        return None
+    return (in_key, out_key)
+
+
+def segment_table(
+    records: list[tuple[Any, ...]], rejected: list[tuple[Any, ...]] | None = None
+) -> pa.Table | None:
+    """One segment's records as one table (layout groups concatenated, see the module);
+    None when every record was left out (appended to ``rejected``: an array that does
+    not hold its record's rows)."""
+    keys = [_layout_of(r) for r in records]
+    if keys.count(keys[0]) == len(keys) and keys[0] is not None:
+        return _group(records)
     layouts: dict[tuple[Any, ...], list[tuple[Any, ...]]] = defaultdict(list)
-    for record in records:
-        layouts[(_input_layout(record[9], record[10]), _output_layout(record[11]))].append(record)
+    for record, key in zip(records, keys, strict=True):
+        if key is None:
+            if rejected is not None:
+                rejected.append(record)
+        else:
+            layouts[key].append(record)
     tables = [_group(group) for group in layouts.values()]
+    if not tables:
+        return None
     if len(tables) == 1:
         return tables[0]
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def _shape_key(array: Any) -> tuple[str, tuple[int, ...]]:
-    array = np.asarray(array)
-    return array.dtype.str, array.shape[1:]
-
-
-def _input_layout(inputs: Any, names: Sequence[str] | None) -> tuple[Any, ...]:
-    if inputs is None:
-        return ("none",)
-    if isinstance(inputs, np.ndarray):
-        return ("block", tuple(names or ()), *_shape_key(inputs))
-    return ("columns", tuple((name, *_shape_key(a)) for name, a in inputs.items()))
-
-
-def _output_layout(outputs: Any) -> tuple[Any, ...]:
-    if outputs is None:
-        return ()
-    return tuple((name, *_shape_key(a)) for name, a in outputs.items())
+_META = (
+    ("request_id", 3, pa.string()),
+    ("deployment", 0, pa.string()),
+    ("model", 1, pa.string()),
+    ("version", 2, pa.string()),
+    ("time_ms", 4, pa.int64()),
+    ("latency_ms", 5, pa.float64()),
+    ("status", 6, pa.int16()),
+    ("error", 7, pa.string()),
+)
 
 
 def _group(records: list[tuple[Any, ...]]) -> pa.Table:
     """One table for records of one layout: metadata repeated per row, arrays concatenated."""
-    rows = np.fromiter((r[8] for r in records), dtype=np.int64, count=len(records))
+    fields = list(zip(*records, strict=True))  # one tuple per record field, built in C
+    count = len(records)
+    rows = np.array(fields[8], dtype=np.int64)
     total = int(rows.sum())
-    owner = np.repeat(np.arange(len(records)), rows)
-    starts = np.cumsum(rows) - rows
-    row_index = (np.arange(total) - np.repeat(starts, rows)).astype(np.int32)
-    take = pa.array(owner)
-
-    def meta(position: int, kind: pa.DataType) -> pa.Array:
-        return pa.array([r[position] for r in records], kind).take(take)
-
-    columns: dict[str, pa.Array] = {
-        "request_id": meta(3, pa.string()),
-        "row": pa.array(row_index),
-        "deployment": meta(0, pa.string()),
-        "model": meta(1, pa.string()),
-        "version": meta(2, pa.string()),
-        "time_ms": meta(4, pa.int64()),
-        "latency_ms": meta(5, pa.float64()),
-        "status": meta(6, pa.int16()),
-        "error": meta(7, pa.string()),
-        "sampled": pa.array([r[9] is not None for r in records], pa.bool_()).take(take),
-    }
+    if total == count:  # one row per request: nothing to repeat
+        take = None
+        row_index = np.zeros(total, dtype=np.int32)
+    else:
+        owner = np.repeat(np.arange(count), rows)
+        starts = np.cumsum(rows) - rows
+        row_index = (np.arange(total) - np.repeat(starts, rows)).astype(np.int32)
+        take = pa.array(owner)
+    columns: dict[str, pa.Array] = {}
+    for name, position, kind in _META:
+        values = fields[position]
+        if values.count(values[0]) == count:  # the same for every record (deployment...)
+            array = pa.repeat(pa.scalar(values[0], kind), total)
+        else:
+            array = pa.array(values, kind)
+            if take is not None:
+                array = array.take(take)
+        columns[name] = array
+        if name == "request_id":
+            columns["row"] = pa.array(row_index)
+    sampled = np.array([i is not None for i in fields[9]], dtype=np.bool_)
+    columns["sampled"] = pa.array(sampled if take is None else np.repeat(sampled, rows))
     first = records[0]
     if first[9] is not None:
         if isinstance(first[9], np.ndarray):
-            by_column = _columns_of([np.asarray(r[9]) for r in records])
+            by_column = _columns_of(list(fields[9]), total)
             names = list(first[10] or [str(j) for j in range(by_column.shape[0])])
             for j, name in enumerate(names):
                 columns.update(arrow_columns(f"input.{name}", by_column[j]))
@@ -171,18 +249,19 @@ def _group(records: list[tuple[Any, ...]]) -> pa.Table:
     return pa.table(columns)
 
 
-def _columns_of(blocks: list[np.ndarray]) -> np.ndarray:
-    """The ``[rows, columns, …]`` blocks stacked by row, as ``[columns, rows, …]`` with
-    each column contiguous (Arrow takes it as is).
+def _columns_of(blocks: list[np.ndarray], total: int) -> np.ndarray:
+    """The ``[rows, columns, …]`` blocks (``total`` rows) stacked by row, as
+    ``[columns, rows, …]`` with each column contiguous (Arrow takes it as is).
 
     One copy, block by block: each block is transposed while it is in cache, which costs
     a tenth of concatenating first and then transposing the whole (a strided pass over
     tens of MB: ~100 ms for 200,000 rows of 30 floats, the serving process's CPU).
     """
     first = blocks[0]
-    if first.ndim != 2:
+    if first.ndim != 2 or total < 16 * len(blocks):
+        # a few rows a block (one-row requests): one concatenation of whole rows, then one
+        # transposing copy, beats a strided write per block
         return np.ascontiguousarray(np.moveaxis(_concat(blocks), 1, 0))
-    total = sum(b.shape[0] for b in blocks)
     out = np.empty((first.shape[1], total), dtype=first.dtype)
     return np.concatenate([b.T for b in blocks], axis=1, out=out)
 

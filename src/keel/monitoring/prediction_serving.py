@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -60,10 +61,22 @@ def inputs_of(runtime: ModelRuntime, prepared: Prepared) -> tuple[Any, Sequence[
     """The inputs of a checked request as :meth:`PredictionLogger.record` takes them (no
     copy: a 2-D block stays one array and is split into columns when written)."""
     if prepared.block is not None:
-        return prepared.block, [c.name or "" for c in runtime.schema.columns]
+        return prepared.block, _column_names(runtime)
     if prepared.array is not None:
         return {"input": prepared.array}, None
     return prepared.columns, None
+
+
+_NAMES: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
+
+
+def _column_names(runtime: ModelRuntime) -> tuple[str, ...]:
+    # one tuple per runtime, not a list per request: the writer groups a batch's records
+    # by their layout, and one shared tuple compares by identity
+    names = _NAMES.get(runtime)
+    if names is None:
+        names = _NAMES[runtime] = tuple(c.name or "" for c in runtime.schema.columns)
+    return names
 
 
 def log_served(
