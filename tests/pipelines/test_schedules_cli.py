@@ -66,6 +66,7 @@ def test_bad_input_is_one_error_line_with_exit_code_2(home: Path, tmp_path: Path
     ref = f"{flow}:rec"
     cases = [
         (("--cron", "61 * * * *", "--pipeline", ref), "not a valid cron"),
+        (("--cron", "0 3 30 2 *", "--pipeline", ref), "names no date that exists"),
         (("--cron", "0 3 * * *", "--pipeline", "nowhere.py:rec"), "cannot be loaded"),
         (("--cron", "0 3 * * *", "--pipeline", ref, "--tz", "Moon/Base"), "unknown time zone"),
         (("--cron", "0 3 * * *", "--pipeline", ref, "-p", "nope=1"), "no parameter 'nope'"),

@@ -45,6 +45,7 @@ def test_bad_schedules_are_refused_with_clear_messages(flow: Path, tmp_path: Pat
     ref = f"{flow}:rec"
     bad: list[tuple[tuple[Any, ...], dict[str, Any], str]] = [
         (("s", ref, "61 * * * *"), {}, "not a valid cron"),
+        (("s", ref, "0 3 31 4 *"), {}, "names no date that exists"),
         (("s", ref, "* * *"), {}, "5 fields"),
         (("s", ref, "0 3 * * *"), {"timezone": "Nowhere/City"}, "unknown time zone"),
         (("s", f"{tmp_path / 'missing.py'}:rec", "0 3 * * *"), {}, "cannot be loaded"),

@@ -58,6 +58,7 @@ def test_schedules_are_created_listed_paused_resumed_and_deleted(client: TestCli
     ("change", "message"),
     [
         ({"cron": "61 * * * *"}, "not a valid cron"),
+        ({"cron": "0 3 30 2 *"}, "names no date that exists"),  # was a 500
         ({"cron": "every day"}, "5 fields"),
         ({"timezone": "Mars/Olympus"}, "unknown time zone"),
         ({"timezone": "../../etc/passwd"}, "time zone"),

@@ -107,6 +107,15 @@ def check_cron(cron: object) -> str:
             f"cron {cron!r} is not a valid cron expression (minute 0-59, hour 0-23, day 1-31, "
             "month 1-12, weekday 0-6, seconds 0-59), e.g. '0 3 * * *'"
         )
+    from croniter import CroniterBadDateError
+
+    try:  # valid fields can still name no date at all (30 February, 31 April)
+        croniter(cron, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        raise InvalidInput(
+            f"cron {cron!r} names no date that exists (e.g. day 30 of February); check the "
+            "day and month fields"
+        ) from None
     return cron
 
 
