@@ -117,7 +117,9 @@ def test_env_list_and_show(cli: Cli, churn: Churn, home: Path) -> None:
 def test_env_list_without_environments(cli: Cli, home: Path) -> None:
     result = cli("env", "list")
     assert result.exit_code == 0
-    assert "no environments yet" in result.stdout
+    assert "add [environments.prod] to .keel/config.toml" in result.stdout  # not markup
+    help_text = cli("env", "--help", env={"COLUMNS": "200"})
+    assert "Environments ([environments.<name>] in .keel/config.toml)" in help_text.stdout
     write_config(home, "[environments.prod.gates]\nmetrics = ['accuracy >>= 1']\n")
     result = cli("env", "list")
     assert result.exit_code == 2

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Environments ([environments.<name>] in .keel/config.toml) and their gates.",
+    # \[ : Typer reads help as rich markup, where [environments.<name>] is a tag
+    help="Environments (\\[environments.<name>] in .keel/config.toml) and their gates.",
     no_args_is_help=True,
 )
 
@@ -54,8 +55,10 @@ def list_(as_json: JsonOption = False) -> None:
     console = out_console()
     if not envs:
         console.print(
-            "no environments yet; add [environments.prod] to .keel/config.toml "
-            "(see keel.environments)"
+            plain(
+                "no environments yet; add [environments.prod] to .keel/config.toml "
+                "(see keel.environments)"
+            )
         )
         return
     table = Table()
