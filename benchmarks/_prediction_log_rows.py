@@ -41,7 +41,10 @@ def prediction_log_rows() -> tuple[Row, ...]:
                     f"{label}, {n} row{'s' if n > 1 else ''}",
                     f"{key}_ratio",
                     **ratio,
-                    note=f"off {{{key}_off_rps:,.0f}} req/s, on {{{key}_on_rps:,.0f}} req/s",
+                    note=(
+                        f"off {{{key}_off_rps:,.0f}} req/s, on {{{key}_on_rps:,.0f}} req/s; "
+                        f"p99 off {{{key}_off_p99_ms:.1f}} ms, on {{{key}_on_p99_ms:.1f}} ms"
+                    ),
                 )
             )
     return tuple(rows)

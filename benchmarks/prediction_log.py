@@ -10,7 +10,9 @@ case). For each cell (route x 1 or 100 rows, ``C`` keep-alive connections) wrk l
 alternately, so drift in the machine's load hits both sides alike; a cell's figure is the
 median requests/s of each side and their ratio (target >= 0.95).
 
-Each cell also records the CPU time the server's process group spent (``/proc``), per
+Each cell also records wrk's p99 latency of each side (median over the repeats): a
+writer that holds the GIL stalls the event loop, which shows there before it shows in
+requests/s. And it records the CPU time the server's process group spent (``/proc``), per
 request: on a machine that other work shares, throughput moves with the neighbours' load,
 CPU per request much less; ``cpu_ratio`` (off/on CPU per request) is the throughput ratio
 a CPU-bound server would see.
@@ -102,6 +104,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     off, on = (_server(uri, home, args.workdir, log=flag) for flag in (False, True))
     rps: dict[tuple[str, int, str], list[float]] = {}
     cpu: dict[tuple[str, int, str], list[float]] = {}
+    p99: dict[tuple[str, int, str], list[float]] = {}  # a writer stalling the loop shows here
     sent: dict[str, int] = {}  # completed requests per body on the "on" server, warm-ups too
     figures: dict[str, Any] = {}
     with off, on:
@@ -126,6 +129,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     spent = _group_cpu_seconds(server) - before
                     check(cell["errors"] == 0, f"{side} {route} r{rows}: {cell['errors']} errors")
                     rps.setdefault((route, rows, side), []).append(cell["rps"])
+                    p99.setdefault((route, rows, side), []).append(cell["p99_ms"])
                     per_request = 1000 * spent / cell["requests"]
                     cpu.setdefault((route, rows, side), []).append(per_request)
                     if side == "on":
@@ -134,6 +138,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         figures[f"{route}_r{rows}_c{args.connections}_{side}_rps"] = statistics.median(values)
     for (route, rows, side), values in sorted(cpu.items()):
         figures[f"{route}_r{rows}_c{args.connections}_{side}_cpu_ms"] = statistics.median(values)
+    for (route, rows, side), values in sorted(p99.items()):
+        figures[f"{route}_r{rows}_c{args.connections}_{side}_p99_ms"] = statistics.median(values)
     for route in routes:
         for rows in ROWS:
             key = f"{route}_r{rows}_c{args.connections}"

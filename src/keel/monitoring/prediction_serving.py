@@ -9,9 +9,10 @@ microseconds, no I/O. A request's id is the caller's (OIP ``id``, else the
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 import time
-import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -45,9 +46,37 @@ def deployment_name(model: str | None) -> str:
     return name or "unnamed"
 
 
+class _RequestIds:
+    """Random 128-bit ids drawn from the OS 256 at a time: one ``os.urandom`` call (a
+    system call, several microseconds under load) per 256 requests instead of one each,
+    as random as ``uuid4``. A forked child starts a fresh pool, so it never repeats its
+    parent's ids."""
+
+    BATCH = 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: list[str] = []
+
+    def reset(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = []
+
+    def next(self) -> str:
+        with self._lock:
+            if not self._pool:
+                text = os.urandom(16 * self.BATCH).hex()
+                self._pool = [text[i : i + 32] for i in range(0, len(text), 32)]
+            return self._pool.pop()
+
+
+_IDS = _RequestIds()
+os.register_at_fork(after_in_child=_IDS.reset)
+
+
 def new_request_id() -> str:
-    """A fresh request id (32 hex digits) for a request that brought none."""
-    return uuid.uuid4().hex
+    """A fresh request id (32 random hex digits) for a request that brought none."""
+    return _IDS.next()
 
 
 def request_id_of(given: object) -> str:
