@@ -208,7 +208,11 @@ def _compare(
         elif chosen == "ks":
             statistic, p_value = stats.ks_from_quantiles(q, p.count, numbers.sorted)
         elif exact:
-            statistic = stats.wasserstein_normed(ref.numbers.sorted, numbers.sorted, p.numeric.std)
+            # The current values' last use (their bins are counted above): the distance
+            # may write over them instead of allocating another column's worth.
+            statistic = stats.wasserstein_normed(
+                ref.numbers.sorted, numbers.sorted, p.numeric.std, overwrite_cur=True
+            )
         else:
             statistic = stats.wasserstein_from_quantiles(q, p.numeric.std, numbers.sorted)
         approximate = not exact

@@ -100,7 +100,7 @@ def family(series: pd.Series) -> tuple[str | None, str]:
 def classify(series: pd.Series) -> tuple[str | None, str, Categories | None]:
     """Return the family, the reason when None, and for str/object columns their categories.
 
-    An object column is factorized once and its type read from the distinct values only
+    An object column is counted once and its type read from the distinct values only
     (a per-value type scan of a million strings costs as much as half the hashing), so
     the categories come with the answer instead of a second pass.
     """
@@ -117,8 +117,8 @@ def classify(series: pd.Series) -> tuple[str | None, str, Categories | None]:
     if types.is_numeric_dtype(dtype):
         return NUMBER, "", None
     if types.is_string_dtype(dtype) or types.is_object_dtype(dtype):
-        codes, uniques = pd.factorize(series, use_na_sentinel=True)
-        inferred = types.infer_dtype(uniques, skipna=True)
+        counts = _value_counts(series)
+        inferred = types.infer_dtype(counts.index, skipna=True)
         if inferred == "empty":
             return None, "no non-missing values", None
         kind = _OBJECT_KINDS.get(inferred)
@@ -130,7 +130,7 @@ def classify(series: pd.Series) -> tuple[str | None, str, Categories | None]:
             )
         if kind == NUMBER:
             return NUMBER, "", None
-        return kind, "", _counted(codes, uniques, kind)
+        return kind, "", _from_counts(counts, len(series), kind)
     return None, f"unsupported dtype {dtype}", None
 
 
@@ -144,7 +144,12 @@ class NumericValues:
 
 
 def numeric_values(series: pd.Series) -> NumericValues:
-    """Return the column's finite float64 values sorted; NaN/None are missing, ±inf counted."""
+    """Return the column's finite float64 values sorted; NaN/None are missing, ±inf counted.
+
+    The values are copied once (or not at all when the float64 conversion already made a
+    private array) and sorted in place; numpy sorts -inf first and +inf then NaN last, so
+    the finite values are a slice found by binary search, with no mask and no second copy.
+    """
     import numpy as np
     import pandas as pd
 
@@ -152,18 +157,21 @@ def numeric_values(series: pd.Series) -> NumericValues:
         series = pd.to_numeric(series, errors="coerce")
     if series.dtype == np.float64:
         values = series.to_numpy()  # a view: NaN is already NaN (na_value= would copy)
+        ordered = values.copy()
     else:
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    finite = np.isfinite(values)
-    n_finite = int(np.count_nonzero(finite))
-    if n_finite == len(values):  # the common case: one pass, one copy (sorted in place)
-        kept, missing, non_finite = values.copy(), 0, 0
-    else:
-        missing = int(np.count_nonzero(np.isnan(values)))
-        non_finite = len(values) - missing - n_finite
-        kept = values[finite]
-    kept.sort()  # numpy's SIMD sort: one sort serves quantiles, ranks and distances
-    return NumericValues(sorted=kept, missing=missing, non_finite=non_finite)
+        # A converted array is this call's own unless it views the column's buffer (a
+        # pyarrow-backed column can convert without copying): only the former is sorted
+        # where it is.
+        private = values.flags.owndata and values.flags.writeable
+        ordered = values if private else values.copy()
+    ordered.sort()  # numpy's SIMD sort: one sort serves quantiles, ranks and distances
+    low = int(np.searchsorted(ordered, -np.inf, side="right"))
+    high = int(np.searchsorted(ordered, np.inf, side="left"))
+    end = int(np.searchsorted(ordered, np.inf, side="right"))
+    return NumericValues(
+        sorted=ordered[low:high], missing=len(ordered) - end, non_finite=low + end - high
+    )
 
 
 @dataclass(frozen=True)
@@ -184,8 +192,28 @@ def categories(series: pd.Series, fam: str) -> Categories:
     _, _, counted = classify(series)
     if counted is not None:
         return counted
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    return _counted(codes, uniques, fam)
+    return _from_counts(_value_counts(series), len(series), fam)
+
+
+def _value_counts(series: pd.Series) -> pd.Series:
+    """The non-missing distinct values' counts, in order of first appearance.
+
+    Counted rather than factorized: factorize sizes its hash table for every row and
+    returns a code per row (~48 bytes a row in all), value_counts grows its table with the
+    distinct values, which a categorical column has few of.
+    """
+    return series.value_counts(sort=False, dropna=True)
+
+
+def _from_counts(counts: pd.Series, rows: int, fam: str) -> Categories:
+    import numpy as np
+    import pandas as pd
+
+    totals = counts.to_numpy(dtype=np.int64)
+    values = pd.Index(np.asarray(counts.index, dtype=object), dtype=object)
+    if fam == BOOL:
+        values = pd.Index([bool(v) for v in values], dtype=object)
+    return Categories(values, totals, rows - int(totals.sum()))
 
 
 def _counted(codes: np.ndarray, uniques: Any, fam: str) -> Categories:

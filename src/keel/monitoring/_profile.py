@@ -207,13 +207,13 @@ def bin_counts(values: np.ndarray, low: float, high: float, bins: int) -> np.nda
 def _sketch(values: np.ndarray, bins: int, quantiles: int) -> NumericSketch:
     import numpy as np
 
-    from keel.monitoring.stats import quantiles_of_sorted
+    from keel.monitoring.stats import population_std, quantiles_of_sorted
 
     low, high = float(values[0]), float(values[-1])
     qs = quantiles_of_sorted(values, np.linspace(0.0, 1.0, quantiles))
     with np.errstate(over="ignore", invalid="ignore"):
         mean = float(np.mean(values))
-        std = float(np.std(values))
+        std = population_std(values, mean)
     if not (math.isfinite(mean) and math.isfinite(std)):  # finite values whose sum overflows
         scale = max(abs(low), abs(high))
         mean = float(np.mean(values / scale)) * scale

@@ -37,6 +37,7 @@ __all__ = [
     "jensen_shannon",
     "ks",
     "ks_from_quantiles",
+    "population_std",
     "psi",
     "quantiles_of_sorted",
     "wasserstein",
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 PSI_EPSILON = 1e-4
+BLOCK = 32_768  # values per block of a streamed pass (256 KiB of float64)
 _MIN_NORM = 0.001
 _GRID = 4096  # quantile levels used when the reference is a sketch
 
@@ -57,39 +59,84 @@ def ks(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
-def wasserstein(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> float:
+def wasserstein(
+    ref_sorted: np.ndarray, cur_sorted: np.ndarray, *, overwrite_cur: bool = False
+) -> float:
     """Return the 1-Wasserstein distance between two sorted samples (equal weights).
 
     W1 = ∫₀¹ |Q_ref(t) − Q_cur(t)| dt, with the empirical quantile functions as step
     functions: the steps of both meet on the grid {i/n} ∪ {j/m}, which is built in
-    integers over lcm(n, m) so no rounding moves a step.
+    integers over lcm(n, m) so no rounding moves a step. ``overwrite_cur=True`` lets
+    equal-sized samples' differences be written over ``cur_sorted`` (a caller done with
+    it saves a temporary the size of a column).
     """
     import numpy as np
 
     n, m = len(ref_sorted), len(cur_sorted)
     if n == m:  # both step at i/n: the integral is a mean of paired differences
-        gaps = ref_sorted - cur_sorted
-        np.abs(gaps, out=gaps)  # in place: one temporary, not two
+        gaps = cur_sorted if overwrite_cur else np.empty_like(cur_sorted)
+        np.subtract(ref_sorted, cur_sorted, out=gaps)
+        np.abs(gaps, out=gaps)
         return float(np.mean(gaps))
     g = math.gcd(n, m)
     step_ref, step_cur = m // g, n // g  # 1/n and 1/m in units of 1/lcm
     lcm = n * step_ref
-    grid = np.concatenate(
-        [np.arange(n, dtype=np.int64) * step_ref, np.arange(1, m, dtype=np.int64) * step_cur]
-    )
-    grid.sort()
-    widths = np.diff(np.append(grid, lcm))
-    gaps = np.abs(ref_sorted[grid // step_ref] - cur_sorted[grid // step_cur])
-    return float(np.dot(gaps, widths) / lcm)
+    # The grid is walked in spans of about BLOCK steps: its integer arrays, and the gaps
+    # gathered on them, would otherwise be several times the size of both samples.
+    spans = max(1, -(-(n + m - 1) // BLOCK))
+    total = 0.0
+    i0, j0 = 0, 1  # the next steps of each sample not yet walked (j = 0 is i = 0's)
+    for k in range(1, spans + 1):
+        end = lcm * k // spans  # Python ints: lcm · k may pass int64
+        i1 = min(n, -(-end // step_ref))  # ref steps i · step_ref < end
+        j1 = max(j0, min(m, -(-end // step_cur)))
+        grid = np.concatenate(
+            [
+                np.arange(i0, i1, dtype=np.int64) * step_ref,
+                np.arange(j0, j1, dtype=np.int64) * step_cur,
+            ]
+        )
+        grid.sort()
+        after = min(i1 * step_ref if i1 < n else lcm, j1 * step_cur if j1 < m else lcm)
+        widths = np.diff(grid, append=after)
+        gaps = ref_sorted[grid // step_ref]
+        gaps -= cur_sorted[grid // step_cur]
+        np.abs(gaps, out=gaps)
+        total += float(np.dot(gaps, widths))
+        i0, j0 = i1, j1
+    return total / lcm
+
+
+def population_std(values: np.ndarray, mean: float) -> float:
+    """``numpy.std(values)`` (population) without its temporary the size of the column.
+
+    The squared deviations are summed block by block (each block pairwise, as numpy
+    sums), so a wide frame's columns in flight hold a block each, not a copy each.
+    """
+    import numpy as np
+
+    if len(values) == 0:
+        return math.nan  # as numpy.std gives, without its warning
+    total = 0.0
+    scratch = np.empty(min(len(values), BLOCK), dtype=np.float64)
+    for start in range(0, len(values), BLOCK):
+        block = values[start : start + BLOCK]
+        part = scratch[: len(block)]
+        np.subtract(block, mean, out=part)
+        np.square(part, out=part)
+        total += float(np.sum(part))
+    return math.sqrt(total / len(values))
 
 
 def _norm(std: float) -> float:
     return max(float(std), _MIN_NORM)
 
 
-def wasserstein_normed(ref_sorted: np.ndarray, cur_sorted: np.ndarray, ref_std: float) -> float:
+def wasserstein_normed(
+    ref_sorted: np.ndarray, cur_sorted: np.ndarray, ref_std: float, *, overwrite_cur: bool = False
+) -> float:
     """Return the Wasserstein distance divided by the reference's std (at least 0.001)."""
-    return wasserstein(ref_sorted, cur_sorted) / _norm(ref_std)
+    return wasserstein(ref_sorted, cur_sorted, overwrite_cur=overwrite_cur) / _norm(ref_std)
 
 
 def chi_square(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:
