@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the dispatch named on the command line; return the process's exit code."""
     from sqlalchemy import select
 
+    from keel.errors import KeelError
     from keel.pipelines.dispatch import finish_dispatch, renew
     from keel.store.schema_scheduling import pipeline_dispatches
     from keel.stores import current_stores
@@ -70,11 +71,17 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m keel.pipelines.launch DISPATCH_ID", file=sys.stderr)
         return 2
     dispatch_id = args[0]
-    db = current_stores().tracking.db  # type: ignore[attr-defined]
-    with db.read() as conn:
-        row = conn.execute(
-            select(pipeline_dispatches).where(pipeline_dispatches.c.dispatch_id == dispatch_id)
-        ).first()
+    try:
+        db = current_stores().tracking.db  # type: ignore[attr-defined]
+        with db.read() as conn:
+            row = conn.execute(
+                select(pipeline_dispatches).where(pipeline_dispatches.c.dispatch_id == dispatch_id)
+            ).first()
+    except KeelError as exc:
+        # The server records this process's last output line as the dispatch's error, which
+        # viewers read: the message (e.g. "run `keel db upgrade`"), not a traceback.
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     if row is None or row.status != "running":
         print(f"no running dispatch {dispatch_id}", file=sys.stderr)
         return 2
