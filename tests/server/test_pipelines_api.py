@@ -126,6 +126,14 @@ def test_a_webhook_runs_its_pipeline_only_with_its_token(
     assert dispatch["status"] == "finished"
     assert [r["tag"] for r in records(out)] == ["abc"]
     assert client.get(f"{API}/triggers/hook").json()["fired"] == 1
+    # a payload that cannot fill the params starts nothing: the caller is told (was a 202
+    # with no dispatch and no reason)
+    too_long = {"payload": {"commit": "x" * 20_000}}
+    r = client.post(fire, json=too_long, headers={"Keel-Trigger-Token": token})
+    assert r.status_code == 400, r.text
+    assert "trigger 'hook' started nothing: param 'tag'" in r.json()["message"]
+    hook = client.get(f"{API}/triggers/hook").json()
+    assert (hook["fired"], hook["last_error"]) == (1, r.json()["message"].split(": ", 1)[1])
 
 
 def test_the_rest_store_does_what_the_sql_store_does(keel_env: Any, tmp_path: Path) -> None:

@@ -93,11 +93,16 @@ def _fire_row(
     payload: dict[str, Any],
     *,
     cursor: tuple[str | None, str] | None = None,
+    refuse_bad: bool = False,
 ) -> str | None:
     """Start ``row``'s run for one event; None if that event has a run already (or, with
-    ``cursor`` = (expected, new), if another server moved the cursor first)."""
+    ``cursor`` = (expected, new), if another server moved the cursor first).
+
+    Params the payload cannot fill are recorded as the trigger's ``last_error``; with
+    ``refuse_bad`` (a webhook: its caller is waiting for the answer) they also raise
+    ``InvalidInput``."""
     dispatch_id = new_dispatch_id()
-    now = now_ms()
+    now, bad = now_ms(), ""
     try:
         params = render_params(json.loads(row.params), payload)
     except InvalidInput as exc:
@@ -111,30 +116,36 @@ def _fire_row(
             ).rowcount
             if not moved:
                 return None
-        if params is None:
+        if params is not None:
+            values = dispatch_values(
+                dispatch_id=dispatch_id,
+                source="trigger",
+                name=row.name,
+                event_key=event_key,
+                definition=row,
+                params=params,
+                holder=_HOLDER,
+                lease=None,
+                due_at=None,
+                now=now,
+            )
+            if not insert_dispatch(conn, values):
+                return None
+            conn.execute(
+                T.update()
+                .where(T.c.name == row.name)
+                .values(
+                    fired=T.c.fired + 1, last_fired_at=now, last_status="running", last_error=None
+                )
+            )
+        else:
             conn.execute(
                 T.update().where(T.c.name == row.name).values(last_error=bad, last_fired_at=now)
             )
-            return None
-        values = dispatch_values(
-            dispatch_id=dispatch_id,
-            source="trigger",
-            name=row.name,
-            event_key=event_key,
-            definition=row,
-            params=params,
-            holder=_HOLDER,
-            lease=None,
-            due_at=None,
-            now=now,
-        )
-        if not insert_dispatch(conn, values):
-            return None
-        conn.execute(
-            T.update()
-            .where(T.c.name == row.name)
-            .values(fired=T.c.fired + 1, last_fired_at=now, last_status="running", last_error=None)
-        )
+    if params is None:  # recorded (and the cursor moved): now tell a waiting caller
+        if refuse_bad:
+            raise InvalidInput(f"trigger {row.name!r} started nothing: {bad}")
+        return None
     launcher.start(dispatch_id, row.workdir)
     return dispatch_id
 
@@ -171,7 +182,9 @@ def fire_trigger(stores: Any, kind: str, subject: str, payload: dict[str, Any]) 
     launcher = launcher_for(stores)
     started = []
     for row in rows:
-        dispatch_id = _fire_row(db, launcher, row, f"{kind}:{key}", payload)
+        dispatch_id = _fire_row(
+            db, launcher, row, f"{kind}:{key}", payload, refuse_bad=kind == "webhook"
+        )
         if dispatch_id is not None:
             started.append(dispatch_id)
     return started
