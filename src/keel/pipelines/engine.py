@@ -6,7 +6,9 @@ ready nodes are looked up in one batched search, and a hit is recorded as ``cach
 the earlier output reused. Misses start on the executor as slots free up. A failed attempt
 is retried after ``retry_delay * backoff ** (attempt - 1)`` seconds, without blocking other
 steps; a step that fails for good marks only the nodes that depend on it ``skipped`` —
-independent branches run to the end.
+independent branches run to the end. Where workers write this machine's files, a finished
+step's output is written without fsync and its dependents start at once; its record waits
+until its group of outputs is durable (:mod:`keel.pipelines.durable`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import orjson
 from keel.errors import KeelError
 from keel.pipelines import records as R
 from keel.pipelines.cache import cache_key, code_digest, dataset_digest
+from keel.pipelines.durable import OutputFlusher
 from keel.pipelines.materialize import OutputRef
 
 if TYPE_CHECKING:
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["NodeState", "run_dag"]
 
 _POLL = 0.5  # the longest the loop sleeps: heartbeats and retries need it awake
+_FLUSH_POLL = 0.005  # ... and while outputs are being flushed: their records wait for it
 
 
 @dataclass
@@ -72,6 +76,8 @@ class _Run:
         self.queued: deque[str] = deque()
         self.waiting: list[tuple[float, str]] = []
         self.running: set[str] = set()
+        self.flusher = _flusher(executor, spec)
+        self.unrecorded: set[str] = set()  # finished, waiting for their outputs' flush
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> dict[str, NodeState]:
@@ -80,6 +86,7 @@ class _Run:
         beat_every = get_settings().heartbeat_interval
         next_beat = time.monotonic() + beat_every
         while True:
+            self._record_flushed()
             if self.ready:
                 self._look_up_ready()
             now = time.monotonic()
@@ -88,23 +95,42 @@ class _Run:
             while self.queued and self.executor.free_slots > 0:
                 self._start(self.queued.popleft())
             if not (self.running or self.queued or self.waiting or self.ready):
+                if self.unrecorded:
+                    self._record_flushed(block=True)
                 return self.states
             wait = _POLL if not self.waiting else max(0.0, min(_POLL, self.waiting[0][0] - now))
+            if self.unrecorded:
+                wait = min(wait, _FLUSH_POLL)
             for result in self.executor.collect(wait if self.running else 0.0):
                 self._finish(result)
             if not self.running and self.waiting and not self.ready and not self.queued:
                 time.sleep(max(0.0, min(_POLL, self.waiting[0][0] - time.monotonic())))
             if time.monotonic() >= next_beat:
-                alive = [  # waiting for a retry is alive too: no heartbeat-timeout GC
+                alive = [  # waiting for a retry or a flush is alive too: no heartbeat GC
                     st.run_id
-                    for st in self.states.values()
-                    if st.run_id is not None and st.status in ("running", "waiting")
+                    for node_id, st in self.states.items()
+                    if st.run_id is not None
+                    and (st.status in ("running", "waiting") or node_id in self.unrecorded)
                 ]
                 self.recorder.heartbeat([self.parent, *alive])
                 next_beat = time.monotonic() + beat_every
 
     def abandon(self) -> None:
         """Record every unfinished node as failed (the run was interrupted)."""
+        if self.unrecorded:  # they did finish: recorded so, if their outputs can be flushed
+            with contextlib.suppress(Exception):
+                self._record_flushed(block=True)
+        for node_id in list(self.unrecorded):
+            state = self.states[node_id]
+            self.recorder.end_step(
+                state.run_id,  # type: ignore[arg-type]
+                "failed",
+                attempts=state.attempts,
+                error="the pipeline run stopped before this step's output was flushed to disk",
+                logs="".join(state.logs) or None,
+            )
+            state.status = "failed"
+        self.unrecorded.clear()
         for state in self.states.values():
             if state.status in ("running", "waiting") and state.run_id is not None:
                 self.recorder.end_step(
@@ -211,6 +237,7 @@ class _Run:
             self.spec,  # type: ignore[arg-type]
             state.attempts,
             state.run_id,
+            defer_sync=self.flusher is not None,
         )
         self.running.add(node_id)
         self.executor.submit(task, state.node.step.options.timeout)
@@ -228,13 +255,12 @@ class _Run:
                 text += result.traceback
         state.logs.append(text)
         if result.error is None and result.output is not None:
-            self.recorder.end_step(
-                state.run_id,
-                "finished",
-                output=result.output,  # type: ignore[arg-type]
-                attempts=state.attempts,
-                logs="".join(state.logs),
-            )
+            state.output = result.output
+            if result.unsynced and self.flusher is not None:
+                self.unrecorded.add(state.node.id)
+                self.flusher.add(state, result.unsynced)
+            else:
+                self._record_finished(state)
             self._succeeded(state, result.output, "finished")
             return
         options = state.node.step.options
@@ -246,6 +272,22 @@ class _Run:
             )
             return
         self._fail_for_good(state, result.error or "it failed", datasets=None)
+
+    def _record_finished(self, state: NodeState) -> None:
+        self.recorder.end_step(
+            state.run_id,  # type: ignore[arg-type]
+            "finished",
+            output=state.output,
+            attempts=state.attempts,
+            logs="".join(state.logs),
+        )
+
+    def _record_flushed(self, *, block: bool = False) -> None:
+        if self.flusher is None or not self.unrecorded:
+            return
+        for state in self.flusher.released(block=block):
+            self.unrecorded.discard(state.node.id)
+            self._record_finished(state)
 
     def _succeeded(self, state: NodeState, output: OutputRef, status: str) -> None:
         state.output, state.status = output, status
@@ -293,3 +335,16 @@ def run_dag(
         with contextlib.suppress(Exception):  # the store may be what failed: keep that error
             run.abandon()
         raise
+    finally:
+        if run.flusher is not None:
+            run.flusher.close()
+
+
+def _flusher(executor: Executor, spec: StoreSpec) -> OutputFlusher[NodeState] | None:
+    """Return what flushes outputs workers wrote unsynced; None where they cannot."""
+    if not executor.shares_files or spec.tracking_uri.startswith(("http://", "https://")):
+        return None  # a server's store (its own writes are durable) or another machine's
+    from keel.store.artifacts import ArtifactStore, open_artifact_store
+
+    blobs = open_artifact_store(spec.artifact_uri)  # the store the workers open
+    return OutputFlusher(blobs) if isinstance(blobs, ArtifactStore) else None

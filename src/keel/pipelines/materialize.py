@@ -35,7 +35,7 @@ from keel.pipelines.errors import StepFailed
 from keel.pipelines.params import is_json_value
 
 if TYPE_CHECKING:
-    from keel.store.artifacts import BlobStore
+    from keel.store.artifacts import Blob, BlobStore
 
 __all__ = ["KINDS", "OutputRef", "load_output", "store_output"]
 
@@ -87,16 +87,42 @@ def _type_name(value: Any) -> str:
     )
 
 
-def store_output(value: Any, blobs: BlobStore, step: str) -> OutputRef:
+def store_output(
+    value: Any, blobs: BlobStore, step: str, *, unsynced: list[str] | None = None
+) -> OutputRef:
     """Return the reference of ``value`` stored in ``blobs`` by its type (table above).
 
-    A value that no kind can store raises ``StepFailed`` naming ``step`` and the reason.
+    With ``unsynced`` (a list) and a local-files ``ArtifactStore``, the blobs are written
+    without fsync and their digests appended to it: the caller owes their ``make_durable``
+    before anything records the reference. A value that no kind can store raises
+    ``StepFailed`` naming ``step`` and the reason.
     """
     kind, data, meta = _encode(value, step)
+    put_bytes, put_file = _writers(blobs, unsynced)
     if kind == "model":
-        return _store_model(value, blobs, step)
-    blob = blobs.put_bytes(data)
+        return _store_model(value, put_bytes, put_file, step)
+    blob = put_bytes(data)
     return OutputRef(blob.digest, blob.size, kind, _type_name(value), meta)
+
+
+def _writers(blobs: BlobStore, unsynced: list[str] | None) -> tuple[Any, Any]:
+    from keel.store.artifacts import ArtifactStore
+
+    if unsynced is None or not isinstance(blobs, ArtifactStore):
+        return blobs.put_bytes, blobs.put_file
+    store = blobs
+
+    def put_bytes(data: bytes) -> Blob:
+        blob = store.put_bytes(data, durable=False)
+        unsynced.append(blob.digest)
+        return blob
+
+    def put_file(path: Path) -> Blob:
+        blob = store.put_file(path, durable=False)
+        unsynced.append(blob.digest)
+        return blob
+
+    return put_bytes, put_file
 
 
 def _encode(value: Any, step: str) -> tuple[str, bytes, dict[str, Any]]:
@@ -179,7 +205,7 @@ def _is_model(value: Any) -> bool:
     return not isinstance(value, type) and (_is_sklearn_estimator(value) or _is_onnx_model(value))
 
 
-def _store_model(value: Any, blobs: BlobStore, step: str) -> OutputRef:
+def _store_model(value: Any, put_bytes: Any, put_file: Any, step: str) -> OutputRef:
     from keel.registry.packaging import save_model_dir
 
     with tempfile.TemporaryDirectory(prefix="keel-step-model-") as tmp:
@@ -190,10 +216,10 @@ def _store_model(value: Any, blobs: BlobStore, step: str) -> OutputRef:
             raise StepFailed(step, f"its model output cannot be saved: {exc.message}") from exc
         files = {}
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            blob = blobs.put_file(path)
+            blob = put_file(path)
             files[path.relative_to(folder).as_posix()] = [blob.digest, blob.size]
     manifest = orjson.dumps({"format": _MANIFEST_FORMAT, "files": files})
-    blob = blobs.put_bytes(manifest)
+    blob = put_bytes(manifest)
     return OutputRef(blob.digest, blob.size, "model", _type_name(value), {"flavor": info.flavor})
 
 

@@ -41,6 +41,10 @@ class _Worker:
 class Executor(ABC):
     """Runs step tasks; the engine submits when a slot is free and collects results."""
 
+    #: True when tasks run on this machine and write the files this process sees, so the
+    #: engine can make their outputs durable itself, in groups (keel.pipelines.durable).
+    shares_files: bool = False
+
     @property
     @abstractmethod
     def free_slots(self) -> int:
@@ -61,6 +65,8 @@ class Executor(ABC):
 
 class ProcessExecutor(Executor):
     """Runs each task in one of up to ``size`` reusable spawned worker processes."""
+
+    shares_files = True
 
     def __init__(self, size: int) -> None:
         self._size = size
@@ -177,6 +183,8 @@ class ProcessExecutor(Executor):
 
 class InlineExecutor(Executor):
     """Runs each task in this process, one at a time (for debugging: timeouts are not enforced)."""
+
+    shares_files = True
 
     def __init__(self) -> None:
         self._done: list[StepResult] = []

@@ -98,6 +98,9 @@ class StepTask:
     store: StoreSpec
     attempt: int = 1
     run_id: str | None = None  # the step run: active while the step runs (see execute)
+    # Write the output without fsync, for the engine to make durable in a group before it
+    # records it (keel.pipelines.durable): only where the engine sees the worker's files.
+    defer_sync: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class StepResult:
     logs: str
     started: int
     ended: int
+    unsynced: tuple[str, ...] = ()  # blobs written without fsync (see StepTask.defer_sync)
 
 
 class _Tail(io.StringIO):
@@ -159,13 +163,15 @@ def execute(task: StepTask, blobs: BlobStore | None = None) -> StepResult:
                     value = task.step.fn(**kwargs)
         finally:
             root.removeHandler(handler)
-        output = store_output(value, store, task.node_id)
+        unsynced: list[str] | None = [] if task.defer_sync else None
+        output = store_output(value, store, task.node_id, unsynced=unsynced)
     except StepFailed as exc:
         return StepResult(task.node_id, None, exc.message, _tb(exc), logs.text(), started, _ms())
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - a step's error is data
         message = f"{type(exc).__name__}: {exc}"
         return StepResult(task.node_id, None, message, _tb(exc), logs.text(), started, _ms())
-    return StepResult(task.node_id, output, None, None, logs.text(), started, _ms())
+    written = tuple(unsynced or ())
+    return StepResult(task.node_id, output, None, None, logs.text(), started, _ms(), written)
 
 
 @contextlib.contextmanager

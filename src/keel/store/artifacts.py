@@ -10,24 +10,36 @@ blob raises ``IntegrityError`` naming the artifact and the expected digest.
 How bytes are written atomically on each backend is described in ``keel.store.blobs``.
 Two writers storing the same content at once both succeed: each writes its own temp file
 and the last rename (or S3 PUT) of identical bytes wins.
+
+A put is durable when it returns (fsynced, on a local folder) unless ``durable=False``:
+then the caller must call ``make_durable`` on the digests before anything that must
+survive a crash refers to them (pipeline step outputs: the engine makes each group of
+finished steps' outputs durable, in one flush, before it records them). Such a blob may
+be torn by a crash before that, so a later ``durable=False`` put of the same digest trusts
+the stored copy only if its bytes still hash to its name.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import re
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Protocol, runtime_checkable
-
-import blake3
+from typing import IO, Any, BinaryIO
 
 from keel.errors import IntegrityError, InvalidInput, NotFound, StoreUnavailable
+from keel.store.blob_interface import (
+    _DIGEST,
+    CHUNK_SIZE,
+    Blob,
+    BlobStore,
+    _check_digest,
+    _corrupted,
+    _hasher,
+)
 from keel.store.blobs import BlobBackend, normalise_url, open_backend
 
 __all__ = [
@@ -39,75 +51,6 @@ __all__ = [
     "hash_file",
     "open_artifact_store",
 ]
-
-CHUNK_SIZE = 1 << 20
-_DIGEST = re.compile(r"[0-9a-f]{64}")
-
-
-@dataclass(frozen=True)
-class Blob:
-    """A stored artifact: its BLAKE3 digest (64 lowercase hex) and its size in bytes."""
-
-    digest: str
-    size: int
-
-
-def _hasher() -> Any:
-    # AUTO lets blake3 spread large updates over the cores (~1.6x on 2 cores, 1 MiB chunks).
-    return blake3.blake3(max_threads=blake3.blake3.AUTO)
-
-
-def _check_digest(digest: object) -> str:
-    # Digests become paths: anything but 64 lowercase hex ("../../etc", "") is refused here.
-    if not isinstance(digest, str) or _DIGEST.fullmatch(digest) is None:
-        raise InvalidInput(
-            f"not a BLAKE3 digest: {digest!r}; expected 64 lowercase hexadecimal characters"
-        )
-    return digest
-
-
-def _corrupted(label: str, expected: str, actual: str) -> IntegrityError:
-    return IntegrityError(
-        f"artifact {label!r} is corrupted: expected blake3 digest {expected}, found {actual}"
-    )
-
-
-@runtime_checkable
-class BlobStore(Protocol):
-    """Content-addressed, verified blob storage: what tracking and the registry need.
-
-    ``ArtifactStore`` (any fsspec URL) and the REST store of ``keel.client`` (through a
-    Keel server) both implement it; every read is verified against its digest.
-    """
-
-    def put_file(self, path: str | os.PathLike[str]) -> Blob:
-        """Store a local file; return its digest and size."""
-
-    def put_stream(self, stream: BinaryIO, *, expected_digest: str | None = None) -> Blob:
-        """Store what a binary stream yields; return its digest and size.
-
-        With ``expected_digest``, content hashing to anything else is an
-        ``IntegrityError`` and nothing is stored.
-        """
-
-    def put_bytes(self, data: bytes) -> Blob:
-        """Store bytes; return their digest and size."""
-
-    def exists(self, digest: str) -> bool:
-        """Return whether a blob with this digest is stored."""
-
-    def read_bytes(self, digest: str, *, name: str | None = None) -> bytes:
-        """Return a small blob's bytes, verified."""
-
-    def get_file(
-        self, digest: str, dest: str | os.PathLike[str], *, name: str | None = None
-    ) -> Path:
-        """Write a blob to ``dest`` atomically, verified; return ``dest``."""
-
-    def open_verified(
-        self, digest: str, *, name: str | None = None
-    ) -> AbstractContextManager[BinaryIO]:
-        """Return a reader that raises ``IntegrityError`` at EOF on a digest mismatch."""
 
 
 class _VerifiedReader(io.RawIOBase):
@@ -173,15 +116,18 @@ class ArtifactStore:
 
     # -- writing -------------------------------------------------------------------------
 
-    def put_file(self, path: str | os.PathLike[str]) -> Blob:
-        """Return the ``Blob`` for a local file, uploading it unless already stored."""
+    def put_file(self, path: str | os.PathLike[str], *, durable: bool = True) -> Blob:
+        """Return the ``Blob`` for a local file, uploading it unless already stored.
+
+        ``durable=False``: see the module's docstring (``make_durable`` is owed).
+        """
         source = os.fspath(path)
         digest, size = hash_file(source)
         with self._guard():
-            if self._backend.size(self._blob_path(digest)) == size:
+            if self._stored(digest, size, durable):
                 return Blob(digest, size)
             with open(source, "rb", buffering=0) as f:
-                return self._write(f, expected=digest, size_hint=size, label=source)
+                return self._write(f, expected=digest, size_hint=size, label=source, sync=durable)
 
     def put_stream(self, stream: BinaryIO, *, expected_digest: str | None = None) -> Blob:
         """Return the ``Blob`` for everything left in ``stream`` (need not be seekable).
@@ -193,23 +139,75 @@ class ArtifactStore:
         with self._guard():
             return self._write(stream, expected=expected, size_hint=None, label="stream")
 
-    def put_bytes(self, data: bytes) -> Blob:
-        """Return the ``Blob`` for ``data``, storing it unless already stored."""
+    def put_bytes(self, data: bytes, *, durable: bool = True) -> Blob:
+        """Return the ``Blob`` for ``data``, storing it unless already stored.
+
+        ``durable=False``: see the module's docstring (``make_durable`` is owed).
+        """
         hasher = _hasher()
         hasher.update(data)
         digest, size = hasher.hexdigest(), len(data)
         with self._guard():
-            if self._backend.size(self._blob_path(digest)) == size:
+            if self._stored(digest, size, durable):
                 return Blob(digest, size)
-            return self._write(io.BytesIO(data), expected=digest, size_hint=size, label="bytes")
+            return self._write(
+                io.BytesIO(data), expected=digest, size_hint=size, label="bytes", sync=durable
+            )
+
+    def make_durable(self, digests: Iterable[str]) -> None:
+        """Make blobs put with ``durable=False`` survive a crash, all in one group flush.
+
+        A digest that is not stored raises ``IntegrityError``; a flush the storage refuses
+        raises ``StoreUnavailable``. On an object store a finished put is already durable.
+        """
+        paths = [self._blob_path(_check_digest(d)) for d in digests]
+        try:
+            with self._guard():
+                self._backend.make_durable(paths)
+        except FileNotFoundError as exc:
+            raise IntegrityError(
+                f"a blob to make durable is missing from the artifact store {self._url} "
+                f"({exc.filename}); it was deleted before it was flushed"
+            ) from None
+        except OSError as exc:
+            if isinstance(exc, StoreUnavailable):
+                raise
+            raise StoreUnavailable(
+                f"the artifact store {self._url} could not flush blobs to stable storage "
+                f"({exc}); check the disk (space, errors), then retry"
+            ) from exc
+
+    def _stored(self, digest: str, size: int, durable: bool) -> bool:
+        if self._backend.size(self._blob_path(digest)) != size:
+            return False
+        if durable:
+            return True
+        # Possibly put without sync before a crash: trusted only if it still hashes right.
+        try:
+            if size <= CHUNK_SIZE:
+                self.read_bytes(digest)
+            else:
+                with self.open_verified(digest) as f:
+                    while f.read(CHUNK_SIZE):
+                        pass
+        except (IntegrityError, OSError):
+            return False
+        return True
 
     def _write(
-        self, source: IO[bytes], *, expected: str | None, size_hint: int | None, label: str
+        self,
+        source: IO[bytes],
+        *,
+        expected: str | None,
+        size_hint: int | None,
+        label: str,
+        sync: bool = True,
     ) -> Blob:
         backend = self._backend
         direct = expected is not None and backend.direct_writes
         target = self._blob_path(expected) if direct and expected else backend.new_tmp_path()
-        with backend.open_write(target, temporary=not direct, size_hint=size_hint) as out:
+        opened = backend.open_write(target, temporary=not direct, size_hint=size_hint, sync=sync)
+        with opened as out:
             hasher, size = _hasher(), 0
             while chunk := source.read(CHUNK_SIZE):
                 if isinstance(chunk, str):
@@ -233,10 +231,10 @@ class ArtifactStore:
             return Blob(digest, size)
         final = self._blob_path(digest)
         try:
-            if backend.size(final) == size:
+            if sync and backend.size(final) == size:
                 backend.remove(target)  # already stored (dedup): drop our copy
-            else:
-                backend.publish(target, final)
+            else:  # unsynced: replace what may be a copy torn by a crash
+                backend.publish(target, final, sync=sync)
         except BaseException:
             with suppress(Exception):  # best effort; the original error matters more
                 backend.remove(target)

@@ -5,7 +5,10 @@ a backend here only moves bytes. Both backends share one interface, ``BlobBacken
 
 - ``LocalBackend`` uses plain ``os`` calls. A write goes to ``<root>/tmp/<random>``, is
   fsynced, then ``os.replace``-d into place. ``tmp/`` lives inside the root, so it is on the
-  same filesystem as ``blobs/`` and the rename is atomic.
+  same filesystem as ``blobs/`` and the rename is atomic. A write with ``sync=False`` skips
+  both fsyncs; the caller then makes it durable with ``make_durable``, in a group: many
+  small fsyncs one after another each wait for a journal commit (~1–7 ms here), while a
+  group is one ``syncfs`` or concurrent fsyncs that the journal coalesces.
 - ``FsspecBackend`` wraps any fsspec filesystem. On S3 an object only becomes visible once its
   PUT (or its multipart upload) completes, so when the digest is known in advance it is
   uploaded straight to its final key: that is S3's atomic rename, minus a server-side copy
@@ -17,7 +20,7 @@ from __future__ import annotations
 import os
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import IO, Any
 
@@ -27,6 +30,7 @@ import fsspec.utils
 from fsspec.spec import AbstractBufferedFile
 
 from keel.errors import InvalidInput, MissingDependency, require
+from keel.store.durability import fsync_dir, sync_files
 
 __all__ = [
     "BlobBackend",
@@ -78,13 +82,21 @@ class BlobBackend(ABC):
 
     @abstractmethod
     def open_write(
-        self, path: str, *, temporary: bool, size_hint: int | None = None
+        self, path: str, *, temporary: bool, size_hint: int | None = None, sync: bool = True
     ) -> AbstractContextManager[IO[bytes]]:
-        """Return a writer that publishes on a clean exit and leaves nothing on an error."""
+        """Return a writer that publishes on a clean exit and leaves nothing on an error.
+
+        With ``sync=False`` the bytes may not be on stable storage yet when it returns
+        (see ``make_durable``).
+        """
 
     @abstractmethod
-    def publish(self, tmp: str, final: str) -> None:
+    def publish(self, tmp: str, final: str, *, sync: bool = True) -> None:
         """Move a finished temp file to ``final`` atomically (replacing what is there)."""
+
+    @abstractmethod
+    def make_durable(self, paths: Sequence[str]) -> None:
+        """Make files written with ``sync=False`` survive a crash (and their names)."""
 
     @abstractmethod
     def size(self, path: str) -> int | None:
@@ -116,9 +128,9 @@ class LocalBackend(BlobBackend):
 
     @contextmanager
     def open_write(
-        self, path: str, *, temporary: bool, size_hint: int | None = None
+        self, path: str, *, temporary: bool, size_hint: int | None = None, sync: bool = True
     ) -> Iterator[IO[bytes]]:
-        """Yield a new file at ``path``; fsync it on success, delete it on an error."""
+        """Yield a new file at ``path``; fsync it on success (if ``sync``), delete on error."""
         os.makedirs(os.path.dirname(path), exist_ok=True)
         try:
             with open(path, "xb") as out:
@@ -128,18 +140,29 @@ class LocalBackend(BlobBackend):
                 # empty or partial file under the final name (the rename reached the disk,
                 # the data did not). It costs a disk flush per artifact, which is small next
                 # to writing the artifact; the metadata DB records digests it relies on.
-                os.fsync(out.fileno())
+                # Without ``sync`` the caller owes a make_durable before any record does.
+                if sync:
+                    os.fsync(out.fileno())
         except BaseException:
             with suppress(FileNotFoundError):
                 os.unlink(path)
             raise
 
-    def publish(self, tmp: str, final: str) -> None:
-        """``os.replace`` ``tmp`` onto ``final`` and fsync the directory entry."""
+    def publish(self, tmp: str, final: str, *, sync: bool = True) -> None:
+        """``os.replace`` ``tmp`` onto ``final`` and fsync the directory entry (if ``sync``)."""
         parent = os.path.dirname(final)
         os.makedirs(parent, exist_ok=True)
         os.replace(tmp, final)
-        _fsync_dir(parent)
+        if sync:
+            fsync_dir(parent)
+
+    def make_durable(self, paths: Sequence[str]) -> None:
+        """Flush the files at ``paths`` and their folders' entries to stable storage.
+
+        See ``keel.store.durability.sync_files``: one ``syncfs`` for a large group,
+        concurrent fsyncs for a small one. A missing file raises ``FileNotFoundError``.
+        """
+        sync_files(self.root, paths)
 
     def size(self, path: str) -> int | None:
         """Return the file's size, or ``None`` if it does not exist."""
@@ -157,19 +180,6 @@ class LocalBackend(BlobBackend):
         """Yield file names under ``prefix``, walking the tree lazily."""
         for _dirpath, _dirnames, filenames in os.walk(prefix):
             yield from filenames
-
-
-def _fsync_dir(path: str) -> None:
-    # Make the rename itself durable. POSIX only: Windows cannot open a directory, and some
-    # filesystems refuse to fsync one; the data is already safe, so that is not an error.
-    if os.name != "posix":
-        return
-    with suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class FsspecBackend(BlobBackend):
@@ -201,9 +211,12 @@ class FsspecBackend(BlobBackend):
 
     @contextmanager
     def open_write(
-        self, path: str, *, temporary: bool, size_hint: int | None = None
+        self, path: str, *, temporary: bool, size_hint: int | None = None, sync: bool = True
     ) -> Iterator[IO[bytes]]:
-        """Yield a writer; close (publish) it on success, abort the upload on an error."""
+        """Yield a writer; close (publish) it on success, abort the upload on an error.
+
+        A completed upload is durable: ``sync`` changes nothing here.
+        """
         if not self.direct_writes:  # object stores have no folders to create (and S3 would
             self.fs.makedirs(self.fs._parent(path), exist_ok=True)  # spend a request on it)
         out = self.fs.open(path, "wb", block_size=_part_size(size_hint))
@@ -220,12 +233,15 @@ class FsspecBackend(BlobBackend):
                     with suppress(Exception):
                         self.fs.rm_file(path)
 
-    def publish(self, tmp: str, final: str) -> None:
+    def publish(self, tmp: str, final: str, *, sync: bool = True) -> None:
         """Copy ``tmp`` to ``final`` (server-side on S3), then delete ``tmp``."""
         if not self.direct_writes:
             self.fs.makedirs(self.fs._parent(final), exist_ok=True)
         self.fs.cp_file(tmp, final)
         self.fs.rm_file(tmp)
+
+    def make_durable(self, paths: Sequence[str]) -> None:
+        """Do nothing: an object store's write is durable once it completes."""
 
     def size(self, path: str) -> int | None:
         """Return the object's size, or ``None`` if there is no such file."""
