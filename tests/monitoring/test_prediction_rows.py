@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from keel.monitoring import prediction_rows
 from keel.monitoring.prediction_rows import segment_table, segments_of, tables_of
 
 T0 = int(datetime(2026, 11, 30, 9, 30, tzinfo=UTC).timestamp() * 1000)  # batches span 09-11
@@ -106,8 +107,13 @@ def _same(got: Any, want: Any) -> bool:
     return not missing and got == want
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_a_mixed_batch_converts_as_one_record_at_a_time_would(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "chunk"), [(0, None), (1, None), (2, (7, 11)), (3, (1, 1))])
+def test_a_mixed_batch_converts_as_one_record_at_a_time_would(
+    seed: int, chunk: tuple[int, int] | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if chunk is not None:  # converted a few records at a time, yielding the GIL between
+        monkeypatch.setattr(prediction_rows, "CHUNK_RECORDS", chunk[0])
+        monkeypatch.setattr(prediction_rows, "CHUNK_ROWS", chunk[1])
     batch = _batch(seed, 200)
     rejected: list[tuple[Any, ...]] = []
     tables = tables_of(batch, rejected)
