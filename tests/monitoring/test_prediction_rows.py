@@ -180,3 +180,20 @@ def test_records_whose_arrays_do_not_hold_their_rows_are_left_out_alone() -> Non
     assert rejected == [short, flat, listed]
     assert pd.Series(table.column("request_id").to_pylist()).unique().tolist() == ["fine"]
     assert segment_table([short], []) is None
+
+
+def test_a_large_segment_gives_the_gil_away_between_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    yields: list[int] = []
+    monkeypatch.setattr(prediction_rows, "CHUNK_RECORDS", 10)
+    monkeypatch.setattr(prediction_rows, "_let_others_run", lambda: yields.append(1))
+    batch = [
+        ("dep", "m", "1", f"r{i}", T0, 0.5, 200, None, 1, None, None, {"p": np.ones(1)})
+        for i in range(100)
+    ]
+    table = segment_table(batch)
+    assert table is not None
+    assert table.column("request_id").to_pylist() == [f"r{i}" for i in range(100)]
+    # 10 chunks of layout keys, 10 of conversion: the serving loop can run between each
+    assert len(yields) >= 18
