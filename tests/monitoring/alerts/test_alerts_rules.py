@@ -169,3 +169,28 @@ def test_bad_files_are_invalid_input(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00rules")
     with pytest.raises(InvalidInput, match="cannot read"):
         read_rules_file(binary)
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    levels = 6  # 531,441 values: over the limit, yet cheap enough to expand if unguarded
+    # every anchor inside the trigger's payload, as a hostile file would put them
+    lol = ", ".join(['"lol"'] * 9)
+    body = ["rules:", "  - name: laughs", "    deployment: churn-prod", "    metric: drift_share"]
+    body += ["    op: '>'", "    threshold: 0.3", "    actions:", "      - type: trigger"]
+    body += ["        payload:", f"          l0: &l0 [{lol}]"]
+    body += [f"          l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]" for n in range(1, levels)]
+    bomb = tmp_path / "laughs.yaml"
+    bomb.write_text("\n".join(body) + "\n")
+    with pytest.raises(InvalidInput, match="expands to more than 200,000 values"):
+        read_rules_file(bomb)
+    shared = tmp_path / "shared.yaml"  # an alias used as people use them still works
+    shared.write_text(
+        "rules:\n"
+        "  - {name: a, deployment: d, metric: drift_share, op: '>', threshold: 0.3,\n"
+        "     notifiers: &team [log, {type: webhook, url_env: TEAM_HOOK}]}\n"
+        "  - {name: b, deployment: d, metric: error_rate, op: '>', threshold: 0.1,\n"
+        "     notifiers: *team}\n"
+    )
+    first, second = read_rules_file(shared)
+    assert first.notifiers == second.notifiers
+    assert second.notifiers[1]["url_env"] == "TEAM_HOOK"

@@ -3,7 +3,8 @@
 The document is a mapping with a ``rules`` list, or the list itself. Every rule is checked
 before any is returned; a bad one is an ``InvalidInput`` naming its position, its name
 and the field. Files are read with ``yaml.safe_load`` (no tags that build objects), at
-most 1 MB and 1,000 rules.
+most 1 MB and 1,000 rules; YAML aliases may repeat a value, but the document they expand
+to is at most ``MAX_NODES`` values (a "billion laughs" file is refused, not expanded).
 """
 
 from __future__ import annotations
@@ -14,10 +15,37 @@ from pathlib import Path
 from keel.errors import InvalidInput, MissingDependency
 from keel.monitoring.alerts.rules import AlertRule, parse_rule
 
-__all__ = ["MAX_RULES", "MAX_RULES_FILE", "parse_rules_document", "read_rules_file"]
+__all__ = [
+    "MAX_NODES",
+    "MAX_RULES",
+    "MAX_RULES_FILE",
+    "parse_rules_document",
+    "read_rules_file",
+]
 
 MAX_RULES_FILE = 1_000_000  # bytes of YAML
 MAX_RULES = 1_000
+# Values of the document once aliases are expanded: far above any real rules file, far
+# below what exhausts memory when a trigger payload is serialised.
+MAX_NODES = 200_000
+
+
+def _check_expanded_size(document: object, source: str) -> None:
+    # An alias is the same Python object reached again, so it is counted each time: the
+    # walk stops at the budget however many times nine aliases of nine expand.
+    seen, stack = 0, [document]
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            raise InvalidInput(
+                f"{source} expands to more than {MAX_NODES:,} values (YAML aliases repeated "
+                "within each other); write the rules out plainly"
+            )
+        if isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 def parse_rules_document(
@@ -65,4 +93,5 @@ def read_rules_file(path: str | Path) -> list[AlertRule]:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{file} is not valid YAML: {str(exc)[:300]}") from None
+    _check_expanded_size(document, str(file))
     return parse_rules_document(document, source=str(file))
