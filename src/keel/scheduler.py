@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,6 +76,11 @@ class Scheduler:
         self.db = db
         self.holder = new_holder_id()
         self.status = {job.name: JobStatus(job.name) for job in jobs}
+        # Ticks run in worker threads that a cancelled run() cannot stop: it counts them
+        # and waits for them before giving up its leases (see run()).
+        self._flight = threading.Condition()
+        self._ticking = 0
+        self._stopping = False
 
     def _lease_ttl(self, job: PeriodicJob) -> float:
         # Long enough to survive a slow tick, short enough that a dead holder is replaced
@@ -89,7 +95,14 @@ class Scheduler:
         return acquire_lease(self.db, f"job:{job.name}", self.holder, self._lease_ttl(job))  # type: ignore[arg-type]
 
     def tick(self, job: PeriodicJob) -> None:
-        """Run ``job`` once here if this server holds (or takes) its lease; record how it went."""
+        """Run ``job`` once here if this server holds (or takes) its lease; record how it went.
+
+        A tick that starts while :meth:`run` is stopping does nothing.
+        """
+        with self._flight:
+            if self._stopping:
+                return
+            self._ticking += 1
         status = self.status[job.name]
         try:
             status.leading = self._holds(job)
@@ -104,10 +117,15 @@ class Scheduler:
             _log.exception("periodic job %r failed", job.name)
         finally:
             status.last_run_at = time.time()
+            with self._flight:
+                self._ticking -= 1
+                self._flight.notify_all()
 
     async def run(self) -> None:
         """Tick every job when it is due, each in a worker thread, until cancelled."""
         loop = asyncio.get_running_loop()
+        with self._flight:
+            self._stopping = False
         now = loop.time()
         for job in self.jobs:
             self.status[job.name].next_at = now
@@ -122,7 +140,18 @@ class Scheduler:
                 wake = min((s.next_at for s in self.status.values()), default=now + 1.0)
                 await asyncio.sleep(max(0.01, wake - loop.time()))
         finally:
-            self._release()
+            # Cancelling the gather leaves its ticks running in their threads, inside an
+            # exclusive job or about to renew its lease: releasing before they end would
+            # let another server run the job alongside this one, and a renewal after the
+            # release would keep a stopped server's lease until its ttl.
+            await asyncio.to_thread(self._stop)
+
+    def _stop(self) -> None:
+        """Let no tick start, wait for the running ones, then release this server's leases."""
+        with self._flight:
+            self._stopping = True
+            self._flight.wait_for(lambda: self._ticking == 0)
+        self._release()
 
     def _release(self) -> None:
         if self.db is None:
