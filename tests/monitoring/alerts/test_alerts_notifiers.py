@@ -86,10 +86,18 @@ def test_a_failing_webhook_is_a_keel_error_that_never_shows_the_url_path(
                            "timeout": 0.5})  # fmt: skip
     with pytest.raises(KeelError, match="unreachable") as unreachable:
         notify(down, NOTICE)
-    for text in (str(caught.value), str(unreachable.value), caplog.text):
+    # credentials before the host (user:password@) are as secret as the path
+    port = _closed_port()
+    userinfo = check_notifier({"type": "webhook", "url": f"http://keel:pa55@127.0.0.1:{port}/x",
+                               "timeout": 0.5})  # fmt: skip
+    with pytest.raises(KeelError, match="unreachable") as with_login:
+        notify(userinfo, NOTICE)
+    assert f"http://127.0.0.1:{port}/***" in str(with_login.value)
+    for text in (str(caught.value), str(unreachable.value), str(with_login.value), caplog.text):
         assert "secret-path" not in text
         assert "t0k" not in text
         assert "tok3n" not in text
+        assert "pa55" not in text
 
 
 def test_email_goes_through_a_real_smtp_server_with_a_login() -> None:

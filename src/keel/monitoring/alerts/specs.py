@@ -230,8 +230,9 @@ def mask(spec: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in spec.items():
         if key == "url" and isinstance(value, str):
-            match = re.match(r"(https?://[^/?#]+)", value)
-            out[key] = (match.group(1) if match else "") + "/" + MASK
+            # the scheme and host only: not a user:password@ before the host either
+            match = re.match(r"(https?://)(?:[^/?#]*@)?([^/?#@]+)", value)
+            out[key] = (match.group(1) + match.group(2) if match else "") + "/" + MASK
         elif key == "headers" and isinstance(value, Mapping):
             out[key] = {str(name): MASK for name in value}
         elif key in _SECRET_KEYS and value is not None:
