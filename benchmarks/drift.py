@@ -25,9 +25,12 @@ modules):
 
 Peak memory is the process's RSS high-water mark (``ru_maxrss``) read right after the
 timed call, in a fresh process per system; ``data_rss_mb`` is the mark before it (the
-frames and the imports). After measuring, every system's verdicts are checked against
-the scipy floor's, computed then (untimed): a system that disagrees on any column's
-verdict fails its job, so the sides are known to agree where the methods are the same.
+frames and the imports) and ``frames_rss_mb`` the mark once the frames are built, before
+the system's own modules load (the interpreter, numpy, pandas — and whatever pandas loads
+itself — and the data: what every system's peak includes, in its own environment).
+After measuring, every system's verdicts are checked against the scipy floor's, computed
+then (untimed): a system that disagrees on any column's verdict fails its job, so the
+sides are known to agree where the methods are the same.
 """
 
 from __future__ import annotations
@@ -162,6 +165,7 @@ def peak_mb() -> float:
 
 def run(args: Any) -> dict[str, Any]:
     ref, cur = frames(args.rows, args.seed)
+    frames_mb = peak_mb()
     work = SIDES[args.system]
     work(ref.iloc[:2000], cur.iloc[:2000])  # warm-up: imports, caches
     data_mb = peak_mb()
@@ -185,6 +189,7 @@ def run(args: Any) -> dict[str, Any]:
             "seconds": timer.seconds,
             "peak_rss_mb": peak,
             "data_rss_mb": data_mb,
+            "frames_rss_mb": frames_mb,
             "rows": args.rows,
             "columns_drifted": len(drifted),
             "max_statistic_gap": gap,
