@@ -46,6 +46,12 @@ rules:
 """
 
 
+def test_a_description_keeps_its_newlines_and_tabs() -> None:
+    assert parse_rule({**BASE, "description": "line one\n\tline two"}).description == (
+        "line one\n\tline two"
+    )
+
+
 def test_a_rule_has_defaults_and_round_trips_through_its_dict() -> None:
     rule = parse_rule(BASE)
     assert (rule.window_s, rule.for_, rule.severity, rule.enabled) == (3600.0, 1, "warning", True)
@@ -125,6 +131,28 @@ def test_a_yaml_file_gives_every_rule(tmp_path: Path) -> None:
         ({"actions": [{"type": "trigger", "payload": {"n": 2**70}}]}, "payload is not plain JSON"),
         ({"actions": [{"type": "trigger", "payload": {"n": float("inf")}}]}, "plain JSON"),
         ({"actions": [42]}, "type name or a mapping"),
+        # NUL: PostgreSQL refuses it in text (a DataError, a 500 through the server)
+        ({"description": "drift\x00"}, "without control characters"),
+        ({"notifiers": [{"type": "webhook", "url": "https://h.example.com/\x00"}]}, "url must"),
+        (
+            {"notifiers": [{"type": "email", "host": "h", "from": "a\x00@b.c", "to": "x@y.z"}]},
+            "from is an e-mail address",
+        ),
+        (
+            {
+                "notifiers": [
+                    {
+                        "type": "email",
+                        "host": "h",
+                        "from": "a@b.c",
+                        "to": "x@y.z",
+                        "username": "u",
+                        "password": "p\x00",
+                    }
+                ]
+            },
+            "without control characters",
+        ),
     ],
 )
 def test_bad_fields_are_invalid_input_naming_the_rule_and_field(

@@ -82,6 +82,8 @@ FIGURE_NAMES: tuple[str, ...] = tuple(_FIGURES)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _DECAY = re.compile(r"[A-Za-z0-9_]{1,64}_decay")
+# PostgreSQL refuses NUL in text; the other control characters garble what shows it
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
 
@@ -313,9 +315,14 @@ def parse_rule(data: object, *, where: str | None = None) -> AlertRule:
         raise InvalidInput(f"{label}: enabled is true or false, not {enabled!r:.40}")
     description = data.get("description")
     if description is not None and (
-        not isinstance(description, str) or len(description) > MAX_DESCRIPTION
+        not isinstance(description, str)
+        or len(description) > MAX_DESCRIPTION
+        or _CONTROL.search(description)
     ):
-        raise InvalidInput(f"{label}: description is text of at most {MAX_DESCRIPTION} characters")
+        raise InvalidInput(
+            f"{label}: description is text of at most {MAX_DESCRIPTION} characters, without "
+            "control characters but newlines and tabs"
+        )
     notifiers = _specs(data.get("notifiers", ["log"]), label, "notifier")
     actions = _specs(data.get("actions"), label, "action")
     return AlertRule(

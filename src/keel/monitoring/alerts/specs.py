@@ -30,7 +30,10 @@ MAX_RECIPIENTS = 50
 MAX_PAYLOAD = 20_000  # characters of a trigger's payload as JSON
 _ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
-_EMAIL = re.compile(r"[^@\s<>,;]{1,64}@[A-Za-z0-9.-]{1,253}")
+_EMAIL = re.compile(r"[^@\s<>,;\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,253}")
+# NUL and other control characters: PostgreSQL refuses NUL in text, and none belongs in a
+# URL, user name, password or path
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HOST = re.compile(r"[A-Za-z0-9.:\[\]-]{1,253}")
 _SECRET_KEYS = ("url", "password", "headers", "username")
 # What a secret reads as to whoever may not see it (``mask``); a write carrying it back is
@@ -99,6 +102,7 @@ def _url(spec: dict[str, Any], where: str) -> None:
         or len(url) > MAX_URL
         or not re.match(r"https?://[^\s/]+", url)
         or any(c.isspace() for c in url)
+        or _CONTROL.search(url)
     ):
         raise InvalidInput(
             f"{where}: url must be an http(s):// URL of at most {MAX_URL} characters"
@@ -148,10 +152,17 @@ def _email(spec: dict[str, Any], where: str) -> None:
         raise InvalidInput(f"{where} (email): choose starttls or ssl, not both")
     for key in ("username", "password"):
         value = spec.get(key)
-        if value is not None and (not isinstance(value, str) or len(value) > 1024):
-            raise InvalidInput(f"{where} (email): {key} is text of at most 1024 characters")
+        if value is not None and (
+            not isinstance(value, str) or len(value) > 1024 or _CONTROL.search(value)
+        ):
+            raise InvalidInput(
+                f"{where} (email): {key} is text of at most 1024 characters, without "
+                "control characters"
+            )
     ca_file = spec.get("ca_file")
-    if ca_file is not None and (not isinstance(ca_file, str) or not 0 < len(ca_file) <= 4096):
+    if ca_file is not None and (
+        not isinstance(ca_file, str) or not 0 < len(ca_file) <= 4096 or _CONTROL.search(ca_file)
+    ):
         raise InvalidInput(f"{where} (email): ca_file is the path of a PEM file of CA certificates")
     env = spec.get("password_env")
     if env is not None and (not isinstance(env, str) or not _ENV.fullmatch(env)):
