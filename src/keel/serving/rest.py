@@ -271,6 +271,8 @@ def create_app(
         # Both transports feed one batcher: infer runs on this (uvicorn's) loop.
         loop = asyncio.get_running_loop()
         grpc = None
+        if log is not None:  # before the first request, not in the first flush
+            await asyncio.to_thread(log.warm)
         if grpc_address is not None:
             grpc = _start_grpc(service, *grpc_address, loop, log, deployment)
         try:
