@@ -1,4 +1,5 @@
-"""The run search language: parsing, errors, and SQL results on SQLite and PostgreSQL."""
+"""The run search language: parsing, errors, and SQL results on SQLite and PostgreSQL
+(metrics, params, tags, run attributes and the runs' dataset inputs)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,20 @@ METRICS = {
     "loss": {0: 0.1, 1: 0.2, 2: 0.3, 3: NAN, 4: 2.5e3, 5: 0.0},
     "f1 score": {0: 0.8, 1: 0.7},
 }
+# index -> (name, digest); then each run's dataset inputs as (dataset index, context)
+DATASETS = [
+    ("train", "aa" * 32), ("train", "bb" * 32), ("Eval_set", "cc" * 32), ("it's", "dd" * 32),
+    ("100%", "ee" * 32), ("unused", "ff" * 32),
+]  # fmt: skip
+INPUTS = {
+    0: [(0, "training"), (2, "eval")],
+    1: [(0, "training")],
+    2: [(1, "training"), (2, "Eval")],
+    3: [(3, "training")],
+    4: [(4, "eval")],
+    5: [(0, "training"), (0, "eval")],
+}
+AA, BB, CC, DD = (DATASETS[i][1] for i in range(4))
 ALL = set(range(len(RUNS)))
 ATTR_COLUMNS = ("run_id", "name", "status", "start_time", "end_time", "user", "git_commit")
 
@@ -101,6 +116,21 @@ def populate(engine: sa.Engine) -> None:
                 for i, v in d.items()
             ]
             conn.execute(sa.insert(table), rows)
+        conn.execute(
+            sa.insert(schema.datasets),
+            [
+                {"dataset_id": rid(200 + j), "name": name, "digest": digest, "created_at": 0}
+                for j, (name, digest) in enumerate(DATASETS)
+            ],
+        )
+        conn.execute(
+            sa.insert(schema.run_inputs),
+            [
+                {"run_id": rid(i), "dataset_id": rid(200 + j), "context": context}
+                for i, inputs in INPUTS.items()
+                for j, context in inputs
+            ],
+        )
         conn.execute(
             sa.insert(schema.latest_metrics),
             [
@@ -209,6 +239,8 @@ def reference(expr: FilterExpr | None, i: int) -> bool:
         return any(reference(item, i) for item in expr.items)
     assert isinstance(expr, Comparison)
     kind, name, op, lit = expr.key.kind, expr.key.name, expr.op, expr.value
+    if kind == "dataset":
+        return _reference_dataset(expr, i)
     if kind == "attribute":
         value = run_row(i)[name]
     else:
@@ -220,6 +252,21 @@ def reference(expr: FilterExpr | None, i: int) -> bool:
     negated = op.startswith("not ") or op == "!="
     positive = {"!=": "="}.get(op, op.removeprefix("not "))
     return _positive(positive, value, lit, kind) != negated
+
+
+def _reference_dataset(expr: Comparison, i: int) -> bool:
+    """Some input of run ``i`` satisfies the condition (MLflow's meaning); is null: none."""
+    fields = [
+        {"name": DATASETS[j][0], "digest": DATASETS[j][1], "context": context}
+        for j, context in INPUTS.get(i, [])
+    ]
+    if expr.op in ("is null", "is not null"):
+        return (not fields) == (expr.op == "is null")
+    negated = expr.op.startswith("not ") or expr.op == "!="
+    positive = {"!=": "="}.get(expr.op, expr.op.removeprefix("not "))
+    return any(
+        _positive(positive, f[expr.key.name], expr.value, "dataset") != negated for f in fields
+    )
 
 
 def expected(text: str | None) -> set[int]:
@@ -310,6 +357,30 @@ CASES = [
     ("params.model = 'a'' OR 1=1 --'", {6}),
     ("params.model = 'x'' OR ''1''=''1'", set()),
     ("name = 'x''; DROP TABLE runs; --'", set()),
+    ("datasets.name = 'train'", {0, 1, 2, 5}),
+    (f"datasets.digest = '{AA}'", {0, 1, 5}),
+    (f"datasets.digest in ('{BB}', '{DD}')", {2, 3}),
+    (f"datasets.digest not in ('{AA}')", {0, 2, 3, 4}),
+    ("datasets.name != 'train'", {0, 2, 3, 4}),
+    ("datasets.context = 'eval'", {0, 4, 5}),
+    ("datasets.context ilike 'EVAL'", {0, 2, 4, 5}),
+    ("datasets.context like 'E%'", {2}),
+    ("datasets.context not like '%a%'", set()),
+    ("datasets.name like '100\\%'", {4}),
+    ("datasets.name like 'eval%'", set()),
+    ("datasets.name ilike 'eval\\_%'", {0, 2}),
+    ("datasets.name not ilike 'T%'", {0, 2, 3, 4}),
+    ("datasets.name = 'it''s'", {3}),
+    ("datasets.name = 'unused'", set()),
+    ("datasets.name is null", {6, 7, 8, 9}),
+    ("datasets.digest is not null", {0, 1, 2, 3, 4, 5}),
+    ("datasets.name = 'train' and datasets.context = 'eval'", {0, 5}),
+    ("DATASETS.Name = 'train' and status = 'finished'", {0, 1, 5}),
+    (f"dataset.`digest` = '{CC}'", {0, 2}),
+    ("datasets.\"context\" in ('Eval', 'x')", {2}),
+    (f"datasets.digest = '{DD}' or params.model = 'svm'", {3, 5}),
+    ("datasets.name = 'x'' OR 1=1 --'", set()),
+    ("datasets.name = 'x''); DROP TABLE run_inputs; --'", set()),
     ("", ALL),
     ("   ", ALL),
     (None, ALL),
@@ -324,7 +395,9 @@ def test_operator_results(db: Backend, text: str | None, ids: set[int]) -> None:
 
 def test_runs_table_survives_injection(db: Backend) -> None:
     db.ids("name = 'x''; DROP TABLE runs; --'")
+    db.ids("datasets.name = 'x''); DROP TABLE run_inputs; --'")
     assert db.ids(None) == ALL
+    assert db.ids("datasets.name is not null") == set(INPUTS)
 
 
 def test_literals_are_bound_parameters() -> None:
@@ -347,6 +420,10 @@ _CONDITIONS = [
       for n in ("", "not ")),
     "status = 'finished'", "status != 'Failed'", "name ilike '%R%'", "name like '%-_'",
     "start_time > 1300", "end_time <= 1700", "git_dirty = true", "user in ('bob', 'erin')",
+    *(f"datasets.{k} {op} {v}" for k in ("name", "context")
+      for op in ("=", "!=", "like", "not ilike") for v in ("'train'", "'eval'", "'E%'", "'%'")),
+    *(f"datasets.digest {op} ('{AA}', '{CC}')" for op in ("in", "not in")),
+    "datasets.name is null", "datasets.context is not null",
 ]  # fmt: skip
 
 
@@ -390,6 +467,20 @@ def test_longest_filter_runs(db: Backend) -> None:
     text = piece * ((MAX_FILTER_LENGTH - 20) // len(piece)) + "status = 'killed'"
     assert len(text) <= MAX_FILTER_LENGTH
     assert db.ids(text) == {4, 5, 6, 7}
+
+
+def test_the_longest_dataset_list_runs_and_a_longer_one_is_refused(db: Backend) -> None:
+    names = []
+    while len(", ".join(names)) < MAX_FILTER_LENGTH - 40:
+        names.append(f"'n{len(names)}'")
+    listed = ", ".join([*names, "'train'"])
+    text = f"datasets.name in ({listed})"
+    assert len(names) > 1000
+    assert len(text) <= MAX_FILTER_LENGTH
+    assert db.ids(text) == {0, 1, 2, 5}
+    longer = text[:-1] + ", 'x'" * ((MAX_FILTER_LENGTH - len(text)) // 5 + 1) + ")"
+    with pytest.raises(InvalidInput, match=f"at most {MAX_FILTER_LENGTH}"):
+        parse_filter(longer)
 
 
 def test_deepest_nesting_runs(db: Backend) -> None:
@@ -475,6 +566,8 @@ def test_parse_order_by_forms() -> None:
         ("colour", "unknown attribute 'colour'"),
         ("metrics.", "empty key"),
         ([3], "order_by entries must be strings"),
+        ("name, datasets.name desc", "position 7: datasets.name cannot order runs"),
+        ("datasets.colour", "unknown dataset key 'colour'"),
     ],
 )
 def test_order_by_errors(order_by: Any, fragment: str) -> None:
@@ -507,7 +600,14 @@ def test_parse_tree_and_precedence() -> None:
         ("name = 'abc", "position 8: unterminated string starting here"),
         ("metrics.`abc > 1", "position 9: unterminated back-ticked name"),
         ("colour = 'red'", "unknown attribute 'colour'; valid attributes: end_time, experiment_id"),
-        ("foo.bar = 1", "unknown key prefix 'foo'"),
+        ("foo.bar = 1", "unknown key prefix 'foo'; expected one of attributes, datasets,"),
+        ("datasets.size = 'x'", "position 1: unknown dataset key 'size'; use datasets.name"),
+        ("datasets. = 'x'", "unknown dataset key ''"),
+        ("datasets.name > 'a'", "datasets.name does not support '>'"),
+        ("datasets.digest = 3", "position 19: '=' on datasets.digest needs a string, found 3"),
+        ("datasets.name in ('a', 2)", "position 24: 'in' on datasets.name needs a string"),
+        ("datasets.context = true", "needs a string"),
+        ("datasets.name = null", "using 'is null'"),
         ("(status = 'a'", "position 14: expected ')' to close the '(' at position 1"),
         ("status = 'a' status", "position 14: expected 'and', 'or' or end of input"),
         ("status = 'a' and", "position 17: expected a key"),
@@ -565,6 +665,12 @@ def test_bad_inputs_to_compile() -> None:
         compile_filter(Comparison(Key("tag", "t"), "~", "x"), "sqlite")
     with pytest.raises(InvalidInput, match="unknown attribute"):
         compile_filter(Comparison(Key("attribute", "colour"), "=", "x"), "sqlite")
+    with pytest.raises(InvalidInput, match="unknown dataset key 'size'"):
+        compile_filter(Comparison(Key("dataset", "size"), "=", "x"), "sqlite")
+    with pytest.raises(InvalidInput, match="needs a string"):
+        compile_filter(Comparison(Key("dataset", "name"), "in", ("a", Decimal(1))), "sqlite")
+    with pytest.raises(InvalidInput, match="cannot order runs"):
+        compile_order_by([OrderKey(Key("dataset", "name"))], "sqlite")
     assert compile_filter(None, "sqlite") is None
 
 
@@ -573,8 +679,8 @@ _VALUES = st.none() | st.booleans() | st.text(max_size=3) | st.decimals(places=2
 
 @settings(max_examples=300, deadline=None)
 @given(
-    kind=st.sampled_from(["attribute", "metric", "param", "tag", "other"]),
-    name=st.sampled_from(["status", "start_time", "git_dirty", "x", ""]),
+    kind=st.sampled_from(["attribute", "metric", "param", "tag", "dataset", "other"]),
+    name=st.sampled_from(["status", "start_time", "git_dirty", "x", "", "name", "context"]),
     op=st.sampled_from(["=", "!=", "<", "in", "not in", "like", "not ilike", "is null", "~"]),
     value=_VALUES | st.tuples(_VALUES) | st.tuples(_VALUES, _VALUES),
 )
@@ -586,6 +692,7 @@ def test_hand_built_trees_compile_or_raise_invalid_input(
 
 
 _TOKENS = ["metrics.a", "params.b", "tags.`c d`", "status", "name", "metrics.", "and", "or",
+           "datasets.name", "datasets.digest", "datasets.context", "datasets.",
            "not", "in", "like", "ilike", "is", "null", "(", ")", ",", "=", "!=", "<", ">=",
            "'x'", '"y"', "'", "`", "1", "-2.5e3", "true", "FALSE", ".", "e", "1e",
            "--"]  # fmt: skip

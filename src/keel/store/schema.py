@@ -41,6 +41,7 @@ REVISIONS: tuple[str, ...] = (
     "0010",
     "0011",
     "0012",
+    "0013",
 )
 HEAD_REVISION = REVISIONS[-1]
 
@@ -208,6 +209,8 @@ datasets = Table(
     Column("profile", Text, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Index("uq_datasets_name_digest", "name", "digest", unique=True),
+    # Revision 0013: the datasets of a digest, for searches by datasets.digest.
+    Index("ix_datasets_digest", "digest"),
 )
 
 run_inputs = Table(
@@ -221,6 +224,8 @@ run_inputs = Table(
         primary_key=True,
     ),
     Column("context", String(64), primary_key=True),
+    # Revision 0013: the runs that took a dataset (searches by datasets.x, lineage down).
+    Index("ix_run_inputs_dataset_id_run_id", "dataset_id", "run_id"),
 )
 
 # A run's artifacts by logical path; the bytes live once per digest in the artifact store.

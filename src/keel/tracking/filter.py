@@ -11,114 +11,65 @@ Grammar (keywords are case-insensitive; ``and`` binds tighter than ``or``)::
                 | key ["not"] ("like" | "ilike") string
                 | key "is" ["not"] "null"
     key        := prefix "." (name | `back ticked` | "quoted") | attribute
+                | datasets "." (name | digest | context)
     prefix     := metrics | metric | params | param | tags | tag
                 | attributes | attribute | attr | run
     value      := 'string' | "string" | number | true | false
 
-Parsing needs no SQLAlchemy; ``compile_filter`` and ``compile_order_by`` (in
-``keel.tracking.filter_sql``) turn the result into SQL on ``keel.store.schema.runs``.
+A ``datasets.`` key asks about the run's dataset inputs (``log_dataset``, a step's declared
+inputs), as MLflow's search does: ``datasets.digest in ('ab12…', 'cd34…')`` or
+``datasets.name = 'train' and datasets.context = 'training'`` (each condition on its own:
+the second holds for a run with *some* input named train and *some* input of context
+training). It takes ``=``, ``!=``, ``in``, ``not in``, ``like`` and ``ilike`` with
+strings, and holds when at least one input satisfies it, so ``datasets.name != 'train'``
+means "has an input not named train". ``datasets.name is null`` finds the runs with no
+dataset input at all. Datasets cannot order runs (a run may have several).
+
+Parsing needs no SQLAlchemy; the tree it builds and the checks on each condition are in
+``keel.tracking.filter_tree``, and ``compile_filter`` and ``compile_order_by`` (in
+``keel.tracking.filter_sql``) turn it into SQL on ``keel.store.schema.runs``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from keel.errors import InvalidInput
-from keel.tracking.filter_lexer import IDENT, KEYWORDS, Token, syntax_error, tokenize
+from keel.tracking.filter_lexer import KEYWORDS, Token, syntax_error, tokenize
+from keel.tracking.filter_tree import (
+    ATTRIBUTES,
+    DATASET_FIELDS,
+    And,
+    Comparison,
+    FilterExpr,
+    Key,
+    KeyKind,
+    Mismatch,
+    Or,
+    OrderKey,
+    Value,
+    check_comparison,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
 
 __all__ = [
-    "ATTRIBUTES", "MAX_FILTER_LENGTH", "MAX_NESTING", "And", "Comparison", "FilterExpr", "Key",
-    "Or", "OrderKey", "check_comparison", "compile_filter", "compile_order_by", "parse_filter",
-    "parse_order_by",
+    "ATTRIBUTES", "DATASET_FIELDS", "MAX_FILTER_LENGTH", "MAX_NESTING", "And", "Comparison",
+    "FilterExpr", "Key", "Or", "OrderKey", "check_comparison", "compile_filter",
+    "compile_order_by", "parse_filter", "parse_order_by",
 ]  # fmt: skip
 
 MAX_FILTER_LENGTH = 10_000
 MAX_NESTING = 50
 
-KeyKind = Literal["attribute", "metric", "param", "tag"]
-Value = str | Decimal | bool
-
-# Run attributes by canonical name (a column of ``runs``) and value type.
-ATTRIBUTES: dict[str, str] = {
-    "run_id": "string", "name": "string", "status": "status", "start_time": "number",
-    "end_time": "number", "user": "string", "source": "string", "git_commit": "string",
-    "git_dirty": "bool", "parent_run_id": "string", "experiment_id": "string",
-}  # fmt: skip
 _ATTRIBUTE_ALIASES = {"run_name": "name"}
 _PREFIXES: dict[str, KeyKind] = {
     "metrics": "metric", "metric": "metric", "params": "param", "param": "param",
     "tags": "tag", "tag": "tag", "attributes": "attribute", "attribute": "attribute",
-    "attr": "attribute", "run": "attribute",
+    "attr": "attribute", "run": "attribute", "datasets": "dataset", "dataset": "dataset",
 }  # fmt: skip
-_PLURAL = {"metric": "metrics", "param": "params", "tag": "tags", "attribute": "attributes"}
-_COMPARE = ("=", "!=", "<", "<=", ">", ">=")
-_ORDERING = ("<", "<=", ">", ">=")
-
-# Which operators each kind of key takes (is null / is not null work everywhere).
-_OPS: dict[str, tuple[str, ...]] = {
-    "metric": (*_COMPARE, "in", "not in"),
-    "param": (*_COMPARE, "in", "not in", "like", "not like", "ilike", "not ilike"),
-    "string": ("=", "!=", "in", "not in", "like", "not like", "ilike", "not ilike"),
-    "number": (*_COMPARE, "in", "not in"),
-    "bool": ("=", "!="),
-}
-_OPS["tag"] = _OPS["param"]
-_OPS["status"] = _OPS["string"]
-
-
-@dataclass(frozen=True)
-class Key:
-    """What a condition or an order key looks at: an attribute, metric, param or tag."""
-
-    kind: KeyKind
-    name: str
-
-    def __str__(self) -> str:
-        name = self.name
-        if not IDENT.fullmatch(name):
-            name = "`" + name.replace("`", "``") + "`"
-        return f"{_PLURAL[self.kind]}.{name}"
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One condition: ``key op value`` (``value`` is a tuple for in, None for is null)."""
-
-    key: Key
-    op: str
-    value: Value | tuple[Value, ...] | None = None
-    position: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class And:
-    """All of ``items`` hold."""
-
-    items: tuple[FilterExpr, ...]
-
-
-@dataclass(frozen=True)
-class Or:
-    """At least one of ``items`` holds."""
-
-    items: tuple[FilterExpr, ...]
-
-
-FilterExpr = Comparison | And | Or
-
-
-@dataclass(frozen=True)
-class OrderKey:
-    """One ``order_by`` entry: a key and its direction."""
-
-    key: Key
-    ascending: bool = True
 
 
 class _Parser:
@@ -203,17 +154,26 @@ class _Parser:
         if kind is None:
             raise self.error(
                 tok.pos,
-                f"unknown key prefix {prefix!r}; expected one of attributes, metrics, "
-                "params, tags (or an attribute name)",
+                f"unknown key prefix {prefix!r}; expected one of attributes, datasets, "
+                "metrics, params, tags (or an attribute name)",
             )
         name = rest
         if not rest and self.tok.kind in ("quoted", "string"):
             name = self.advance().value
+        if kind == "dataset":
+            return self._dataset(name, tok.pos)
         if not name:
             raise self.error(
                 tok.pos, f"empty key after '{prefix}.'; write {prefix}.name or {prefix}.`a name`"
             )
         return self._attribute(name, tok.pos) if kind == "attribute" else Key(kind, name)
+
+    def _dataset(self, name: str, pos: int) -> Key:
+        field_name = name.lower()
+        if field_name not in DATASET_FIELDS:
+            fields = ", ".join(f"datasets.{f}" for f in DATASET_FIELDS)
+            raise self.error(pos, f"unknown dataset key {name!r}; use {fields}")
+        return Key("dataset", field_name)
 
     def _attribute(self, name: str, pos: int) -> Key:
         canonical = _ATTRIBUTE_ALIASES.get(name.lower(), name.lower())
@@ -284,60 +244,9 @@ class _Parser:
     def _check(self, cond: Comparison) -> Comparison:
         try:
             return check_comparison(cond)
-        except _Mismatch as exc:
+        except Mismatch as exc:
             pos = cond.position if exc.index is None else self.value_tokens[exc.index].pos
             raise self.error(pos, exc.detail) from None
-
-
-class _Mismatch(InvalidInput):
-    def __init__(self, detail: str, index: int | None = None) -> None:
-        super().__init__(detail)
-        self.detail, self.index = detail, index
-
-
-def check_comparison(cond: Comparison) -> Comparison:
-    """Return ``cond`` with its value normalised, or raise ``InvalidInput`` if it is unsound.
-
-    The parser calls this for every condition; ``compile_filter`` calls it again, so a
-    hand-built tree gets the same checks.
-    """
-    key, op, value = cond.key, cond.op, cond.value
-    if key.kind not in _PLURAL or (key.kind != "attribute" and not key.name):
-        raise _Mismatch(f"invalid key {key!r}")
-    if key.kind == "attribute" and key.name not in ATTRIBUTES:
-        raise _Mismatch(f"unknown attribute {key.name!r}")
-    vtype = ATTRIBUTES[key.name] if key.kind == "attribute" else key.kind
-    if op in ("is null", "is not null"):
-        return cond
-    if op not in _OPS[vtype]:
-        allowed = ", ".join((*_OPS[vtype], "is null", "is not null"))
-        raise _Mismatch(f"{key} does not support {op!r}; use one of {allowed}")
-    values = value if isinstance(value, tuple) else (value,)
-    if isinstance(value, tuple) != op.endswith("in") or not values:
-        raise _Mismatch(f"{op!r} needs {'a list of values' if op.endswith('in') else 'a value'}")
-    want = {"metric": "a number", "number": "a number", "bool": "true or false"}.get(vtype)
-    if vtype in ("param", "tag"):
-        want = "a string" if "like" in op else "a number" if op in _ORDERING else None
-    elif vtype in ("string", "status"):
-        want = "a string"
-    for index, item in enumerate(values):
-        ok = {
-            "a number": isinstance(item, Decimal) and item.is_finite(),
-            "a string": isinstance(item, str),
-            "true or false": isinstance(item, bool)
-            or (isinstance(item, str) and item.lower() in ("true", "false")),
-            None: isinstance(item, str) or (isinstance(item, Decimal) and item.is_finite()),
-        }[want]
-        if not ok:
-            found = repr(item) if isinstance(item, str) else str(item)
-            needs = want or "a string or a number"
-            raise _Mismatch(f"{op!r} on {key} needs {needs}, found {found}", index)
-    if vtype == "bool" and isinstance(value, str):
-        return Comparison(key, op, value.lower() == "true", cond.position)
-    if vtype == "status":
-        low = tuple(str(v).lower() for v in values)
-        return Comparison(key, op, low if op.endswith("in") else low[0], cond.position)
-    return cond
 
 
 def parse_filter(text: str | None) -> FilterExpr | None:
@@ -375,7 +284,12 @@ def parse_order_by(items: str | Sequence[str] | None) -> list[OrderKey]:
             raise InvalidInput(f"order_by entries must be strings, got {type(item).__name__}")
         parser = _Parser(item, "order_by")
         while parser.tok.kind != "end":
+            pos = parser.tok.pos
             key = parser.parse_key()
+            if key.kind == "dataset":
+                raise parser.error(
+                    pos, f"{key} cannot order runs (a run may have several dataset inputs)"
+                )
             ascending = True
             if parser.is_word("asc", "desc"):
                 ascending = parser.advance().text.lower() == "asc"
