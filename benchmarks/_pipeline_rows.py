@@ -18,7 +18,7 @@ def pipeline_rows() -> tuple[Row, ...]:
             "chain_local_ms_per_step",
             **per_step,
             target=Target("< 10 ms", max_value=10.0),
-            note="{chain_steps} steps on spawned worker processes, cache off",
+            note="{chain_steps} steps on worker processes (forkserver), cache off",
         ),
         Row(
             "j",

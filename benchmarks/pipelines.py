@@ -3,8 +3,10 @@
 Keel side (``--system keel``), on a fresh SQLite home in ``--workdir``:
 
 * ``chain`` — ``--chain`` steps, each adding 1 to the previous one's output, run with
-  ``no_cache=True`` on the ``local`` executor (spawned worker processes, reused from step to
-  step) and on ``inline`` (this process: the engine's and the records' cost without IPC);
+  ``no_cache=True`` on the ``local`` executor (worker processes forked from a forkserver,
+  reused from step to step; the first local run of the process also starts the forkserver,
+  ~0.3 s, and that is in the figure) and on ``inline`` (this process: the engine's and the
+  records' cost without IPC);
   per-step overhead is the run's wall time divided by the number of steps — everything a
   step costs beyond its (empty) body: worker start-up spread over the run, cache-key and
   lookup, the input read and output write in the blob store, and its records (run, params,

@@ -1,11 +1,18 @@
-"""Executors: a pool of spawned worker processes, or this process for debugging.
+"""Executors: a pool of worker processes, or this process for debugging.
 
-The ``local`` executor keeps up to ``size`` worker processes (the ``spawn`` start method:
-no forked locks or database connections) and reuses them from step to step, so a worker's
-start-up is paid once per run, not per step. Each worker has its own pipe, so a step that
-overruns its timeout is stopped by terminating its worker alone (a fresh one replaces it
-on demand), and a worker that dies (a segfault, ``os._exit``) fails only its step —
-``concurrent.futures.ProcessPoolExecutor`` can do neither without breaking the whole pool.
+The ``local`` executor keeps up to ``size`` worker processes and reuses them from step to
+step, so a worker's start-up is paid once per run, not per step. Workers are forked from a
+``forkserver``: one clean process per Python process, started on first use, which has
+imported what every worker needs (``_PRELOAD``) and holds no locks, threads or database
+connections — so a worker starts in tens of milliseconds instead of the ~0.3–1 s of a
+fresh interpreter (``spawn``, still used where there is no forkserver). As with ``spawn``,
+each worker imports the main module and the steps' modules itself, fresh, and takes this
+process's environment, working directory and ``sys.path`` at the time it starts.
+
+Each worker has its own pipe, so a step that overruns its timeout is stopped by terminating
+its worker alone (a fresh one replaces it on demand), and a worker that dies (a segfault,
+``os._exit``) fails only its step — ``concurrent.futures.ProcessPoolExecutor`` can do
+neither without breaking the whole pool.
 """
 
 from __future__ import annotations
@@ -13,10 +20,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import BaseContext
 from typing import Any
 
 import cloudpickle
@@ -27,6 +36,24 @@ from keel.pipelines.worker import StepResult, StepTask, execute, worker_main
 __all__ = ["EXECUTORS", "Executor", "InlineExecutor", "ProcessExecutor", "open_executor"]
 
 EXECUTORS = ("local", "ray", "inline")
+# What every worker imports before its first step: loaded once, in the forkserver.
+_PRELOAD = ("cloudpickle", "keel.pipelines.worker", "keel.store.artifacts", "keel.tracking.fluent")
+_context: BaseContext | None = None
+_context_lock = threading.Lock()
+
+
+def worker_context() -> BaseContext:
+    """Return the multiprocessing context workers start in: forkserver, else spawn."""
+    global _context
+    with _context_lock:
+        if _context is None:
+            if "forkserver" in multiprocessing.get_all_start_methods():
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(list(_PRELOAD))
+            else:
+                context = multiprocessing.get_context("spawn")
+            _context = context
+        return _context
 
 
 @dataclass
@@ -70,7 +97,7 @@ class ProcessExecutor(Executor):
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._ctx = multiprocessing.get_context("spawn")
+        self._ctx = worker_context()
         self._workers: list[_Worker] = []
         self._pending: list[StepResult] = []
 
@@ -84,8 +111,11 @@ class ProcessExecutor(Executor):
             if worker.task is None:
                 return worker
         parent, child = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(
-            target=worker_main, args=(child,), name="keel-step-worker", daemon=True
+        process = self._ctx.Process(  # type: ignore[attr-defined]
+            target=worker_main,
+            args=(child, dict(os.environ)),  # a forked worker has the server's environment
+            name="keel-step-worker",
+            daemon=True,
         )
         process.start()
         child.close()
@@ -95,7 +125,7 @@ class ProcessExecutor(Executor):
 
     def submit(self, task: StepTask, timeout: float | None) -> None:
         worker = self._idle_worker()
-        payload = cloudpickle.dumps(task, protocol=5)
+        payload = _dumps(task)
         worker.task = task
         worker.deadline = None if timeout is None else time.monotonic() + timeout
         try:
@@ -179,6 +209,15 @@ class ProcessExecutor(Executor):
                 worker.process.terminate()
                 worker.process.join(2)
         self._workers.clear()
+
+
+def _dumps(task: StepTask) -> bytes:
+    # The standard pickler is ~3x faster and enough for most tasks: a module-level step
+    # travels by name. A step made inside a function (a closure) needs cloudpickle.
+    try:
+        return pickle.dumps(task, protocol=5)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return cloudpickle.dumps(task, protocol=5)
 
 
 class InlineExecutor(Executor):

@@ -191,11 +191,19 @@ def _tb(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc))[-MAX_LOG_CHARS:]
 
 
-def worker_main(conn: Any) -> None:
-    """Serve step tasks sent over ``conn`` (a multiprocessing connection) until it closes."""
+def worker_main(conn: Any, environ: dict[str, str] | None = None) -> None:
+    """Serve step tasks sent over ``conn`` (a multiprocessing connection) until it closes.
+
+    ``environ`` is the engine's environment when it started this worker: a worker forked
+    from a forkserver would otherwise have the server's, from when it started.
+    """
     import pickle
 
     import cloudpickle
+
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
 
     # A step's print() goes to its captured logs; anything else a worker writes is noise.
     sys.stdout = sys.stderr = io.StringIO()
