@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from keel.deploy import changes
 from keel.deploy import transitions as tr
 from keel.deploy.entities import (
     Deployment,
@@ -135,6 +136,27 @@ def test_names_and_plan_json() -> None:
         plan_from_dict({"deployment": "d"})
     with pytest.raises(InvalidInput):
         plan_from_dict({**plan_to_dict(plan), "backends": []})
+
+
+def test_transitions_exports_every_operation_from_one_place() -> None:
+    assert tr.__all__ == sorted(tr.__all__)
+    assert all(callable(getattr(tr, name)) for name in tr.__all__)
+    # the operations that end, hold or override a rollout are changes', re-exported as is
+    shared = set(tr.__all__) & set(changes.__all__)
+    assert shared == {
+        "Change", "abort", "fail", "pause", "promote", "resume", "rollback", "set_traffic",
+        "shadow_summary",
+    }  # fmt: skip
+    assert all(getattr(tr, name) is getattr(changes, name) for name in shared)
+
+
+def test_setting_traffic_keeps_the_versions_left_out_as_standby() -> None:
+    split = _apply(_dep(), tr.set_traffic(_dep(), {"m/1": 60, "m/2": 40}))
+    change = tr.set_traffic(split, {"m/3": 100})
+    assert _split(_apply(split, change)) == {
+        "m/3": (100, Role.STABLE), "m/1": (0, Role.STANDBY), "m/2": (0, Role.STANDBY),
+    }  # fmt: skip
+    assert change.reason == "traffic set by hand: m/3 100%"
 
 
 _OPS = st.sampled_from(
