@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from test_serving_support import Models, build_models, keel_home, run
+from test_serving_support import WAIT_S, Models, build_models, keel_home, run
 
 from keel.deploy.router import DeploymentRouter
 from keel.deploy.serving_pool import service_factory
@@ -259,6 +260,15 @@ def test_no_request_fails_while_plans_change_under_concurrent_load(
                         failures.append(AssertionError(f"{key} answered wrongly"))
                 sent += 1
 
+        async def served_under_the_new_plan() -> None:
+            # 8 clients hold at most 8 requests routed before the swap: 3 x 8 more answers
+            # means some were routed by the new plan (a fixed sleep may see none under load)
+            target = sum(answered.values()) + 3 * 8
+            deadline = time.monotonic() + WAIT_S
+            while sum(answered.values()) < target and not failures:
+                assert time.monotonic() < deadline, f"no traffic served; answered {answered}"
+                await asyncio.sleep(0.005)
+
         clients = [asyncio.create_task(client(i)) for i in range(8)]
         plans = [
             plan("live", ("cancer/1", 0, Role.STANDBY), ("cancer/2", 100), revision=2),
@@ -266,11 +276,12 @@ def test_no_request_fails_while_plans_change_under_concurrent_load(
             plan("live", ("cancer/1", 75), ("cancer/3", 25, Role.CANDIDATE), revision=4),
             plan("live", ("cancer/3", 100), revision=5),
         ]
+        await served_under_the_new_plan()
         for p in plans:
-            await asyncio.sleep(0.05)
             await router.apply(p)
+            await served_under_the_new_plan()
         await router.reload("live")  # a server-side reload of the serving version
-        await asyncio.sleep(0.05)
+        await served_under_the_new_plan()
         stop.set()
         await asyncio.gather(*clients)
         await router.close()
