@@ -215,6 +215,8 @@ def test_bad_arguments(churn: Churn) -> None:
         promote("models:/churn/2", to="prod", dry_run="yes")  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="comment"):
         approve_promotion("models:/churn/2", to="prod", comment="x" * 20_000)
+    with pytest.raises(InvalidInput, match="without NUL"):  # PostgreSQL: was a DataError
+        approve_promotion("models:/churn/2", to="prod", comment="ok\x00")
     with pytest.raises(NotFound):
         approve_promotion("models:/churn/42", to="prod")
     with pytest.raises(InvalidInput, match="limit"):

@@ -39,8 +39,9 @@ def check_comment(comment: object) -> str | None:
     """Return a valid approval comment (None or text of at most ``MAX_COMMENT``)."""
     if comment is None:
         return None
-    if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
-        raise InvalidInput(f"a comment is text of at most {MAX_COMMENT} characters")
+    # NUL: PostgreSQL refuses it in text (a DataError, a 500 through the server)
+    if not isinstance(comment, str) or len(comment) > MAX_COMMENT or "\x00" in comment:
+        raise InvalidInput(f"a comment is text of at most {MAX_COMMENT} characters, without NUL")
     return comment.strip() or None
 
 
@@ -48,6 +49,9 @@ def check_record(record: PromotionResult) -> PromotionResult:
     """Return ``record`` if its outcome is known; ``InvalidInput`` otherwise."""
     if record.outcome not in OUTCOMES:
         raise InvalidInput(f"a promotion's outcome is one of {OUTCOMES}, not {record.outcome!r}")
+    for field, text in (("reason", record.reason), ("deployment", record.deployment)):
+        if isinstance(text, str) and "\x00" in text:
+            raise InvalidInput(f"a promotion's {field} must not contain NUL characters")
     return record
 
 
