@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
@@ -18,6 +19,10 @@ from keel.server import create_app
 CASES_PER_OPERATION = 30
 
 
+# The run is bounded by its count of cases; this bound only catches a hang. Under load the
+# suite's 300 s was not enough (1,180 s on a loaded 2-core machine), and its Failed, raised
+# inside hypothesis's call, came back as a FlakyFailure naming an innocent operation.
+@pytest.mark.timeout(3600)
 def test_no_generated_input_makes_the_server_fail(tmp_path: Path) -> None:
     app = create_app(settings=load_settings(tmp_path / "home"))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
