@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,18 +135,15 @@ def test_a_large_artifact_never_sits_in_memory(
             f.write(chunk)
     tracemalloc.start()
     try:
-        started = time.monotonic()
         blob = store.put_file(source)
         dest = store.get_file(blob.digest, tmp_path / "back.bin")
         _, peak = tracemalloc.get_traced_memory()
-        elapsed = time.monotonic() - started
     finally:
         tracemalloc.stop()
     assert blob.digest == hasher.hexdigest()
     assert dest.stat().st_size == size
     # Client and server both run in this process: together they held a few chunks at most.
     assert peak < 32 * (1 << 20), f"peak {peak / 2**20:.1f} MiB moving {size >> 20} MiB"
-    assert elapsed < 120
 
 
 def test_a_small_tampered_blob_is_refused_too(server: tuple[RestBlobStore, Path]) -> None:

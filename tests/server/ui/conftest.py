@@ -13,6 +13,7 @@ import pytest
 
 HOSTILE = "<script>alert(1)</script>"
 SWEEP_RUNS = 62  # more than one page of the runs table
+UI_WAIT_MS = 30_000  # each browser wait's bound (page, locator, expect), not a timing assertion
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,12 @@ def page(
     """
     context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
     page = context.new_page()
-    page.set_default_timeout(10_000)
+    from playwright.sync_api import expect
+
+    # on a loaded 2-core CI machine a page load or a chart took over 10 s, and
+    # Playwright's expect() waits 5 s unless told
+    page.set_default_timeout(UI_WAIT_MS)
+    expect.set_options(timeout=UI_WAIT_MS)
     problems: list[str] = []
     page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))

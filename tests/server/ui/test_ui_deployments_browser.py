@@ -68,7 +68,7 @@ def test_deployments_list_detail_split_rollout_history_refresh_and_404(
 
     # Auto-refresh is opt-in: ticked, the page reloads (a marker set on this page goes).
     page.evaluate("window.keelMarker = 1")
-    with page.expect_navigation(timeout=15_000):
+    with page.expect_navigation():  # the page's default bound (conftest)
         page.get_by_label("Refresh every 5 s").check()
     assert page.evaluate("window.keelMarker") is None
     expect(page.get_by_label("Refresh every 5 s")).to_be_checked()  # remembered
