@@ -270,7 +270,11 @@ def test_a_lone_caller_of_a_cheap_model_predicts_on_the_loop() -> None:
     seen, run_batch = _thread_recorder()
 
     async def scenario() -> list[int]:
-        batcher: MicroBatcher[int, int] = MicroBatcher(run_batch, lambda item: 1)
+        # a bound no run of this model can pass, even descheduled on a loaded machine (the
+        # default 2 ms can be, and then the model is rightly taken for a slow one)
+        batcher: MicroBatcher[int, int] = MicroBatcher(
+            run_batch, lambda item: 1, inline_max_ms=60_000
+        )
         try:
             first = await batcher.submit(1)  # cost unknown yet: the worker's thread
             rest = [await batcher.submit(i) for i in (2, 3)]
