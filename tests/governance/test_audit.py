@@ -170,6 +170,59 @@ def test_the_sdk_records_datasets_and_artifacts_too(sql_env: Any, tmp_path: Any)
     assert verify_audit_log().ok
 
 
+def test_batched_run_writes_are_audited_as_the_one_run_methods_would_be(sql_env: Any) -> None:
+    from keel.tracking.entities import ArtifactEntry, DatasetInput
+    from keel.tracking.run_writes import RunWrite, new_run_id
+
+    tracking = _stores().tracking
+    exp = tracking.create_experiment("batch").experiment_id
+    old = tracking.create_run(exp, name="old", user="u", start_time=1)
+    new = new_run_id()
+    before = len(audit_log(limit=1000))
+    tracking.write_runs(
+        [
+            RunWrite(
+                new, exp, name="n", user="u", start_time=2, params={"p": "1"}, tags={"t": "1"},
+                inputs=(DatasetInput("d.csv", "d" * 64, "d.csv", "step-input"),),
+                artifacts=(ArtifactEntry("logs.txt", "a" * 64, 1),),
+                status=RunStatus.FINISHED, end_time=3,
+            ),
+            RunWrite(old.run_id, params={"q": "2"}, tags={"u": "v"},
+                     status=RunStatus.FAILED, end_time=4),
+        ]
+    )  # fmt: skip
+    entries = audit_log(limit=1000)[before:]
+    assert [(e.action, e.object_id) for e in entries] == [
+        ("run.create", new),
+        ("run.params", new),
+        ("run.inputs", new),
+        ("run.artifacts", new),
+        ("run.end", new),
+        ("run.params", old.run_id),
+        ("run.tags", old.run_id),
+        ("run.end", old.run_id),
+    ]
+    changes = [e.change for e in entries]
+    assert changes[0] == {
+        "experiment_id": exp, "name": "n", "user": "u", "parent_run_id": None, "tags": {"t": "1"},
+    }  # fmt: skip
+    assert changes[1] == {"p": "1"}
+    assert changes[2] == {
+        "inputs": [{"name": "d.csv", "digest": "d" * 64, "context": "step-input"}]
+    }
+    assert changes[3] == {"artifacts": {"logs.txt": "a" * 64}}
+    assert changes[4] == {"status": "finished", "end_time": 3}
+    assert changes[6] == {"u": "v"}
+    assert len({e.at for e in entries}) == 1  # one transaction, one append
+    with pytest.raises(Conflict):
+        tracking.write_runs([RunWrite(new_run_id(), exp, name="x", user="u", start_time=5),
+                             RunWrite(old.run_id, params={"q": "changed"})])  # fmt: skip
+    tracking.write_runs([RunWrite(old.run_id, params={"q": "2"})])  # nothing new: no entry
+    assert len(audit_log(limit=1000)) == before + len(entries)
+    result = verify_audit_log()
+    assert result.ok, result.problems
+
+
 def test_acting_as_sets_the_actor_for_its_block_only(sql_env: Any) -> None:
     assert current_actor() == current_user()
     with acting_as("alice"):

@@ -283,3 +283,36 @@ def test_keys_json_must_escape_are_copied_exactly_by_the_sql_store(database: Dat
     assert found.params == {k: f"value of {k}" for k in ODD_KEYS}
     assert found.tags == {k: k for k in ODD_KEYS}
     assert found.metrics == {k: float(i) / 7 for i, k in enumerate(ODD_KEYS)}
+
+
+def test_batched_run_writes_keep_the_copies_equal_to_the_tables(database: Database) -> None:
+    from keel.tracking.entities import RunStatus
+    from keel.tracking.run_writes import RunWrite, new_run_id
+
+    tracking = current_stores().tracking
+    exp = tracking.create_experiment("copies").experiment_id
+    old = tracking.create_run(exp, name="old", user="u", start_time=1, tags={"a": "1"})
+    tracking.log_batch(old.run_id, params={"p": "1"}, metrics=[("m", 0.1 + 0.2, 1, 0)])
+    new, partial = new_run_id(), new_run_id()
+    tracking.write_runs(
+        [
+            RunWrite(
+                new, exp, name="n", user="u", start_time=2,
+                params={"名前": "値", "quoted": "x\"y\nz\\'"},
+                tags={"ü": "ß", "json.like": '{"a": [1, "b"]}'},
+                status=RunStatus.FINISHED, end_time=3,
+            ),
+            RunWrite(partial, exp, name="p", user="u", start_time=2, tags={"t": "1"}),
+            RunWrite(old.run_id, params={"p": "1", "later": "2"}, tags={"a": "2", "b": "3"}),
+        ]
+    )  # fmt: skip
+    for run_id in (new, partial):
+        assert_copies_match(database, run_id)
+    assert _same_floats(assert_copies_match(database, old.run_id), {"m": 0.1 + 0.2})
+    tracking.write_runs(
+        [RunWrite(partial, params={"k": "v"}, tags={"t": "2"}, status=RunStatus.KILLED, end_time=5)]
+    )
+    assert_copies_match(database, partial)
+    assert keel.get_run(partial).tags == {"t": "2"}
+    assert keel.get_run(old.run_id).params == {"p": "1", "later": "2"}
+    assert keel.get_run(new).params == {"名前": "値", "quoted": "x\"y\nz\\'"}

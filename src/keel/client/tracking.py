@@ -29,6 +29,7 @@ from keel.tracking.entities import (
     RunStatus,
     float_to_json,
 )
+from keel.tracking.run_writes import RunWrite, check_run_writes
 from keel.tracking.store import MetricRow, TrackingStore
 
 __all__ = ["BATCH_METRICS", "RestTrackingStore", "float_from_json", "run_from_dict"]
@@ -273,6 +274,13 @@ class RestTrackingStore(TrackingStore):
             start += BATCH_METRICS
             if start >= len(rows):
                 return
+
+    def write_runs(self, writes: Sequence[RunWrite]) -> None:
+        """Write complete or partial runs in one request (one transaction on the server)."""
+        checked = check_run_writes(writes)  # the server checks again; this fails sooner
+        if checked:
+            body = {"runs": [w.to_dict() for w in checked]}
+            self.http.request("POST", "/api/v1/runs/write", json=body)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Return every point of one metric, by step then timestamp."""

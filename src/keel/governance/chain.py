@@ -46,6 +46,11 @@ def _bounded(value: Any) -> Any:
         return value
     if isinstance(value, Mapping):
         items = list(value.items())
+        if len(items) <= MAX_KEYS and all(
+            type(k) is str and type(v) is str and len(k) <= MAX_TEXT and len(v) <= MAX_TEXT
+            for k, v in items
+        ):  # the common case (tags, params): nothing to bound, and no call per value
+            return dict(items)
         out = {str(k)[:MAX_TEXT]: _bounded(v) for k, v in items[:MAX_KEYS]}
         if len(items) > MAX_KEYS:
             out["…"] = f"{len(items) - MAX_KEYS} more"

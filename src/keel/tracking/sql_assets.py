@@ -16,7 +16,7 @@ from keel.store.clock import now_ms
 from keel.store.database import Database
 from keel.tracking.entities import ArtifactEntry, DatasetInput, Run, RunSnapshot, RunStatus
 
-__all__ = ["SqlRunAssets"]
+__all__ = ["SqlRunAssets", "inputs_change", "insert_inputs"]
 
 
 class SqlRunAssets:
@@ -33,42 +33,8 @@ class SqlRunAssets:
             return
         with self.db.write() as conn:
             self._require_run(conn, run_id)
-            for item in inputs:
-                self.db.upsert(
-                    conn,
-                    t.datasets,
-                    [
-                        {
-                            "dataset_id": uuid.uuid4().hex,
-                            "name": item.name,
-                            "digest": item.digest,
-                            "source": item.source,
-                            "schema": json.dumps(item.schema) if item.schema else None,
-                            "profile": json.dumps(item.profile) if item.profile else None,
-                            "created_at": now_ms(),
-                        }
-                    ],
-                    keys=["name", "digest"],
-                    update=[],
-                )
-                dataset_id = conn.execute(
-                    select(t.datasets.c.dataset_id).where(
-                        t.datasets.c.name == item.name, t.datasets.c.digest == item.digest
-                    )
-                ).scalar_one()
-                self.db.upsert(
-                    conn,
-                    t.run_inputs,
-                    [{"run_id": run_id, "dataset_id": dataset_id, "context": item.context}],
-                    keys=["run_id", "dataset_id", "context"],
-                    update=[],
-                )
-            change = {
-                "inputs": [
-                    {"name": i.name, "digest": i.digest, "context": i.context} for i in inputs
-                ]
-            }
-            append(conn, [Entry("run.inputs", "run", run_id, change)])
+            insert_inputs(self.db, conn, run_id, inputs)
+            append(conn, [Entry("run.inputs", "run", run_id, inputs_change(inputs))])
 
     def get_inputs(self, run_id: str) -> list[DatasetInput]:
         with self.db.read() as conn:
@@ -131,6 +97,45 @@ class SqlRunAssets:
             params, metrics, tags,
         )  # fmt: skip
         return RunSnapshot(run, inputs, artifacts)
+
+
+def insert_inputs(db: Database, conn: Connection, run_id: str, inputs: list[DatasetInput]) -> None:
+    """Record datasets ``run_id`` consumed (each dataset version stored once, by digest)."""
+    for item in inputs:
+        db.upsert(
+            conn,
+            t.datasets,
+            [
+                {
+                    "dataset_id": uuid.uuid4().hex,
+                    "name": item.name,
+                    "digest": item.digest,
+                    "source": item.source,
+                    "schema": json.dumps(item.schema) if item.schema else None,
+                    "profile": json.dumps(item.profile) if item.profile else None,
+                    "created_at": now_ms(),
+                }
+            ],
+            keys=["name", "digest"],
+            update=[],
+        )
+        dataset_id = conn.execute(
+            select(t.datasets.c.dataset_id).where(
+                t.datasets.c.name == item.name, t.datasets.c.digest == item.digest
+            )
+        ).scalar_one()
+        db.upsert(
+            conn,
+            t.run_inputs,
+            [{"run_id": run_id, "dataset_id": dataset_id, "context": item.context}],
+            keys=["run_id", "dataset_id", "context"],
+            update=[],
+        )
+
+
+def inputs_change(inputs: list[DatasetInput]) -> dict[str, Any]:
+    """Return the audit change of a ``run.inputs`` entry."""
+    return {"inputs": [{"name": i.name, "digest": i.digest, "context": i.context} for i in inputs]}
 
 
 # Statements built once: SQLAlchemy then reuses their cache keys and compiled forms, where

@@ -23,6 +23,7 @@ from keel.tracking.run_json import EMPTY, RunJson, dump_strings
 from keel.tracking.sql_assets import SqlRunAssets
 from keel.tracking.sql_experiments import SqlExperiments
 from keel.tracking.sql_rows import hydrate, run_columns
+from keel.tracking.sql_run_writes import SqlRunWrites
 from keel.tracking.sql_search import SqlRunSearch
 from keel.tracking.store import MetricRow, TrackingStore
 
@@ -40,7 +41,7 @@ def _latest_wins(table: Any, excluded: Any) -> Any:
     )
 
 
-class SqlTrackingStore(SqlExperiments, SqlRunAssets, SqlRunSearch, TrackingStore):
+class SqlTrackingStore(SqlExperiments, SqlRunAssets, SqlRunSearch, SqlRunWrites, TrackingStore):
     """Tracking on a SQL metadata database."""
 
     def __init__(self, db: Database) -> None:

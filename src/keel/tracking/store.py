@@ -16,6 +16,7 @@ from keel.tracking.entities import (
     RunSnapshot,
     RunStatus,
 )
+from keel.tracking.run_writes import RunWrite
 
 __all__ = ["MetricRow", "TrackingStore"]
 
@@ -117,6 +118,17 @@ class TrackingStore(ABC):
 
         A param already logged with a different value is a ``Conflict`` and nothing of
         the batch is written.
+        """
+
+    @abstractmethod
+    def write_runs(self, writes: Sequence[RunWrite]) -> None:
+        """Write complete or partial runs — creations, params, tags, inputs, artifacts, ends
+        — in one transaction (one request through a server); see ``keel.tracking.run_writes``.
+
+        At most ``MAX_RUN_WRITES`` runs, each once. A run is created only if no run has its
+        id, so a write sent twice creates it once. ``NotFound`` for a run that neither exists
+        nor is created here (or a missing experiment or parent), ``Conflict`` for a param
+        that would change or a deleted experiment: then nothing of the batch is written.
         """
 
     @abstractmethod

@@ -14,10 +14,18 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from keel.governance.auth import Role
-from keel.server.auth import caller, experiment_in_body, experiment_of_run, require
+from keel.errors import NotFound, PermissionDenied
+from keel.governance.auth import Principal, Role
+from keel.server.auth import (
+    ANY_OBJECT,
+    caller,
+    experiment_in_body,
+    experiment_of_run,
+    require,
+)
 from keel.server.deps import get_stores
 from keel.server.responses import JsonResponse
+from keel.server.schemas.run_writes import RunWritesBody
 from keel.server.schemas.tracking import (
     MAX_JSON_BODY,
     ArtifactsBody,
@@ -35,6 +43,7 @@ from keel.server.schemas.tracking import (
 )
 from keel.stores import Stores
 from keel.tracking.entities import RunStatus
+from keel.tracking.run_writes import RunWrite
 from keel.tracking.validation import check_id, check_key, check_name
 
 __all__ = ["LimitedBodyRoute", "router"]
@@ -121,6 +130,38 @@ def search_runs(body: SearchBody, stores: Stores = Depends(get_stores)) -> Any:
     # pydantic's encoder, which costs more than the database query.
     found = {"runs": [r.to_dict() for r in page], "next_page_token": page.next_page_token}
     return JsonResponse(found)
+
+
+@router.post("/runs/write", status_code=204, dependencies=[require(Role.EDITOR, on=ANY_OBJECT)])
+def write_runs(
+    request: Request, body: RunWritesBody, stores: Stores = Depends(get_stores)
+) -> Response:
+    """Return 204 after writing the runs in one transaction (with auth on, a created run's
+    user is the caller, who needs the editor role on every experiment written to)."""
+    principal = caller(request)
+    writes = body.to_writes(None if principal is None else principal.user)
+    if principal is not None and principal.role < Role.EDITOR:
+        _require_editor_on_each(principal, writes, stores)
+    stores.tracking.write_runs(writes)
+    return Response(status_code=204)
+
+
+def _require_editor_on_each(principal: Principal, writes: list[RunWrite], stores: Stores) -> None:
+    # A creating write names its experiment (a run of that id elsewhere is a Conflict in the
+    # store); any other write acts on the experiment its run is in.
+    for write in writes:
+        experiment_id = write.experiment_id
+        if experiment_id is None:
+            try:
+                experiment_id = stores.tracking.get_run(write.run_id).experiment_id
+            except NotFound:
+                continue  # the store refuses the batch: no such run
+        if principal.role_on("experiment", experiment_id) < Role.EDITOR:
+            raise PermissionDenied(
+                f"{principal.user} may not write run {write.run_id}: it needs the editor role "
+                f"on experiment {experiment_id!r}; an admin can grant it with "
+                "`keel auth role grant`"
+            )
 
 
 @router.post("/runs/fail-stale", dependencies=[require(Role.EDITOR)])
