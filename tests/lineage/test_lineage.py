@@ -3,6 +3,8 @@ on SQLite, PostgreSQL and through a server; bad references are clear errors."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from tests.lineage.conftest import Traced
 
@@ -44,6 +46,43 @@ def test_a_step_run_leads_down_to_the_model_and_its_deployment(traced: Traced) -
     }
 
 
+def test_a_dataset_leads_down_to_the_runs_that_took_it_and_on_to_the_deployment(
+    traced: Traced, tmp_path: Path
+) -> None:
+    data = f"dataset:{traced.dataset}"
+    down = {
+        (data, f"run:{traced.read_run}", "input_to"),
+        (f"run:{traced.read_run}", f"artifact:{traced.artifact}", "produced"),
+        (f"artifact:{traced.artifact}", f"run:{traced.fit_run}", "input_to"),
+        (f"run:{traced.fit_run}", MV, "registered_as"),
+        (f"run:{traced.fit_run}", f"artifact:{traced.score}", "produced"),
+        (MV, "deployment:lineage-prod", "deployed_to"),
+    }
+    graph = lineage(data, direction="down")
+    assert graph.root == data
+    assert _edges(graph) == down
+    assert graph.nodes[data].label == "rows.csv"  # the name the step logged it by
+    assert not graph.truncated
+    assert _edges(lineage(data, direction="both")) == down  # nothing is upstream of it
+    # A run in another experiment that took the same file is found too (the search spans
+    # every experiment); one that took other data is not.
+    with keel.start_run(experiment="elsewhere", run_name="same-file") as same:
+        same.log_dataset(tmp_path / "rows.csv", context="evaluation")
+    with keel.start_run(experiment="elsewhere", run_name="other-file") as other:
+        (tmp_path / "other.csv").write_text("1\n2\n", encoding="utf-8")
+        other.log_dataset(tmp_path / "other.csv")
+    near = lineage(data, direction="down", depth=1)
+    assert set(near.nodes) == {data, f"run:{traced.read_run}", f"run:{same.run_id}"}
+    assert near.nodes[f"run:{same.run_id}"].attributes["type"] == "run"
+
+
+def test_a_dataset_no_run_took_is_a_graph_of_itself(traced: Traced) -> None:
+    graph = lineage("dataset:" + "0" * 64, direction="down")
+    assert set(graph.nodes) == {"dataset:" + "0" * 64}
+    assert graph.edges == []
+    assert not graph.truncated
+
+
 def test_depth_bounds_the_walk_and_a_deployment_finds_its_versions(traced: Traced) -> None:
     near = lineage("deployment:lineage-prod", direction="up", depth=2)
     assert set(near.nodes) == {"deployment:lineage-prod", MV, f"run:{traced.fit_run}"}
@@ -71,6 +110,10 @@ def test_a_cache_hit_traces_to_the_run_whose_output_it_reused(traced: Traced) ->
     assert hit.status == "cached"
     graph = lineage(hit.run_id, direction="up", depth=1)
     assert (f"run:{traced.read_run}", f"run:{hit.run_id}", "cached_from") in _edges(graph)
+    # Down from the file: the cache hit took it as its input too.
+    data = f"dataset:{traced.dataset}"
+    near = lineage(data, direction="down", depth=1)
+    assert (data, f"run:{hit.run_id}", "input_to") in _edges(near)
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,22 @@ def test_json_gives_the_graph(traced_here: Traced) -> None:
     assert {n["kind"] for n in graph["nodes"]} == {"run", "artifact", "model_version", "deployment"}
 
 
+def test_a_dataset_leads_down_to_the_model_version(traced_here: Traced) -> None:
+    ref = f"dataset:{traced_here.dataset}"
+    result = _keel("lineage", ref, "--direction", "down", "--json")
+    assert result.exit_code == 0, result.output
+    graph = json.loads(result.stdout)
+    assert graph["root"] == ref
+    assert (ref, f"run:{traced_here.read_run}", "input_to") in {
+        (e["source"], e["target"], e["relation"]) for e in graph["edges"]
+    }
+    assert "model_version:lineage-model/1" in {n["key"] for n in graph["nodes"]}
+    tree = _keel("lineage", ref, "--direction", "down")
+    assert tree.exit_code == 0, tree.output
+    assert "rows.csv" in tree.stdout
+    assert "lineage-model v1" in tree.stdout
+
+
 def test_bad_input_exits_2_with_one_line(traced_here: Traced) -> None:
     for args in (["lineage", "thing:1"], ["lineage", traced_here.fit_run, "--depth", "0"],
                  ["lineage", traced_here.fit_run, "--direction", "sideways"]):  # fmt: skip

@@ -1,10 +1,11 @@
 """``lineage``: the graph around one object — where it came from and where it went.
 
 It is a query over what the domains already record, not a table of its own: a run's
-dataset inputs (``log_dataset``, a step's declared datasets), a step run's input and output
-digests and its upstream steps (``keel.inputs``, ``keel.output.digest``), the run a model
-version was registered from, and the versions a deployment's traffic plan routes to. So it
-answers the same on SQLite, PostgreSQL and through a server (the stores' protocols).
+dataset inputs (``log_dataset``, a step's declared datasets; downstream from a dataset, the
+runs a ``datasets.digest`` search finds), a step run's input and output digests and its
+upstream steps (``keel.inputs``, ``keel.output.digest``), the run a model version was
+registered from, and the versions a deployment's traffic plan routes to. So it answers the
+same on SQLite, PostgreSQL and through a server (the stores' protocols).
 
 The walk is breadth-first from the root, upstream, downstream or both, to ``depth`` hops,
 and stops adding nodes past ``max_nodes`` (``truncated`` says so, as it does when a
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import orjson
@@ -246,11 +248,30 @@ class _Walker:
                         yield target  # type: ignore[misc]
         elif kind == "run":
             yield from self._run_down(id_, me)
+        elif kind == "dataset":
+            yield from self._dataset_down(id_, me)
         elif kind == "artifact":
             for run in self._search(f"tags.`{_INPUTS}` like '%{id_}%'"):
                 target = self.run_node(run)
                 if self._edge(me, target, "input_to"):
                     yield target  # type: ignore[misc]
+
+    def _dataset_down(self, digest: str, me: str) -> Iterator[str]:
+        # The digest was checked to be hex (parse_lineage_ref): safe inside the filter.
+        found = self._search(f"datasets.digest = '{digest}'")
+        if found and me == self.graph.root:
+            self._name_dataset(me, digest, found[0].run_id)
+        for run in found:
+            target = self.run_node(run)
+            if self._edge(me, target, "input_to"):
+                yield target  # type: ignore[misc]
+
+    def _name_dataset(self, key: str, digest: str, run_id: str) -> None:
+        """Label a dataset root, known only by its digest, with the name a run logged it by."""
+        names = [i.name for i in self.stores.tracking.get_inputs(run_id) if i.digest == digest]
+        if names:
+            node = self.graph.nodes[key]
+            self.graph.nodes[key] = replace(node, label=names[0])
 
     def _run_down(self, run_id: str, me: str) -> Iterator[str]:
         run = self._get_run(run_id)
