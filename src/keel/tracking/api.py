@@ -99,7 +99,9 @@ def search_runs(
     """Return one page of runs matching ``filter``; ``.next_page_token`` continues.
 
     ``experiment`` is a name or list of names (all experiments when None). The filter
-    language: ``metrics.acc > 0.9 and params.model = 'rf' and tags.team in ('a', 'b')``.
+    language: ``metrics.acc > 0.9 and params.model = 'rf' and tags.team in ('a', 'b')``,
+    and the run's dataset inputs: ``datasets.digest = '…'``, ``datasets.name = 'train'``,
+    ``datasets.context in ('training', 'eval')`` (see ``keel.tracking.filter``).
     """
     tracking = _stores().tracking
     if experiment is None:
