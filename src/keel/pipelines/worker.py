@@ -24,6 +24,7 @@ from keel.pipelines.materialize import OutputRef, load_output, store_output
 if TYPE_CHECKING:
     from keel.pipelines.steps import Step
     from keel.store.artifacts import BlobStore
+    from keel.tracking.run_writes import RunWrite
 
 __all__ = ["StepResult", "StepTask", "StoreSpec", "execute", "worker_main"]
 
@@ -98,6 +99,9 @@ class StepTask:
     store: StoreSpec
     attempt: int = 1
     run_id: str | None = None  # the step run: active while the step runs (see execute)
+    # What creates the step run, should the step ask for it before the engine's buffered
+    # records reach the store (see keel.pipelines.recorder).
+    run_start: RunWrite | None = None
     # Write the output without fsync, for the engine to make durable in a group before it
     # records it (keel.pipelines.durable): only where the engine sees the worker's files.
     defer_sync: bool = False
@@ -183,8 +187,16 @@ def _step_run(task: StepTask) -> Iterator[None]:
         return
     from keel.tracking.fluent import pending_run
 
-    with pending_run(task.run_id, task.store.activate):
+    with pending_run(task.run_id, lambda: _open_step_run(task)):
         yield
+
+
+def _open_step_run(task: StepTask) -> None:
+    task.store.activate()
+    if task.run_start is not None:  # creates the run unless the engine's records did
+        from keel.stores import current_stores
+
+        current_stores().tracking.write_runs([task.run_start])
 
 
 def _tb(exc: BaseException) -> str:
