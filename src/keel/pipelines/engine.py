@@ -237,6 +237,7 @@ class _Run:
             self.spec,  # type: ignore[arg-type]
             state.attempts,
             state.run_id,
+            self.recorder.pending_start(state.run_id),  # type: ignore[arg-type]
             defer_sync=self.flusher is not None,
         )
         self.running.add(node_id)
