@@ -181,9 +181,9 @@ def _dataset(expr: Comparison, dialect: str) -> ColumnElement[bool]:
 
     A semi-join rather than a correlated EXISTS: the matching inputs are found once, through
     the indexes of migration 0013 (a digest's datasets, a dataset's runs), instead of two
-    lookups per run searched. Over 10,000 runs in 40 experiments on SQLite, a digest two
-    runs used is found in ~5 ms of CPU instead of ~50, and one every run used in ~45 ms
-    instead of ~50-80.
+    lookups per run searched. Over 10,000 runs in 40 experiments on SQLite (CPU time, three
+    alternating runs), a digest two runs used is found in 3-6 ms instead of 39-54, and one
+    every run used in 30-41 ms instead of 38-71.
     """
     if expr.op in ("is null", "is not null"):  # one lookup per run: its first input
         found = select(literal(1)).where(run_inputs.c.run_id == runs.c.run_id).exists()
