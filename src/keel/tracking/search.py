@@ -18,9 +18,19 @@ from keel.store import schema as t
 if TYPE_CHECKING:
     from keel.tracking.filter import FilterExpr, OrderKey
 
-__all__ = ["MAX_RESULTS_LIMIT", "build_search", "decode_page_token", "encode_page_token"]
+__all__ = [
+    "MAX_PAGE_OFFSET",
+    "MAX_RESULTS_LIMIT",
+    "build_search",
+    "decode_page_token",
+    "encode_page_token",
+]
 
 MAX_RESULTS_LIMIT = 50_000
+# The largest offset a page token may carry: far past any real search, and within every
+# database's OFFSET (a forged token must be bad input, not a database error).
+MAX_PAGE_OFFSET = 2**62
+_MAX_TOKEN = 1000  # characters: the tokens Keel gives are some 20
 
 # The active runs of an experiment in run_id order (schema revision 0008).
 RUN_ID_ORDER_INDEX = "ix_runs_experiment_id_lifecycle_stage_run_id_start_time"
@@ -66,12 +76,18 @@ def decode_page_token(token: str | None) -> int:
     """Return the offset inside a page token (0 for None); ``InvalidInput`` if malformed."""
     if not token:
         return 0
+    if not isinstance(token, str) or len(token) > _MAX_TOKEN:
+        raise InvalidInput("invalid page token; pass back one Keel gave")
     try:
         data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
         offset = data["offset"]
     except (binascii.Error, ValueError, TypeError, KeyError, orjson.JSONDecodeError):
         raise InvalidInput(f"invalid page token {token[:40]!r}; pass back one Keel gave") from None
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+    if (
+        not isinstance(offset, int)
+        or isinstance(offset, bool)
+        or not 0 <= offset <= MAX_PAGE_OFFSET
+    ):
         raise InvalidInput(f"invalid page token {token[:40]!r}; pass back one Keel gave")
     return offset
 
