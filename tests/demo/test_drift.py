@@ -29,12 +29,12 @@ def test_the_alert_went_pending_then_firing_and_ran_both_actions(at_demo_home) -
     alert = keel.get_alert(out.alert_id)
     assert (alert.rule, alert.deployment, alert.metric) == (RULE, DEPLOYMENT, "drift_share")
     assert alert.fired_at is not None
-    assert alert.value is not None
-    assert alert.value > 0.3
+    assert alert.value is not None  # the latest evaluation's: it may have fallen since
 
     events = keel.get_alert_events(alert_id=out.alert_id)
     kinds = [e.kind for e in events]
     assert kinds[:2] == ["pending", "firing"]
+    assert events[0].value > 0.3 and events[1].value > 0.3  # it fired on breaches
     actions = {e.detail["action"]: dict(e.detail) for e in events if e.kind == "action"}
     assert actions["rollback"]["ok"] is True
     assert actions["rollback"]["stable"] == V1

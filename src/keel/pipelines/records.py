@@ -103,6 +103,30 @@ def _all_runs(stores: Stores, experiment_ids: list[str], text: str, order: str) 
             return runs
 
 
+def _in_run_order(infos: list[StepRunInfo]) -> list[StepRunInfo]:
+    """Steps by start time; steps that started in the same millisecond (cache hits are
+    recorded that fast) upstream first, by their depth in the DAG, then by node."""
+    parents = {s.node: [p for p in s.upstream if p != s.node] for s in infos}
+    children: dict[str, list[str]] = {node: [] for node in parents}
+    waiting = {}
+    for node, ups in parents.items():
+        known = [p for p in ups if p in parents]
+        waiting[node] = len(known)
+        for p in known:
+            children[p].append(node)
+    depth = {node: 0 for node, n in waiting.items() if n == 0}
+    ready = list(depth)
+    while ready:  # Kahn's order: no recursion, so a long chain cannot hit a limit
+        node = ready.pop()
+        for child in children[node]:
+            depth[child] = max(depth.get(child, 0), depth[node] + 1)
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                ready.append(child)
+    # a node left waiting (records naming a cycle) is ordered by time and name alone
+    return sorted(infos, key=lambda s: (s.start_time, depth.get(s.node, 0), s.node))
+
+
 def read_run(stores: Stores, run_id: str) -> PipelineRunInfo:
     """Return the pipeline run ``run_id`` with its step runs (by start time)."""
     run = stores.tracking.get_run(run_id)
@@ -114,7 +138,7 @@ def read_run(stores: Stores, run_id: str) -> PipelineRunInfo:
         f"attributes.parent_run_id = '{run.run_id}'",
         "attributes.start_time asc",
     )
-    infos = sorted((_step_info(s) for s in steps), key=lambda s: (s.start_time, s.node))
+    infos = _in_run_order([_step_info(s) for s in steps])
     return PipelineRunInfo(
         run_id=run.run_id,
         pipeline=run.tags.get(PIPELINE, ""),
