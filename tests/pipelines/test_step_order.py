@@ -27,9 +27,7 @@ def step(node: str, start: int, *upstream: str) -> StepRunInfo:
 def test_cache_hits_recorded_in_one_millisecond_keep_the_dag_order() -> None:
     # a rerun's cache hits are recorded within a millisecond: the names alone would put
     # "evaluate" before "validate"
-    steps = [step(STEPS[0], 100)] + [
-        step(node, 101, STEPS[i]) for i, node in enumerate(STEPS[1:])
-    ]
+    steps = [step(STEPS[0], 100)] + [step(node, 101, STEPS[i]) for i, node in enumerate(STEPS[1:])]
     random.Random(0).shuffle(steps)
     assert [s.node for s in _in_run_order(steps)] == list(STEPS)
 
