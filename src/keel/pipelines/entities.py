@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from keel.pipelines.materialize import OutputRef
 
-__all__ = ["STEP_STATUSES", "PipelineRunInfo", "PipelineSummary", "StepRunInfo"]
+__all__ = ["STEP_STATUSES", "PipelineRunInfo", "PipelineSummary", "StepRunInfo", "step_depths"]
 
 # finished: ran and succeeded; cached: skipped, an earlier output reused; failed: raised,
 # timed out or returned what cannot be stored (after its retries); skipped: not run because
@@ -133,3 +134,29 @@ class PipelineSummary:
             "last_status": self.last_status,
             "last_start_time": self.last_start_time,
         }
+
+
+def step_depths(steps: Sequence[StepRunInfo]) -> dict[str, int]:
+    """Return each step's depth in its run's DAG: 0 for a step with no upstream step among
+    ``steps``, else one more than its deepest upstream step."""
+    # Kahn's order, iteratively: a chain of thousands of steps must not hit the recursion
+    # limit. A node left over (only a corrupted record could make a cycle) goes in layer 0.
+    known = {s.node for s in steps}
+    upstream = {s.node: [u for u in dict.fromkeys(s.upstream) if u in known] for s in steps}
+    downstream: dict[str, list[str]] = {node: [] for node in upstream}
+    for node, ups in upstream.items():
+        for up in ups:
+            downstream[up].append(node)
+    waiting = {node: len(ups) for node, ups in upstream.items()}
+    layer = {node: 0 for node, count in waiting.items() if count == 0}
+    ready = list(layer)
+    while ready:
+        node = ready.pop()
+        for down in downstream[node]:
+            layer[down] = max(layer.get(down, 0), layer[node] + 1)
+            waiting[down] -= 1
+            if waiting[down] == 0:
+                ready.append(down)
+    for node in upstream:
+        layer.setdefault(node, 0)
+    return layer

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from keel.errors import InvalidInput, NotFound
-from keel.pipelines.entities import PipelineRunInfo, PipelineSummary, StepRunInfo
+from keel.pipelines.entities import PipelineRunInfo, PipelineSummary, StepRunInfo, step_depths
 from keel.pipelines.materialize import OutputRef
 from keel.tracking.entities import Run, RunStatus
 
@@ -106,25 +106,8 @@ def _all_runs(stores: Stores, experiment_ids: list[str], text: str, order: str) 
 def _in_run_order(infos: list[StepRunInfo]) -> list[StepRunInfo]:
     """Steps by start time; steps that started in the same millisecond (cache hits are
     recorded that fast) upstream first, by their depth in the DAG, then by node."""
-    parents = {s.node: [p for p in s.upstream if p != s.node] for s in infos}
-    children: dict[str, list[str]] = {node: [] for node in parents}
-    waiting = {}
-    for node, ups in parents.items():
-        known = [p for p in ups if p in parents]
-        waiting[node] = len(known)
-        for p in known:
-            children[p].append(node)
-    depth = {node: 0 for node, n in waiting.items() if n == 0}
-    ready = list(depth)
-    while ready:  # Kahn's order: no recursion, so a long chain cannot hit a limit
-        node = ready.pop()
-        for child in children[node]:
-            depth[child] = max(depth.get(child, 0), depth[node] + 1)
-            waiting[child] -= 1
-            if waiting[child] == 0:
-                ready.append(child)
-    # a node left waiting (records naming a cycle) is ordered by time and name alone
-    return sorted(infos, key=lambda s: (s.start_time, depth.get(s.node, 0), s.node))
+    depth = step_depths(infos)
+    return sorted(infos, key=lambda s: (s.start_time, depth[s.node], s.node))
 
 
 def read_run(stores: Stores, run_id: str) -> PipelineRunInfo:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from keel.pipelines.entities import StepRunInfo
+from keel.pipelines.entities import StepRunInfo, step_depths
 
 __all__ = ["DagEdge", "DagLayout", "DagNode", "layout_dag"]
 
@@ -59,33 +59,9 @@ def _label(node: str) -> str:
     return node if len(node) <= MAX_LABEL else node[: MAX_LABEL - 1] + "…"
 
 
-def _layers(steps: Sequence[StepRunInfo]) -> dict[str, int]:
-    # Kahn's order, iteratively: a chain of thousands of steps must not hit the recursion
-    # limit. A node left over (only a corrupted record could make a cycle) goes in layer 0.
-    known = {s.node for s in steps}
-    upstream = {s.node: [u for u in dict.fromkeys(s.upstream) if u in known] for s in steps}
-    downstream: dict[str, list[str]] = {node: [] for node in upstream}
-    for node, ups in upstream.items():
-        for up in ups:
-            downstream[up].append(node)
-    waiting = {node: len(ups) for node, ups in upstream.items()}
-    layer = {node: 0 for node, count in waiting.items() if count == 0}
-    ready = list(layer)
-    while ready:
-        node = ready.pop()
-        for down in downstream[node]:
-            layer[down] = max(layer.get(down, 0), layer[node] + 1)
-            waiting[down] -= 1
-            if waiting[down] == 0:
-                ready.append(down)
-    for node in upstream:
-        layer.setdefault(node, 0)
-    return layer
-
-
 def layout_dag(steps: Sequence[StepRunInfo]) -> DagLayout:
     """Return the layout of ``steps`` (a pipeline run's step runs) as layered boxes."""
-    layer = _layers(steps)
+    layer = step_depths(steps)
     columns: dict[int, list[StepRunInfo]] = {}
     for step in steps:
         columns.setdefault(layer[step.node], []).append(step)
