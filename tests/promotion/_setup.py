@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONFIG", "Churn", "register_churn", "write_config"]
+__all__ = ["CONFIG", "SERVER_HOME", "Churn", "register_churn", "write_config"]
 
 CONFIG = """
 [environments.prod]
@@ -118,10 +118,18 @@ def register_churn(project: Path) -> Churn:
     return Churn(project, holdout, models)
 
 
+# The live servers of the tests (tests/conftest.py's backend, tests/server) keep their home
+# beside the client's under this name; a server promotes by the environments there.
+SERVER_HOME = "server-home"
+
+
 def write_config(home: Path, text: str = CONFIG) -> None:
-    """Write ``text`` as the home's config.toml and forget the cached settings."""
+    """Write ``text`` as the home's config.toml (and the test server's beside it, if one
+    runs) and forget the cached settings."""
     from keel.config import reset_settings
 
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "config.toml").write_text(text, encoding="utf-8")
+    server = home.parent / SERVER_HOME
+    for folder in (home, server) if server.is_dir() else (home,):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.toml").write_text(text, encoding="utf-8")
     reset_settings()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sklearn.metrics import accuracy_score, roc_auc_score
 from tests.conftest import KeelEnv
-from tests.promotion._setup import Churn, register_churn, write_config
+from tests.promotion._setup import SERVER_HOME, Churn, register_churn, write_config
 
 import keel
 from keel.errors import InvalidInput, NotFound
@@ -26,6 +26,20 @@ def churn(backend: KeelEnv) -> Churn:
 
 def _split(name: str) -> dict[str, tuple[float, str]]:
     return {b.key: (b.weight, b.role.value) for b in keel.get_deployment(name).plan.backends}
+
+
+def _audit(backend: KeelEnv, action: str) -> list:
+    """Return the promotion audit entries of churn/2 from the database that holds them
+    (through a server: the server's own)."""
+    from keel.config import load_settings
+    from keel.governance.audit import audit_store
+    from keel.stores import open_stores
+
+    if backend.dialect != "rest":
+        return audit_log(object="churn/2", action=action)
+    # KEEL_TRACKING_URI names the server; its own database is the home's default one.
+    server = open_stores(load_settings(backend.home.parent / SERVER_HOME, tracking_uri=""))
+    return audit_store(server).list_entries(object="churn/2", since=None, action=action, limit=100)
 
 
 def _alias(alias: str) -> int | None:
@@ -55,9 +69,10 @@ def test_a_promotion_that_passes_moves_the_alias_and_starts_the_canary(
     [stored] = promotion_history("prod")
     assert stored.promotion_id == result.promotion_id
     assert stored.to_dict() == result.to_dict()
-    if backend.dialect != "rest":  # the audit log is read from the database
-        actions = [e.action for e in audit_log(object="churn/2", action="promotion")]
-        assert actions == ["promotion.approve", "promotion.promoted"]
+    entries = _audit(backend, "promotion")
+    assert [e.action for e in entries] == ["promotion.approve", "promotion.promoted"]
+    assert entries[1].actor == current_actor()
+    assert entries[1].change["promotion_id"] == result.promotion_id
 
 
 def test_the_champion_is_scored_on_the_same_data_as_the_candidate(churn: Churn) -> None:
@@ -249,10 +264,12 @@ def test_refusals_and_dry_runs_are_audited_too(churn: Churn, backend: KeelEnv) -
     promote("models:/churn/2", to="staging", dry_run=True)
     outcomes = [(p.environment, p.outcome) for p in promotion_history(model="churn")]
     assert outcomes == [("staging", "dry-run"), ("strict", "refused")]
-    if backend.dialect != "rest":
-        entries = audit_log(object="churn/2", action="promotion")
-        assert [e.action for e in entries] == ["promotion.refused", "promotion.dry-run"]
-        assert entries[0].change["gates"] == {"accuracy >= 0.999": False, "deployment": True}
+    entries = _audit(backend, "promotion")
+    assert [e.action for e in entries] == ["promotion.refused", "promotion.dry-run"]
+    assert entries[0].change["gates"] == {"accuracy >= 0.999": False, "deployment": True}
+    with acting_as("carol"):
+        promote("models:/churn/2", to="strict")
+    assert _audit(backend, "promotion.refused")[-1].actor == "carol"
 
 
 def test_huge_and_hostile_arguments(churn: Churn) -> None:
@@ -267,7 +284,7 @@ def test_huge_and_hostile_arguments(churn: Churn) -> None:
     assert promotion_history() == []
 
 
-def test_an_environment_built_in_code_needs_no_config_file(churn: Churn) -> None:
+def test_an_environment_built_in_code_needs_no_config_file(churn: Churn, backend: KeelEnv) -> None:
     from keel.environments import parse_environment
 
     qa = parse_environment(
@@ -277,6 +294,13 @@ def test_an_environment_built_in_code_needs_no_config_file(churn: Churn) -> None
             "deployment": {"name": "{model}-qa", "strategy": "none"},
         },
     )
+    if backend.dialect == "rest":
+        # A server promotes by the environments of its own config.toml only: gates sent by
+        # a client would be gates the client chose.
+        with pytest.raises(InvalidInput, match=r"built in code.*\[environments\.qa\]"):
+            promote("models:/churn/2", to=qa)
+        assert promotion_history() == []
+        return
     assert promote("models:/churn/1", to=qa).reasons[0] == "accuracy = 0.85 fails accuracy >= 0.9"
     approve_promotion("models:/churn/2", to=qa)
     result = promote("models:/churn/2", to=qa)

@@ -1,5 +1,6 @@
 """/api/v1/promotions on a live server with auth on: approvers' roles checked and recorded,
-promotions recorded as the token's user, bad bodies refused with 400s."""
+promotions run and recorded by the server as the token's user (a posted verdict refused),
+bad bodies refused with 400s."""
 
 from __future__ import annotations
 
@@ -147,35 +148,45 @@ def test_approval_bodies(secured: Secured, body: dict, status: int) -> None:
         assert response.json()["error_code"] in ("INVALID_INPUT", "NOT_FOUND")
 
 
-def test_promotion_records_and_reads(secured: Secured) -> None:
-    record = {
-        "model": "churn",
-        "version": 2,
-        "environment": "prod",
-        "alias": "prod",
-        "outcome": "refused",
-        "dry_run": False,
-        "gates": [{"kind": "metric", "name": "a >= 1", "passed": False, "reason": "no"}],
-        "reason": "no",
-    }
+def test_an_editor_cannot_record_a_verdict_the_server_did_not_reach(
+    secured: Secured, keel_env: KeelEnv
+) -> None:
+    from keel.config import load_settings
+    from keel.governance.audit import audit_store
+    from keel.stores import open_stores
+
+    ask = {"model": "churn", "version": 2, "environment": "prod"}
+    forged = {**ask, "alias": "prod", "outcome": "promoted", "dry_run": False, "reason": "ok",
+              "gates": [{"kind": "approvals", "name": "approvals", "passed": True,
+                         "reason": "ok"}]}  # fmt: skip
     with secured.http("eve") as http:
-        done = http.post(API, json=record)
+        refused = http.post(API, json=forged)
+        assert refused.status_code == 400, refused.text
+        assert "decided by the server" in refused.json()["message"]
+        done = http.post(API, json=ask)  # prod needs an approval nobody gave
         assert done.status_code == 201, done.text
-        assert done.json()["actor"] == "eve"
-        assert done.json()["reasons"] == ["no"]
-        assert http.post(API, json={**record, "outcome": "yolo"}).status_code == 400
-        assert http.post(API, json={**record, "alias": "latest"}).status_code == 400
-        assert http.post(API, json={**record, "gates": "x"}).status_code == 400
-        assert http.post(API, json={**record, "version": 42}).status_code == 404
+        record = done.json()
+        assert (record["outcome"], record["actor"]) == ("refused", "eve")
+        assert record["reasons"] == [
+            "0 of 1 approvals by editor or higher (nobody); approve with "
+            "`keel promote approve models:/churn/2 --to prod`"
+        ]
+        assert http.post(API, json={**ask, "version": 42}).status_code == 404
         listed = http.get(API, params={"environment": "prod", "limit": 5}).json()
-        assert [p["promotion_id"] for p in listed["promotions"]] == [done.json()["promotion_id"]]
+        assert [p["promotion_id"] for p in listed["promotions"]] == [record["promotion_id"]]
         assert http.get(API, params={"limit": 0}).status_code == 400
         assert http.get(f"{API}/approvals").status_code == 400
+    assert keel.get_registered_model("churn").aliases["prod"] == 1
     with secured.http("vic") as http:
-        assert http.post(API, json=record).status_code == 403
+        assert http.post(API, json=ask).status_code == 403
         assert http.get(API).status_code == 200
     with secured.http(None) as http:
         assert http.get(API).status_code == 401
+    # KEEL_TRACKING_URI names the server; its own database is the home's default one.
+    server = open_stores(load_settings(keel_env.home.parent / "server-home", tracking_uri=""))
+    [entry] = audit_store(server).list_entries(object="churn/2", action="promotion.refused")
+    assert entry.actor == "eve"
+    assert entry.change["promotion_id"] == record["promotion_id"]
 
 
 def test_a_rollout_the_data_plane_refuses_puts_the_alias_back(secured: Secured) -> None:

@@ -1,16 +1,18 @@
 """The promotions store over HTTP: each ``PromotionStore`` method is one call to a server.
 
 Entities are rebuilt exactly as the SQL store returns them, and server errors come back
-as the same ``KeelError`` subclasses. The gates run in the SDK's process; only the
-records travel.
+as the same ``KeelError`` subclasses. A promotion is asked of the server by name (model,
+version, environment, dry run): the server runs the gates of its own environment on its
+own data, moves the alias, starts the rollout and records its own result.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keel.client.http import KeelHttp
-from keel.environments import check_environment_name
+from keel.environments import Environment, check_environment_name
+from keel.errors import InvalidInput
 from keel.promotion.entities import Approval, PromotionResult
 from keel.promotion.sql_store import check_version
 from keel.promotion.store import (
@@ -18,9 +20,14 @@ from keel.promotion.store import (
     PromotionStore,
     check_comment,
     check_limit,
-    check_record,
 )
 from keel.registry.uris import check_model_name
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from keel.registry.entities import ModelVersion
+    from keel.stores import Stores
 
 __all__ = ["RestPromotionStore"]
 
@@ -33,6 +40,26 @@ def _acting() -> dict[str, str]:
     from keel.governance.identity import current_actor
 
     return {"Keel-Actor": current_actor()}
+
+
+def _environment_name(environment: str | Environment | None) -> str:
+    if isinstance(environment, Environment):
+        raise InvalidInput(
+            f"environment {environment.name!r} was built in code, but a Keel server promotes "
+            "only into the environments of its own config.toml (it cannot vouch for gates "
+            f"it does not hold): define [environments.{environment.name}] there and pass "
+            "its name"
+        )
+    if environment is None:
+        from keel.config import get_settings
+
+        # KEEL_ENV / --env names it; the server holds its definition.
+        environment = getattr(get_settings(), "env", "") or None
+        if environment is None:
+            raise InvalidInput(
+                "name the environment to promote to: --to prod (or set KEEL_ENV / --env)"
+            )
+    return check_environment_name(environment)
 
 
 class RestPromotionStore(PromotionStore):
@@ -69,10 +96,21 @@ class RestPromotionStore(PromotionStore):
         data = self.http.request("GET", f"{_BASE}/approvals", params=params)
         return [Approval.from_dict(a) for a in data["approvals"]]
 
-    def record_promotion(self, record: PromotionResult) -> PromotionResult:
-        body = check_record(record).to_dict()
-        for derived in ("passed", "reasons", "promotion_id", "actor", "at"):
-            body.pop(derived)
+    def promote(
+        self,
+        stores: Stores,
+        version: ModelVersion,
+        environment: str | Environment | None,
+        *,
+        dry_run: bool,
+        project: Path,
+    ) -> PromotionResult:
+        body = {
+            "model": check_model_name(version.name),
+            "version": check_version(version.version),
+            "environment": _environment_name(environment),
+            "dry_run": dry_run,
+        }
         data = self.http.request("POST", _BASE, json=body, headers=_acting())
         return PromotionResult.from_dict(data)
 

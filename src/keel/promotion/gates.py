@@ -2,8 +2,9 @@
 
 - metric thresholds on the version's run metrics (the run's latest values, else those
   recorded when the version was registered);
-- the champion comparison: the candidate and the alias's current holder loaded with
-  ``keel.load_model`` and scored in this process on the same evaluation data;
+- the champion comparison: the candidate and the alias's current holder loaded from the
+  stores given (every file's digest verified) and scored in this process on the same
+  evaluation data;
 - approvals: distinct approvers holding the required role (unchecked roles — approvals
   recorded with auth off — count, since nothing could be checked);
 - the deployment: it must not have a rollout running, so the one a promotion starts can.
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
     from keel.environments import ApprovalGate, ChampionGate, Environment, MetricThreshold
     from keel.registry.entities import ModelVersion
+    from keel.registry.packaging import LoadedModel
     from keel.stores import Stores
 
 __all__ = ["approvals_gate", "champion_gate", "deployment_gate", "metric_gates"]
@@ -85,6 +87,15 @@ def metric_gates(
     return results
 
 
+def _load(stores: Stores, version: ModelVersion) -> LoadedModel:
+    # From ``stores``, not the process's current ones (keel.load_model): on a server
+    # they are the ones it serves.
+    from keel.registry.api import _materialise
+    from keel.registry.packaging import load_model_dir
+
+    return load_model_dir(_materialise(stores, version.artifact_digest, version.uri))
+
+
 def approvals_gate(approvals: list[Approval], spec: ApprovalGate, hint: str) -> GateResult:
     """Return whether ``approvals`` hold ``spec.count`` distinct approvers of ``spec.role``."""
     from keel.governance.auth import Role
@@ -121,7 +132,6 @@ def champion_gate(
 ) -> GateResult:
     """Return the comparison of ``candidate`` with ``champion`` on the same data."""
     from keel.promotion.evaluation import load_evaluation_data, score
-    from keel.registry.api import load_model
 
     name = f"champion {spec.metric}"
     data = load_evaluation_data(stores, spec.data, spec.target, project)
@@ -135,7 +145,7 @@ def champion_gate(
         "target": spec.target,
         "champion_version": None if champion is None else champion.version,
     }
-    mine = score(spec.metric, load_model(candidate.uri), data, candidate.uri)
+    mine = score(spec.metric, _load(stores, candidate), data, candidate.uri)
     details["candidate_score"] = _finite(mine)
     where = f"on {spec.data} ({data.rows} rows)"
     if champion is None:
@@ -145,7 +155,7 @@ def champion_gate(
         details["champion_score"] = _finite(mine)
         reason = f"version {candidate.version} already holds {alias}; {spec.metric} = {_fmt(mine)}"
         return GateResult("champion", name, True, reason, details)
-    theirs = score(spec.metric, load_model(champion.uri), data, champion.uri)
+    theirs = score(spec.metric, _load(stores, champion), data, champion.uri)
     gain = (mine - theirs) if spec.maximize else (theirs - mine)
     details["champion_score"] = _finite(theirs)
     details["improvement"] = _finite(gain)

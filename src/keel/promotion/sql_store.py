@@ -2,6 +2,9 @@
 
 Each approval and each promotion attempt is one row plus one audit entry (``promotion.
 approve``, ``promotion.<outcome>`` on the version ``model/version``) in one transaction.
+``promote`` runs the attempt here (``keel.promotion.engine``); ``record_promotion`` stores
+what the engine decided and is no part of the interface: nothing a client sends becomes
+a promotion record.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
@@ -30,6 +33,13 @@ from keel.store import schema as t
 from keel.store.clock import now_ms
 from keel.store.database import Database
 from keel.store.schema_promotions import promotion_approvals, promotions
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from keel.environments import Environment
+    from keel.registry.entities import ModelVersion
+    from keel.stores import Stores
 
 __all__ = ["SqlPromotionStore", "check_version"]
 
@@ -137,7 +147,23 @@ class SqlPromotionStore(PromotionStore):
         with self.db.read() as conn:
             return [_approval(row) for row in conn.execute(query)]
 
+    def promote(
+        self,
+        stores: Stores,
+        version: ModelVersion,
+        environment: str | Environment | None,
+        *,
+        dry_run: bool,
+        project: Path,
+    ) -> PromotionResult:
+        from keel.promotion.engine import environment_of, run_promotion
+
+        env = environment_of(environment)
+        return run_promotion(stores, self, env, version, dry_run=dry_run, project=project)
+
     def record_promotion(self, record: PromotionResult) -> PromotionResult:
+        """Return ``record`` (an attempt ``run_promotion`` decided) stored with a new id,
+        the current actor and time, and audited in the same transaction."""
         record = check_record(record)
         model, version = check_model_name(record.model), check_version(record.version)
         environment, alias = _check_environment(record.environment), check_alias(record.alias)

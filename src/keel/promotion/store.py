@@ -1,16 +1,27 @@
 """The promotions store interface: every backend (SQL, REST) implements exactly this.
 
-Gates run where the SDK runs; only their records go through the store: approvals of a
-version for an environment, and each promotion attempt with its outcome. Both append an
-audit entry in the same transaction.
+A promotion is asked of the store and decided where the metadata is: the SQL store runs
+the environment's gates in this process (``keel.promotion.engine``); the REST store asks
+the server, which runs the gates of its own environment of that name on its own data and
+records its own result; a client never sends a result to be stored. Approvals of a
+version for an environment and each promotion attempt append an audit entry in the same
+transaction as their row.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 from keel.errors import InvalidInput
 from keel.promotion.entities import OUTCOMES, Approval, PromotionResult
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from keel.environments import Environment
+    from keel.registry.entities import ModelVersion
+    from keel.stores import Stores
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -77,8 +88,25 @@ class PromotionStore(ABC):
         """Return the approvals of ``model/version`` for ``environment``, oldest first."""
 
     @abstractmethod
-    def record_promotion(self, record: PromotionResult) -> PromotionResult:
-        """Return ``record`` stored with a new id, the current actor and time."""
+    def promote(
+        self,
+        stores: Stores,
+        version: ModelVersion,
+        environment: str | Environment | None,
+        *,
+        dry_run: bool,
+        project: Path,
+    ) -> PromotionResult:
+        """Return the recorded attempt to promote ``version`` into ``environment`` (None:
+        the current one, KEEL_ENV / ``--env``): its
+        gates evaluated where the metadata is, the alias moved and the rollout started
+        if every gate passed (not with ``dry_run``), as the current actor.
+
+        A SQL store runs it here on ``stores`` (relative evaluation data under
+        ``project``), an environment built in code included. Through a server, the
+        server runs the gates of the environment of that name in its own config.toml on
+        its own data (its project folder); an ``Environment`` object is refused there,
+        since the server cannot vouch for gates it does not hold."""
 
     @abstractmethod
     def list_promotions(
