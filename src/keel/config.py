@@ -71,6 +71,19 @@ class KeelSettings(BaseSettings):
     prediction_log: bool = Field(default=True, description="Record served requests (monitoring).")
     prediction_log_sample_rate: float = Field(default=1.0, ge=0, le=1)
     prediction_log_flush_interval: float = Field(default=5.0, gt=0, le=3600)
+    outbound_allow: str = Field(
+        default="",
+        max_length=10_000,
+        description=(
+            "Comma-separated host names (*.example.com for subdomains), addresses and "
+            "networks (10.0.0.0/8) that webhooks may call although they are not public "
+            "(keel.governance.outbound)."
+        ),
+    )
+    outbound_allow_local: bool = Field(
+        default=False,
+        description="Let webhooks call any address, loopback and private networks included.",
+    )
     env: str = Field(default="", description="The current environment (keel.environments).")
     environments: dict[str, Any] = Field(default_factory=dict, description="[environments.*]")
 

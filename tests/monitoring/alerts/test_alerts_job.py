@@ -17,6 +17,9 @@ from tests.monitoring.alerts.alerts_receivers import http_receiver
 import keel
 from keel.monitoring.jobs import server_jobs, set_figure_source
 
+# webhooks here reach receivers on 127.0.0.1, which Keel refuses unless allow-listed
+pytestmark = pytest.mark.usefixtures("outbound_loopback")
+
 WAIT_S = 60.0  # a bound on each wait, not a timing assertion
 
 

@@ -15,6 +15,9 @@ from keel.monitoring.alerts.notifiers import Notice, notify
 from keel.monitoring.alerts.rules import parse_rule
 from keel.monitoring.alerts.specs import check_notifier
 
+# webhooks here reach receivers on 127.0.0.1, which Keel refuses unless allow-listed
+pytestmark = pytest.mark.usefixtures("outbound_loopback")
+
 RULE = parse_rule({"name": "churn-drift", "deployment": "churn-prod", "metric": "drift_share",
                    "op": ">", "threshold": 0.3, "severity": "critical",
                    "description": "inputs drifted"})  # fmt: skip

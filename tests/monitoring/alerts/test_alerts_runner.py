@@ -27,6 +27,9 @@ from keel.monitoring.alerts.runner import run_pass
 from keel.store.clock import now_ms
 from keel.stores import current_stores
 
+# webhooks here reach receivers on 127.0.0.1, which Keel refuses unless allow-listed
+pytestmark = pytest.mark.usefixtures("outbound_loopback")
+
 RULE = {"deployment": "churn-prod", "metric": "error_rate", "op": ">", "threshold": 0.1}
 MINUTE = 60_000
 

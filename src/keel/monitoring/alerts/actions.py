@@ -9,14 +9,18 @@ actions still run. The built-in ones:
   its previous version (or ``to``);
 - ``abort_canary`` / ``pause_canary``: abort, or hold at its step, the deployment's running
   canary (``Conflict``, recorded, if none is running);
-- ``webhook``: POST the alert's JSON (as the webhook notifier) to ``url``;
+- ``webhook``: POST the alert's JSON (as the webhook notifier) to ``url``, which the
+  outbound policy checks when the rule is stored and before each call
+  (``keel.governance.outbound``: public addresses only unless allow-listed);
 - ``trigger``: ``keel.pipelines.triggers.fire_trigger(stores, "alert", rule, payload)`` —
   starts every pipeline trigger on this rule (or on any alert); the payload carries the
   alert and the action's ``payload``, with the alert id as ``event_key`` so a repeat
   starts nothing.
 
 ``register_alert_action(name, handler)`` adds one (in the process that evaluates: ``keel
-server``); a rule may name it once registered.
+server``); a rule may name it once registered. A handler that calls a URL from its
+configuration should pass it through ``keel.governance.outbound.resolve_outbound`` and
+``stream_outbound`` as the webhook does, so the same policy holds.
 """
 
 from __future__ import annotations

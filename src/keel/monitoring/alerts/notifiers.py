@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keel.errors import InvalidInput, KeelError
+from keel.governance.outbound import resolve_outbound, stream_outbound
 from keel.monitoring.alerts.entities import Alert
 from keel.monitoring.alerts.rules import AlertRule
 from keel.monitoring.alerts.specs import DEFAULT_TIMEOUT_S, mask
@@ -93,8 +94,11 @@ def _url(spec: Mapping[str, Any]) -> str:
 def send_webhook(spec: Mapping[str, Any], body: Mapping[str, Any]) -> int:
     """POST ``body`` as JSON to the URL ``spec`` names; return the HTTP status (2xx).
 
-    ``KeelError`` (URL masked) if it is unreachable, slow past its timeout, or answers
-    anything but 2xx.
+    The URL is checked against the outbound policy right before the request, and the
+    request goes to the addresses that check resolved (``keel.governance.outbound``):
+    ``InvalidInput`` if the policy refuses it. ``KeelError`` (URL masked) if it is
+    unreachable, slow past its timeout, or answers anything but 2xx — a redirect too,
+    which is not followed.
     """
     import httpx
     import orjson
@@ -104,15 +108,11 @@ def send_webhook(spec: Mapping[str, Any], body: Mapping[str, Any]) -> int:
     headers = {**dict(spec.get("headers") or {}), "Content-Type": "application/json"}
     headers.setdefault("User-Agent", "keel-alerts")
     timeout = float(spec.get("timeout", DEFAULT_TIMEOUT_S))
+    target = resolve_outbound(url, what=f"{spec.get('type', 'webhook')} URL", timeout=timeout)
     try:
         # streamed and never read: only the status matters, however big the answer is
-        with httpx.stream(
-            "POST",
-            url,
-            content=orjson.dumps(dict(body)),
-            headers=headers,
-            timeout=timeout,
-            follow_redirects=False,
+        with stream_outbound(
+            "POST", target, content=orjson.dumps(dict(body)), headers=headers, timeout=timeout
         ) as response:
             status = response.status_code
     except httpx.TimeoutException:
@@ -120,6 +120,11 @@ def send_webhook(spec: Mapping[str, Any], body: Mapping[str, Any]) -> int:
     except httpx.HTTPError as exc:
         reason = type(exc).__name__
         raise KeelError(f"webhook {shown} is unreachable ({reason})") from None
+    if 300 <= status < 400:
+        raise KeelError(
+            f"webhook {shown} answered HTTP {status}, a redirect, which Keel does not follow "
+            "(each hop would need the outbound check): give the final URL"
+        )
     if not 200 <= status < 300:
         raise KeelError(f"webhook {shown} answered HTTP {status}")
     return status

@@ -65,6 +65,7 @@ __all__ = [
     "AlertRule",
     "breaches",
     "check_rule_name",
+    "check_rule_outbound",
     "format_duration",
     "parse_duration",
     "parse_rule",
@@ -259,6 +260,17 @@ def _specs(value: object, where: str, kind: str) -> tuple[dict[str, Any], ...]:
         raise InvalidInput(f"{where}: {kind}s is a list of at most {MAX_LIST} entries")
     check = check_notifier if kind == "notifier" else check_action
     return tuple(check(item, f"{where}: {kind} #{i + 1}") for i, item in enumerate(value))
+
+
+def check_rule_outbound(rule: AlertRule) -> None:
+    """Refuse (``InvalidInput``) a rule whose webhook notifiers or actions name a URL the
+    outbound policy refuses; the stores call it before storing a rule (``parse_rule``
+    does not: it also reads stored rules back, and must not resolve host names then)."""
+    from keel.monitoring.alerts.specs import check_outbound
+
+    for kind, specs in (("notifier", rule.notifiers), ("action", rule.actions)):
+        for i, spec in enumerate(specs):
+            check_outbound(spec, f"alert rule {rule.name!r}: {kind} #{i + 1}")
 
 
 def parse_rule(data: object, *, where: str | None = None) -> AlertRule:

@@ -7,6 +7,10 @@ A notifier or action is a mapping with a ``type``; a bare string is shorthand fo
 ``username``, ``password`` or ``password_env``, ``timeout``). Action types: ``rollback``,
 ``abort_canary``, ``pause_canary``, ``webhook`` (as the notifier), ``trigger``
 (``payload``), and any registered with ``register_alert_action``.
+
+``check_notifier`` and ``check_action`` check a configuration's form only, without I/O (they
+also run on rules read back from the store); ``check_outbound`` adds the outbound policy,
+which resolves the webhook's host, when a rule is stored.
 """
 
 from __future__ import annotations
@@ -19,7 +23,15 @@ from typing import Any
 
 from keel.errors import InvalidInput
 
-__all__ = ["MASK", "NOTIFIER_TYPES", "check_action", "check_notifier", "mask", "refuse_masked"]
+__all__ = [
+    "MASK",
+    "NOTIFIER_TYPES",
+    "check_action",
+    "check_notifier",
+    "check_outbound",
+    "mask",
+    "refuse_masked",
+]
 
 NOTIFIER_TYPES = ("log", "webhook", "slack", "email")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -232,6 +244,19 @@ def check_action(spec: object, where: str = "action") -> dict[str, Any]:
             raise InvalidInput(f"{where} (trigger): payload is at most {MAX_PAYLOAD} bytes")
         out["payload"] = dict(payload)
     return out
+
+
+def check_outbound(spec: Mapping[str, Any], where: str) -> None:
+    """Refuse (``InvalidInput``) a webhook or Slack URL the server may not call: one whose
+    host resolves to a loopback, link-local or private address that the outbound
+    allow-list does not name (``keel.governance.outbound``). It resolves the host, so it
+    runs when a rule is stored, not each time one is read; a URL read from ``url_env`` is
+    checked before each request only (the variable is read then)."""
+    from keel.governance.outbound import check_outbound_url
+
+    url = spec.get("url")
+    if spec.get("type") in ("webhook", "slack") and isinstance(url, str):
+        check_outbound_url(url, what=f"{where} ({spec['type']})")
 
 
 def mask(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from keel.monitoring.alerts.entities import (
     check_alert_id,
     check_state,
 )
-from keel.monitoring.alerts.rules import AlertRule, check_rule_name
+from keel.monitoring.alerts.rules import AlertRule, check_rule_name, check_rule_outbound
 from keel.monitoring.alerts.sql_evaluation import SqlAlertEvaluation, alert_from, dumps
 from keel.monitoring.alerts.store import DEFAULT_LIMIT, AlertStore, check_limit
 from keel.store.clock import now_ms
@@ -77,6 +77,9 @@ class SqlAlertStore(SqlAlertEvaluation, AlertStore):
         names = [r.name for r in rules]
         if len(set(names)) != len(names):
             raise InvalidInput(f"a rule name is given twice in {names[:20]}")
+        for rule in rules:
+            # resolves webhook hosts: before the write transaction, which must not wait on DNS
+            check_rule_outbound(rule)
         now, actor = now_ms(), current_actor()
         try:
             with self.db.write() as conn:
