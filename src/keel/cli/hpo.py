@@ -1,4 +1,8 @@
-"""``keel hpo studies | show``: hyperparameter-search studies and their trials."""
+"""``keel hpo studies | show``: hyperparameter-search studies and their trials.
+
+``show`` lists why each failed trial failed under its table (the objective's error, or
+"the objective returned inf, not a finite number"), as ``fail_reason`` with ``--json``.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +37,20 @@ def _trial(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "started_at": _ms(t.datetime_start),
         "completed_at": _ms(t.datetime_complete),
         "run_id": t.user_attrs.get("keel.run_id"),
+        "fail_reason": _fail_reason(t),
     }
+
+
+def _fail_reason(t: optuna.trial.FrozenTrial) -> str | None:
+    from optuna.trial import TrialState
+
+    from keel.hpo.trials import FAIL_REASON
+
+    if t.state is not TrialState.FAIL:
+        return None
+    # A trial Optuna ran itself (study.optimize) keeps no reason: its log had it.
+    reason = t.user_attrs.get(FAIL_REASON)
+    return str(reason) if reason else "no reason recorded (not run by keel.hpo.tune)"
 
 
 def _best(study: optuna.Study) -> list[int]:
@@ -132,6 +149,9 @@ def show(
             short_id(t["run_id"]),
         )
     console.print(table)
+    for t in trials:
+        if t["fail_reason"] is not None:
+            console.print(plain(f"trial {t['number']} failed: {t['fail_reason']}"))
     if summary["best_params"] is None:
         console.print("no trial has completed yet")
         return

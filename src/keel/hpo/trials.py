@@ -5,6 +5,14 @@ starts before the objective (so ``keel.log_metric`` inside it lands on the trial
 once the study is told, gets the trial's params, its intermediate values as the
 ``intermediate_value`` metric by step, its final value(s) and its state as tags, in one
 batch; it ends finished (COMPLETE), killed (PRUNED) or failed (FAIL).
+
+A failed trial keeps why, on the trial itself (user attribute ``keel.fail_reason``, so
+``keel hpo show`` and anything reading the study see it) and on its run (tag
+``keel.hpo.error``): the objective's exception, or a result that is no valid value. Keel
+fails a non-finite value (NaN, +inf, -inf) with "the objective returned inf, not a finite
+number": Optuna 5 fails only NaN, and only logs its reason ("The value nan is not
+acceptable"), storing none; an infinite value it would keep as COMPLETE, where it could
+not be stored as a metric (JSON has no infinity) and would win or lose every comparison.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from keel.tracking.validation import check_key, param_value
 
 __all__ = [
     "ERROR",
+    "FAIL_REASON",
     "KIND",
     "NUMBER",
     "RUN_ID",
@@ -45,6 +54,7 @@ KIND, STUDY, NUMBER, STATE, ERROR = (
 )
 INTERMEDIATE = "intermediate_value"
 RUN_ID = "keel.run_id"  # the trial's user attribute naming its run
+FAIL_REASON = "keel.fail_reason"  # the trial's user attribute saying why it failed
 _MAX_ERROR = 4000
 _RUN_STATUS = {
     TrialState.COMPLETE: RunStatus.FINISHED,
@@ -86,9 +96,13 @@ def _values(returned: Any, n: int) -> tuple[list[float] | None, str | None]:
     if len(items) != n:
         return None, f"the objective returned {len(items)} values for {n} objectives"
     out = []
-    for v in items:
-        if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(float(v)):
-            return None, f"the objective returned {v!r:.100}, not a finite number"
+    for i, v in enumerate(items):
+        which = "" if n == 1 else f" as value {i}"
+        if isinstance(v, bool) or not isinstance(v, Real):
+            return None, f"the objective returned {v!r:.100}{which}, not a finite number"
+        if not math.isfinite(float(v)):
+            # float(): numpy's repr would say np.float64(inf) where "inf" is the point
+            return None, f"the objective returned {float(v)!r}{which}, not a finite number"
         out.append(float(v))
     return out, None
 
@@ -141,11 +155,18 @@ def _run_one(
     except Exception as exc:  # noqa: BLE001 - a trial's error is recorded; the study goes on
         values, state = None, TrialState.FAIL
         error = f"{type(exc).__name__}: {exc}"
-    except BaseException:  # Ctrl-C, SystemExit: fail the trial, kill its run, stop
-        study.tell(trial, state=TrialState.FAIL)
-        run.end(RunStatus.KILLED)
+    except BaseException as exc:  # Ctrl-C, SystemExit: fail the trial, kill its run, stop
+        try:
+            trial.set_user_attr(FAIL_REASON, f"interrupted ({type(exc).__name__})")
+            study.tell(trial, state=TrialState.FAIL)
+        finally:
+            run.end(RunStatus.KILLED)
         raise
     try:
+        if error is not None:
+            error = error[:_MAX_ERROR]
+            # Set before tell: a finished trial takes no more attributes.
+            trial.set_user_attr(FAIL_REASON, error)
         if state is TrialState.COMPLETE:
             frozen = study.tell(trial, values)
         else:
@@ -171,7 +192,7 @@ def _record(run: Any, frozen: optuna.trial.FrozenTrial, error: str | None, n: in
     params = {check_key("param", k): param_value(k, v) for k, v in frozen.params.items()}
     tags = {STATE: frozen.state.name}
     if error is not None:
-        tags[ERROR] = error[:_MAX_ERROR]
+        tags[ERROR] = error
     from keel.stores import current_stores
 
     run.flush()  # what the objective logged itself goes first
