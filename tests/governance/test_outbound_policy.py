@@ -402,3 +402,29 @@ def test_a_pinned_https_request_verifies_the_certificate_against_the_name(
                 send_webhook(spec, {"a": 1})
             assert hook.requests == []
     assert seen[:1] == ["hooks.tls.test"]
+
+
+def test_an_alert_whose_webhook_is_no_longer_allowed_records_the_refusal(
+    settings: Callable[..., None],
+) -> None:
+    """The rule was stored while 127.0.0.1 was allowed; once it is not, firing sends
+    nothing and the refusal is recorded on the alert (notifier and action alike)."""
+    from keel.monitoring import alerts as ka
+    from keel.monitoring.alerts.runner import run_pass
+    from keel.stores import current_stores
+
+    settings(allow="127.0.0.1")
+    with receiver() as hook:
+        webhook = {"type": "webhook", "url": f"{hook.url}/hook", "timeout": 2}
+        ka.add_alert_rule("errors", deployment="churn-prod", metric="error_rate", op=">",
+                          threshold=0.1, notifiers=[webhook], actions=[webhook])  # fmt: skip
+        settings(allow="")
+        figures = lambda *_, **__: {"error_rate": 0.5}  # noqa: E731
+        report = run_pass(current_stores(), figure_source=figures)
+        assert hook.requests == []
+    assert any("is refused" in e for e in report.errors["errors"])
+    events = ka.get_alert_events(rule="errors")
+    assert [e.kind for e in events] == ["firing", "error", "action_failed"]
+    for event in events[1:]:
+        assert "127.0.0.1 is loopback" in str(event.detail)
+        assert "KEEL_OUTBOUND_ALLOW" in str(event.detail)
