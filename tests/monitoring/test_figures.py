@@ -147,3 +147,18 @@ def test_the_collector_registers_once_under_concurrent_publishers() -> None:
         assert len(families[0].samples) == 8
     finally:
         forget_figures()
+
+
+def test_drift_is_no_figure_on_the_few_rows_a_draining_window_holds() -> None:
+    from keel.monitoring.figures import MIN_DRIFT_ROWS
+
+    few = _report(log_frame(MIN_DRIFT_ROWS - 1, rows_per_request=1, seed=45))
+    assert few.primary is not None
+    assert few.primary.drift is not None  # the report still shows it
+    figures = figures_of(few)
+    assert "drift_share" not in figures  # absent, so an alert on it keeps its state
+    assert "drift_detected" not in figures
+    assert figures["request_count"] == MIN_DRIFT_ROWS - 1
+    enough = figures_of(_report(log_frame(MIN_DRIFT_ROWS, rows_per_request=1, seed=45)))
+    assert 0.0 <= enough["drift_share"] <= 1.0
+    assert enough["drift_detected"] in (0.0, 1.0)

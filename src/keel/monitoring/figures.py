@@ -21,7 +21,10 @@ most requests in the window (the stable one during a canary):
   categories the reference never had (an alert fires on the first column that goes bad);
 * ``schema_violations``: reference columns missing, extra columns and type changes, counted;
 * ``drift_share``: share of drifted input columns; ``drift_detected``: 1 when the dataset
-  drifted (share >= 0.5), else 0;
+  drifted (share >= 0.5), else 0. Both are absent below ``MIN_DRIFT_ROWS`` sampled rows
+  of the version: when traffic stops, the trailing window drains to a row or two, whose
+  verdict is noise (one drifted row compared 8 of 30 columns as drifted) and would
+  resolve a drift alert on no evidence;
 * ``accuracy``, ``precision``, ``recall``, ``f1``, ``roc_auc`` (classifiers) and ``rmse``,
   ``mae``, ``r2`` (regressors), over the rows with feedback;
 * ``<metric>_decay`` for each of those the version's run also logged: how much worse
@@ -62,6 +65,7 @@ __all__ = [
     "DECAY_NAMES",
     "FIGURE_NAMES",
     "MAX_WINDOW_S",
+    "MIN_DRIFT_ROWS",
     "compute_figures",
     "figures_job",
     "figures_of",
@@ -94,6 +98,7 @@ FIGURE_NAMES = (
     "memory_rss_bytes",
 )
 MAX_WINDOW_S = 31 * 86_400.0
+MIN_DRIFT_ROWS = 10  # sampled rows of the primary version before drift is a figure
 
 
 def figures_of(report: WindowReport) -> dict[str, float]:
@@ -126,7 +131,7 @@ def figures_of(report: WindowReport) -> dict[str, float]:
                 out["missing_rate"] = max(c.missing_rate for c in quality.columns)
                 out["out_of_range_rate"] = max(c.out_of_range_rate for c in quality.columns)
                 out["unseen_category_rate"] = max(c.unseen_rate for c in quality.columns)
-        if primary.drift is not None:
+        if primary.drift is not None and primary.sampled_rows >= MIN_DRIFT_ROWS:
             out["drift_share"] = primary.drift.share
             out["drift_detected"] = 1.0 if primary.drift.dataset_drifted else 0.0
         if primary.performance is not None:
