@@ -151,3 +151,26 @@ def test_profile_ks_is_close_to_the_exact_statistic() -> None:
     exact = sp.ks_2samp(ref, cur)
     assert abs(d - exact.statistic) <= 1 / 200
     assert 0.0 <= p <= 1.0
+
+
+STD_SIZES = [1, 2, ks_stats._STD_BLOCK - 1, ks_stats._STD_BLOCK, 3 * ks_stats._STD_BLOCK + 5]
+
+
+@pytest.mark.parametrize("n", STD_SIZES)
+def test_population_std_over_its_blocks_is_numpy_std(n: int) -> None:
+    values = np.random.default_rng(n).normal(-4e5, 7.0, n)
+    mean = float(np.mean(values))
+    assert ks_stats.population_std(values, mean) == pytest.approx(
+        float(np.std(values)), rel=1e-12, abs=1e-300
+    )
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, ks_stats.BLOCK, ks_stats.BLOCK + 1, 2 * ks_stats.BLOCK + 7])
+def test_distinct_count_of_a_sorted_column_over_blocks_is_numpy_unique(n: int) -> None:
+    from keel.monitoring._profile import _distinct_sorted
+
+    values = np.sort(np.random.default_rng(n).integers(0, max(n // 3, 1), n).astype(float))
+    if n > ks_stats.BLOCK:  # a run of equal values across a block boundary counts once
+        values[ks_stats.BLOCK - 2 : ks_stats.BLOCK + 2] = values[ks_stats.BLOCK - 2]
+        values.sort()
+    assert _distinct_sorted(values) == len(np.unique(values))

@@ -50,7 +50,15 @@ from typing import TYPE_CHECKING, Any
 from keel.errors import InvalidInput
 from keel.monitoring import stats
 from keel.monitoring._buckets import category_vectors, distribution, numeric_vectors, runs
-from keel.monitoring._frames import NUMBER, categories, classify, load_frame, numeric_values
+from keel.monitoring._frames import (
+    NUMBER,
+    Categories,
+    NumericValues,
+    categories,
+    classify,
+    load_frame,
+    numeric_values,
+)
 from keel.monitoring._profile import (
     CATEGORICAL,
     NUMERIC,
@@ -162,10 +170,30 @@ def _reference(data: Any, bins: int | None, quantiles: int) -> _Reference:
     return _Reference(frame, None, len(frame), bins)
 
 
+@dataclass(frozen=True)
+class _Current:
+    """The current side of a column, prepared apart from (and alongside) the reference's."""
+
+    family: str | None
+    reason: str
+    numbers: NumericValues | None = None
+    cats: Categories | None = None
+
+
+def _current(series: pd.Series) -> _Current:
+    """Classify the current column and take its sorted numbers or its category counts."""
+    fam, reason, counted = classify(series)
+    if fam is None:
+        return _Current(None, reason)
+    if fam == NUMBER:
+        return _Current(fam, "", numbers=numeric_values(series))
+    return _Current(fam, "", cats=counted if counted is not None else categories(series, fam))
+
+
 def _compare(
     name: str,
     ref: ProfiledColumn,
-    series: pd.Series,
+    current: _Current,
     method: str | None,
     limits: dict[str, float],
     bins: int,
@@ -174,21 +202,17 @@ def _compare(
     p: ColumnProfile = ref.profile
     if p.kind == UNSUPPORTED:
         return f"reference: {p.reason}"
-    cur_family, reason, counted = classify(series)
+    cur_family = current.family
     if cur_family is None:
-        return f"current: {reason}"
+        return f"current: {current.reason}"
     if cur_family != p.family:
         return f"type changed: {p.family} in the reference, {cur_family} in the current data"
     chosen = method or choose_method(p.kind, p.count)
     if chosen in _NUMBERS_ONLY and p.family != NUMBER:
         raise InvalidInput(f"{chosen} needs a numeric column; {name!r} holds {p.family} values")
-    numbers = numeric_values(series) if cur_family == NUMBER else None
+    numbers, cats = current.numbers, current.cats
     approximate = False
-    if numbers is not None:
-        n_current = len(numbers.sorted)
-    else:
-        cats = counted if counted is not None else categories(series, cur_family)
-        n_current = int(cats.counts.sum())
+    n_current = len(numbers.sorted) if numbers is not None else int(cats.counts.sum())
     if n_current == 0:
         return "current: no usable (non-missing, finite) values"
     p_value: float | None = None
@@ -298,24 +322,28 @@ def drift(
     if unknown:
         raise InvalidInput(f"methods names columns not compared: {', '.join(unknown[:10])}")
 
-    def compare(name: str) -> ColumnDrift | str:
-        import numpy as np
+    import numpy as np
 
-        # Finite values near ±1.8e308 may overflow a distance to inf: a defined result
-        # (JSON null), not a warning.
+    from keel.monitoring._parallel import map_column_sides
+
+    # Finite values near ±1.8e308 may overflow a distance to inf: a defined result (JSON
+    # null), not a warning. numpy's error state is per thread, so each side sets it.
+    def reference_side(name: str) -> ProfiledColumn:
         with np.errstate(over="ignore", invalid="ignore"):
-            return _compare(
-                name,
-                ref.column(name, quantiles),
-                cur[name],
-                (methods or {}).get(name),
-                limits,
-                ref.bins,
-            )
+            return ref.column(name, quantiles)
 
-    from keel.monitoring._parallel import map_columns
+    def current_side(name: str) -> _Current:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _current(cur[name])
 
-    outcomes = map_columns(compare, [*chosen, *special])
+    def compare(
+        name: str, reference_column: ProfiledColumn, current: _Current
+    ) -> ColumnDrift | str:
+        with np.errstate(over="ignore", invalid="ignore"):
+            method = (methods or {}).get(name)
+            return _compare(name, reference_column, current, method, limits, ref.bins)
+
+    outcomes = map_column_sides(reference_side, current_side, compare, [*chosen, *special])
     results = [o for n, o in zip(chosen, outcomes, strict=False) if isinstance(o, ColumnDrift)]
     skipped = {
         n: o for n, o in zip([*chosen, *special], outcomes, strict=True) if isinstance(o, str)

@@ -1,5 +1,11 @@
 """Columns in parallel threads: numpy's sorts and searches release the GIL, so per-column
-work of a wide frame overlaps on several cores without copying the frame to processes."""
+work of a wide frame overlaps on several cores without copying the frame to processes.
+
+A column's two sides (reference and current) are prepared on two threads at once rather
+than two columns side by side: each side's working copy is what a column holds in
+memory, so two cores then hold one column's pair instead of two columns' pairs — half the
+working memory for the same parallelism.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +13,44 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-__all__ = ["map_columns"]
+__all__ = ["map_column_sides"]
 
+A = TypeVar("A")
+B = TypeVar("B")
 T = TypeVar("T")
 _MAX_WORKERS = 4  # beyond this the columns' memory traffic, not the cores, is the limit
 
 
-def map_columns(work: Callable[[str], T], names: Sequence[str]) -> list[T]:
-    """Return ``[work(name) for name in names]``, computed on up to four threads, in order."""
-    workers = min(_MAX_WORKERS, os.cpu_count() or 1, len(names))
+def map_column_sides(
+    first: Callable[[str], A],
+    second: Callable[[str], B],
+    combine: Callable[[str, A, B], T],
+    names: Sequence[str],
+) -> list[T]:
+    """Return ``[combine(n, first(n), second(n)) for n in names]``, in order.
+
+    ``first`` and ``second`` of a column run on two threads at once, and with four cores
+    two columns are in flight; ``combine`` runs once both sides of its column are done.
+    An exception from any call propagates (the first one raised wins).
+    """
+    workers = min(_MAX_WORKERS, os.cpu_count() or 1, 2 * len(names))
     if workers <= 1:
-        return [work(name) for name in names]
+        return [combine(name, first(name), second(name)) for name in names]
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="keel-drift") as pool:
-        return list(pool.map(work, names))
+    lanes = workers // 2  # columns in flight, each on two threads
+    with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="keel-drift-ref") as helpers:
+
+        def column(name: str) -> T:
+            other = helpers.submit(first, name)
+            try:
+                mine = second(name)
+            except BaseException:
+                other.cancel()
+                raise
+            return combine(name, other.result(), mine)
+
+        if lanes == 1:
+            return [column(name) for name in names]
+        with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="keel-drift") as pool:
+            return list(pool.map(column, names))

@@ -229,6 +229,30 @@ def _sketch(values: np.ndarray, bins: int, quantiles: int) -> NumericSketch:
     )
 
 
+def _distinct_sorted(values: np.ndarray) -> int:
+    """How many distinct values a sorted array holds, counted block by block.
+
+    The changes are compared in blocks into one small scratch array: a mask the length of
+    the column would be held beside both sides' sorted copies, at the column's peak.
+    """
+    import numpy as np
+
+    from keel.monitoring.stats import BLOCK
+
+    if len(values) == 0:
+        return 0
+    pairs = len(values) - 1
+    changes = 0
+    scratch = np.empty(min(pairs, BLOCK), dtype=bool)
+    for start in range(0, pairs, BLOCK):
+        part = scratch[: min(BLOCK, pairs - start)]
+        np.not_equal(
+            values[start + 1 : start + 1 + len(part)], values[start : start + len(part)], out=part
+        )
+        changes += int(np.count_nonzero(part))
+    return changes + 1
+
+
 def _runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct values of a sorted array and how often each occurs."""
     import numpy as np
@@ -271,7 +295,7 @@ def profile_column(
         values = numbers.sorted
         # Counting changes of a sorted array is one pass; the runs themselves are only
         # needed for the few columns compared as categories.
-        n_distinct = int(np.count_nonzero(values[1:] != values[:-1])) + 1 if len(values) else 0
+        n_distinct = _distinct_sorted(values)
         base = {
             "name": name,
             "dtype": dtype,
