@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from keel.errors import InvalidInput
-from keel.monitoring import _parallel, drift
+from keel.monitoring import _parallel, drift, profile
 
 NAMES = [f"col{i}" for i in range(9)]
 
@@ -81,6 +81,20 @@ def test_an_error_in_any_part_propagates(monkeypatch: pytest.MonkeyPatch, failin
 
 def test_no_columns_gives_no_results() -> None:
     assert _parallel.map_column_sides(str, str, lambda n, a, b: n, []) == []
+    assert _parallel.map_columns(str, []) == []
+
+
+@pytest.mark.parametrize(("cpus", "columns_in_flight"), [(1, 1), (2, 2), (3, 3), (16, 4)])
+def test_whole_columns_run_side_by_side_on_up_to_four_threads(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, columns_in_flight: int
+) -> None:
+    monkeypatch.setattr(_parallel.os, "cpu_count", lambda: cpus)
+    flight = _Flight(together=False)
+    assert _parallel.map_columns(lambda n: flight.side(n, "col"), NAMES) == [
+        f"col:{n}" for n in NAMES
+    ]
+    assert flight.most_columns <= columns_in_flight
+    assert len(flight.threads) <= columns_in_flight
 
 
 @pytest.mark.parametrize("cpus", [1, 2, 4])
@@ -98,11 +112,13 @@ def test_drift_is_the_same_on_any_number_of_threads(
         }
     )
     cur = ref.assign(a=ref["a"] + 0.5, s=ref["s"].where(ref["s"] != "x", "w"))
+    stored = profile(ref)
     monkeypatch.setattr(_parallel.os, "cpu_count", lambda: 1)
-    expected = drift(ref, cur)
+    expected = drift(ref, cur), drift(stored, cur)
     monkeypatch.setattr(_parallel.os, "cpu_count", lambda: cpus)
-    report = drift(ref, cur)
-    assert report.columns == expected.columns
-    assert report.skipped == expected.skipped
-    assert [c.column for c in report.columns] == ["a", "b", "s"]
-    assert "t" in report.skipped
+    for report, alone in zip((drift(ref, cur), drift(stored, cur)), expected, strict=True):
+        assert report.columns == alone.columns
+        assert report.skipped == alone.skipped
+        assert [c.column for c in report.columns] == ["a", "b", "s"]
+        assert "t" in report.skipped
+    assert expected[1].columns[0].approximate  # the profile's path was taken

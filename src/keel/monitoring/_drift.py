@@ -324,7 +324,7 @@ def drift(
 
     import numpy as np
 
-    from keel.monitoring._parallel import map_column_sides
+    from keel.monitoring._parallel import map_column_sides, map_columns
 
     # Finite values near ±1.8e308 may overflow a distance to inf: a defined result (JSON
     # null), not a warning. numpy's error state is per thread, so each side sets it.
@@ -343,7 +343,11 @@ def drift(
             method = (methods or {}).get(name)
             return _compare(name, reference_column, current, method, limits, ref.bins)
 
-    outcomes = map_column_sides(reference_side, current_side, compare, [*chosen, *special])
+    names = [*chosen, *special]
+    if ref.frame is not None:
+        outcomes = map_column_sides(reference_side, current_side, compare, names)
+    else:  # a profile's side is a lookup: only the current side has work to share out
+        outcomes = map_columns(lambda n: compare(n, reference_side(n), current_side(n)), names)
     results = [o for n, o in zip(chosen, outcomes, strict=False) if isinstance(o, ColumnDrift)]
     skipped = {
         n: o for n, o in zip([*chosen, *special], outcomes, strict=True) if isinstance(o, str)

@@ -13,12 +13,32 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-__all__ = ["map_column_sides"]
+__all__ = ["map_column_sides", "map_columns"]
 
 A = TypeVar("A")
 B = TypeVar("B")
 T = TypeVar("T")
 _MAX_WORKERS = 4  # beyond this the columns' memory traffic, not the cores, is the limit
+
+
+def _workers(tasks: int) -> int:
+    return min(_MAX_WORKERS, os.cpu_count() or 1, tasks)
+
+
+def map_columns(work: Callable[[str], T], names: Sequence[str]) -> list[T]:
+    """Return ``[work(name) for name in names]``, computed on up to four threads, in order.
+
+    For columns with one heavy side (the current data against a stored profile): each
+    column then holds one working copy, so columns side by side cost what one column's
+    two sides do in ``map_column_sides``.
+    """
+    workers = _workers(len(names))
+    if workers <= 1:
+        return [work(name) for name in names]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="keel-drift") as pool:
+        return list(pool.map(work, names))
 
 
 def map_column_sides(
@@ -33,7 +53,7 @@ def map_column_sides(
     two columns are in flight; ``combine`` runs once both sides of its column are done.
     An exception from any call propagates (the first one raised wins).
     """
-    workers = min(_MAX_WORKERS, os.cpu_count() or 1, 2 * len(names))
+    workers = _workers(2 * len(names))
     if workers <= 1:
         return [combine(name, first(name), second(name)) for name in names]
     from concurrent.futures import ThreadPoolExecutor
