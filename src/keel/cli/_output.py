@@ -12,8 +12,12 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from keel.cli._table import Kind, Table
+
 __all__ = [
     "JsonOption",
+    "Kind",
+    "Table",
     "duration",
     "err_console",
     "number",

@@ -16,9 +16,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.table import Table
 
-from keel.cli._output import JsonOption, number, out_console, plain, print_json, timestamp
+from keel.cli._output import (
+    JsonOption,
+    Table,
+    number,
+    out_console,
+    plain,
+    print_json,
+    timestamp,
+)
 from keel.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -149,17 +156,11 @@ def rule_list(
         console.print("no alert rules yet; add one with keel alerts rule add or load a file")
         return
     table = Table()
-    for column in (
-        "rule",
-        "deployment",
-        "condition",
-        "for",
-        "severity",
-        "notifiers",
-        "actions",
-        "on",
-    ):
-        table.add_column(column, style="bold" if column == "rule" else "")
+    for column, kind in (
+        ("rule", "id"), ("deployment", "id"), ("condition", "text"), ("for", "number"),
+        ("severity", "status"), ("notifiers", "text"), ("actions", "text"), ("on", "status"),
+    ):  # fmt: skip
+        table.add_column(column, kind=kind, style="bold" if column == "rule" else "")
     for r in rules:
         condition = f"{r.metric} {r.op} {r.threshold:g} / {r.window}"
         table.add_row(
@@ -241,8 +242,11 @@ def list_(
         console.print("no alerts" + (f" {state}" if state else ""))
         return
     table = Table()
-    for column in ("id", "rule", "deployment", "state", "value", "severity", "started", "acked by"):
-        table.add_column(column, style="bold" if column == "rule" else "")
+    for column, kind in (
+        ("id", "id"), ("rule", "id"), ("deployment", "id"), ("state", "status"),
+        ("value", "number"), ("severity", "status"), ("started", "time"), ("acked by", "text"),
+    ):  # fmt: skip
+        table.add_column(column, kind=kind, style="bold" if column == "rule" else "")
     for a in alerts:
         table.add_row(
             a.alert_id, plain(a.rule), plain(a.deployment), plain(a.state.value), _value(a),
@@ -276,8 +280,10 @@ def show(alert_id: AlertId, as_json: JsonOption = False) -> None:
 
 def _events_table(events: Any) -> None:
     table = Table()
-    for column in ("at", "rule", "kind", "value", "detail"):
-        table.add_column(column)
+    for column, kind in (
+        ("at", "time"), ("rule", "id"), ("kind", "status"), ("value", "number"), ("detail", "text"),
+    ):  # fmt: skip
+        table.add_column(column, kind=kind)
     for e in events:
         detail = orjson.dumps(dict(e.detail)).decode()
         value = "—" if e.value is None else number(e.value)

@@ -6,10 +6,9 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.table import Table
 from rich.text import Text
 
-from keel.cli._output import JsonOption, out_console, plain, print_json, timestamp
+from keel.cli._output import JsonOption, Table, out_console, plain, print_json, timestamp
 
 __all__ = ["app"]
 
@@ -67,12 +66,12 @@ def log(
         console.print("no audit entries match" if filtered else "no audit entries yet")
         return
     table = Table()
-    table.add_column("seq", justify="right", no_wrap=True)
-    table.add_column("time", no_wrap=True)
+    table.add_column("seq", kind="number")
+    table.add_column("time", kind="time")
     table.add_column("actor")
-    table.add_column("action", no_wrap=True)
-    table.add_column("object", overflow="fold")
-    table.add_column("change", overflow="fold")
+    table.add_column("action", kind="status")
+    table.add_column("object", kind="id")
+    table.add_column("change")
     for e in entries:
         table.add_row(
             str(e.seq),

@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from keel.cli._output import JsonOption, out_console, plain, print_json, timestamp
+from keel.cli._output import JsonOption, Table, out_console, plain, print_json, timestamp
 from keel.errors import InvalidInput, NotFound
 
 __all__ = ["app"]
@@ -46,10 +45,10 @@ def _bindings(user: Any) -> str:
 
 def _print_users(users: list[Any]) -> None:
     table = Table()
-    table.add_column("user")
-    table.add_column("role", no_wrap=True)
-    table.add_column("bindings", overflow="fold")
-    table.add_column("created", no_wrap=True)
+    table.add_column("user", kind="id")
+    table.add_column("role", kind="status")
+    table.add_column("bindings")
+    table.add_column("created", kind="time")
     for user in users:
         table.add_row(
             plain(user.name),
@@ -143,8 +142,11 @@ def token_list(
         out_console().print("no tokens")
         return
     table = Table()
-    for column in ("id", "user", "state", "label", "created", "expires"):
-        table.add_column(column, no_wrap=column != "label", overflow="fold")
+    for column, kind in (
+        ("id", "id"), ("user", "id"), ("state", "status"), ("label", "text"),
+        ("created", "time"), ("expires", "time"),
+    ):  # fmt: skip
+        table.add_column(column, kind=kind)
     for k in tokens:
         table.add_row(
             plain(k.token_id),

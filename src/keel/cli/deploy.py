@@ -15,9 +15,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.table import Table
 
-from keel.cli._output import JsonOption, number, out_console, plain, print_json, timestamp
+from keel.cli._output import (
+    JsonOption,
+    Table,
+    number,
+    out_console,
+    plain,
+    print_json,
+    timestamp,
+)
 from keel.cli.deploy_render import render
 from keel.errors import InvalidInput
 
@@ -115,8 +122,11 @@ def list_(
         console.print("no deployments yet; create one with keel deploy create NAME MODEL")
         return
     table = Table()
-    for column in ("name", "env", "rev", "traffic", "status", "updated"):
-        table.add_column(column, style="bold" if column == "name" else "")
+    for column, kind in (
+        ("name", "id"), ("env", "id"), ("rev", "number"), ("traffic", "text"),
+        ("status", "status"), ("updated", "time"),
+    ):  # fmt: skip
+        table.add_column(column, kind=kind, style="bold" if column == "name" else "")
     for d in deps:
         table.add_row(
             plain(d.name), plain(d.environment), str(d.revision), plain(_split(d)),
@@ -157,8 +167,11 @@ def show(name: Name, as_json: JsonOption = False) -> None:
     console.print(head)
     figures = {s["backend"]: s for s in (live or {}).get("backends", [])}
     table = Table(title="versions", title_justify="left", title_style="bold")
-    for column in ("version", "weight", "role", "requests", "error rate", "p99 ms", "agreement"):
-        table.add_column(column, justify="left" if column in ("version", "role") else "right")
+    table.add_column("version", kind="id")
+    table.add_column("weight", kind="number")
+    table.add_column("role", kind="status")
+    for column in ("requests", "error rate", "p99 ms", "agreement"):
+        table.add_column(column, kind="number")
     for b in dep.plan.all_backends():
         s = figures.get(b.key, {})
         agreement = s.get("extra", {}).get("agreement")
@@ -199,8 +212,11 @@ def history(
         print_json({"history": [h.to_dict() for h in entries]})
         return
     table = Table()
-    for column in ("rev", "at", "actor", "action", "traffic", "reason"):
-        table.add_column(column, overflow="fold")
+    for column, kind in (
+        ("rev", "number"), ("at", "time"), ("actor", "text"), ("action", "status"),
+        ("traffic", "text"), ("reason", "text"),
+    ):  # fmt: skip
+        table.add_column(column, kind=kind)
     for h in entries:
         split = ", ".join(f"{b.key} {b.weight:g}%" for b in h.plan.backends if b.weight > 0)
         if h.plan.shadow is not None:
@@ -345,8 +361,9 @@ def analysis(name: Name, as_json: JsonOption = False) -> None:
         return
     console = out_console()
     table = Table(title=f"A/B test ({result.outcome})", title_justify="left")
-    for column in ("variant", "n", "mean", "std", "p-value", "significant"):
-        table.add_column(column, justify="left" if column == "variant" else "right")
+    table.add_column("variant", kind="id")
+    for column in ("n", "mean", "std", "p-value", "significant"):
+        table.add_column(column, kind="number")
     tests = {c.variant: c for c in result.comparisons}
     for v in result.variants:
         c = tests.get(v.variant)

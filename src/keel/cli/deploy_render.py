@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
-from rich.table import Table
 
-from keel.cli._output import JsonOption, err_console, out_console, plain, print_json
+from keel.cli._output import JsonOption, Table, err_console, out_console, plain, print_json
 
 if TYPE_CHECKING:
     from keel.deploy.traffic import TrafficPlan
@@ -159,10 +158,10 @@ def render(
 
 def _summary(plan: TrafficPlan, objects: list[dict[str, Any]], path: Path) -> None:
     table = Table(title=f"{plan.deployment} (revision {plan.revision})", title_justify="left")
-    table.add_column("object")
-    table.add_column("version")
-    table.add_column("role")
-    table.add_column("weight", justify="right")
+    table.add_column("object", kind="id")
+    table.add_column("version", kind="id")
+    table.add_column("role", kind="status")
+    table.add_column("weight", kind="number")
     deployments = [o for o in objects if o["kind"] == "Deployment"]
     for obj, backend in zip(deployments, plan.all_backends(), strict=True):
         table.add_row(

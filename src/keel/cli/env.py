@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Table as Grid
 
-from keel.cli._output import JsonOption, out_console, plain, print_json
+from keel.cli._output import JsonOption, Table, out_console, plain, print_json
 
 if TYPE_CHECKING:
     from keel.environments import Environment
@@ -62,8 +62,10 @@ def list_(as_json: JsonOption = False) -> None:
         )
         return
     table = Table()
-    for column in ("", "name", "alias", "deployment", "gates"):
-        table.add_column(column, overflow="fold", style="bold" if column == "name" else "")
+    for column, kind in (
+        ("", "status"), ("name", "id"), ("alias", "id"), ("deployment", "text"), ("gates", "text"),
+    ):  # fmt: skip
+        table.add_column(column, kind=kind, style="bold" if column == "name" else "")
     for env in envs:
         mark = "*" if env.name == current else ""
         table.add_row(mark, plain(env.name), plain(env.alias), plain(_deployment(env)),
@@ -83,7 +85,7 @@ def show(
     if as_json:
         print_json(env.to_dict())
         return
-    table = Table(show_header=False, box=None)
+    table = Grid(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     rows = [

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from keel.cli._output import JsonOption, out_console, plain, print_json, timestamp
+from keel.cli._output import JsonOption, Table, out_console, plain, print_json, timestamp
 
 __all__ = ["app"]
 
@@ -33,10 +32,10 @@ def list_(
         console.print("no experiments yet; start a run with keel.start_run(experiment=...)")
         return
     table = Table()
-    table.add_column("name", style="bold")
-    table.add_column("id", no_wrap=True)
-    table.add_column("stage")
-    table.add_column("created", no_wrap=True)
+    table.add_column("name", kind="id", style="bold")
+    table.add_column("id", kind="id")
+    table.add_column("stage", kind="status")
+    table.add_column("created", kind="time")
     table.add_column("description")
     for e in experiments:
         table.add_row(

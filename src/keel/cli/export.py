@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from keel.cli._output import JsonOption, out_console, print_json
+from keel.cli._output import JsonOption, Table, out_console, print_json
 from keel.errors import InvalidInput
 
 __all__ = ["app"]
@@ -49,8 +48,8 @@ def onnx(
         return
     table = Table(title=f"{model_uri} → {report.path}", title_justify="left", box=None)
     table.add_column("")
-    table.add_column("original", justify="right")
-    table.add_column("onnx", justify="right")
+    table.add_column("original", kind="number")
+    table.add_column("onnx", kind="number")
     for key, label in (
         ("1_row", "latency, 1 row"),
         ("batch", f"latency, {report.batch_rows} rows"),

@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from keel.cli._output import JsonOption, number, out_console, plain, short_id, timestamp
+from keel.cli._output import JsonOption, Table, number, out_console, plain, short_id, timestamp
 
 if TYPE_CHECKING:
     import optuna
@@ -98,9 +97,11 @@ def studies(as_json: JsonOption = False) -> None:
         console.print("no studies yet; start one with keel.hpo.tune(objective, n_trials=...)")
         return
     table = Table()
-    for column in ("study", "direction", "trials", "complete", "pruned", "failed", "best"):
-        table.add_column(column, style="bold" if column == "study" else "")
-    table.add_column("updated", no_wrap=True)
+    table.add_column("study", kind="id", style="bold")
+    table.add_column("direction", kind="status")
+    for column in ("trials", "complete", "pruned", "failed", "best"):
+        table.add_column(column, kind="number")
+    table.add_column("updated", kind="time")
     for r in rows:
         best = r["best_values"]
         table.add_row(
@@ -134,8 +135,11 @@ def show(
     console = out_console()
     best = set(summary["best_trials"])
     table = Table(title=f"study {study} ({', '.join(summary['directions'])})")
-    for column in ("#", "state", "value", "params", "steps", "run"):
-        table.add_column(column)
+    for column, kind in (
+        ("#", "number"), ("state", "status"), ("value", "number"), ("params", "text"),
+        ("steps", "number"), ("run", "id"),
+    ):  # fmt: skip
+        table.add_column(column, kind=kind)
     for t in trials:
         value = "—" if t["values"] is None else ", ".join(number(v) for v in t["values"])
         params = ", ".join(f"{k}={number(v)}" for k, v in t["params"].items())

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markdown import Markdown
-from rich.table import Table
 from rich.text import Text
 
 from keel.cli._output import (
     JsonOption,
+    Table,
     number,
     out_console,
     plain,
@@ -42,12 +42,12 @@ def _aliases(aliases: dict[str, int]) -> str:
 
 def _versions_table(versions: Sequence[ModelVersion], title: str | None = None) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold")
-    table.add_column("version", justify="right")
+    table.add_column("version", kind="number")
     table.add_column("aliases")
-    table.add_column("status")
-    table.add_column("flavor")
-    table.add_column("run", no_wrap=True)
-    table.add_column("created", no_wrap=True)
+    table.add_column("status", kind="status")
+    table.add_column("flavor", kind="status")
+    table.add_column("run", kind="id")
+    table.add_column("created", kind="time")
     table.add_column("by")
     table.add_column("metrics")
     for v in versions:
@@ -80,10 +80,10 @@ def list_(as_json: JsonOption = False) -> None:
         )
         return
     table = Table()
-    table.add_column("name", style="bold")
-    table.add_column("latest", justify="right")
+    table.add_column("name", kind="id", style="bold")
+    table.add_column("latest", kind="number")
     table.add_column("aliases")
-    table.add_column("updated", no_wrap=True)
+    table.add_column("updated", kind="time")
     table.add_column("description")
     for m in models:
         table.add_row(
@@ -152,7 +152,7 @@ def _history(name: str, alias: str | None, as_json: bool) -> None:
         out_console().print("no alias changes yet")
         return
     table = Table()
-    table.add_column("when", no_wrap=True)
+    table.add_column("when", kind="time")
     table.add_column("change")
     table.add_column("by")
     for c in history:

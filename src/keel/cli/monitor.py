@@ -154,12 +154,16 @@ def drift_command(
 def _print_timeline(timeline: list[Any]) -> None:
     from datetime import UTC, datetime
 
-    from rich.table import Table
     from rich.text import Text
 
+    from keel.cli._output import Table
+
     table = Table(title="drift over time", show_edge=False)
-    for header in ("bucket (UTC)", "rows", "drift share", "drifted columns"):
-        table.add_column(header)
+    for header, kind in (
+        ("bucket (UTC)", "time"), ("rows", "number"), ("drift share", "number"),
+        ("drifted columns", "text"),
+    ):  # fmt: skip
+        table.add_column(header, kind=kind)
     for b in timeline:
         start = datetime.fromtimestamp(b.start_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
         drifted = ", ".join(c.column for c in b.report.columns if c.drifted) or "—"
@@ -177,12 +181,15 @@ def _write(path: Path, text: str) -> None:
 
 
 def _print(report: Any, output: Path | None) -> None:
-    from rich.table import Table
+    from keel.cli._output import Table
 
     console = out_console()
     table = Table(title=None, show_edge=False)
-    for header in ("column", "kind", "method", "statistic", "p-value", "threshold", "drift"):
-        table.add_column(header)
+    for header, kind in (
+        ("column", "id"), ("kind", "status"), ("method", "status"), ("statistic", "number"),
+        ("p-value", "number"), ("threshold", "number"), ("drift", "status"),
+    ):  # fmt: skip
+        table.add_column(header, kind=kind)
     rows = [(r, "") for r in report.columns]
     rows += [(r, role) for r, role in ((report.prediction, "prediction"),
                                       (report.target, "target")) if r is not None]  # fmt: skip
@@ -280,8 +287,7 @@ def windows_command(
 def _print_windows(deployment: str, reports: list[Any]) -> None:
     from datetime import UTC, datetime
 
-    from rich.table import Table
-
+    from keel.cli._output import Table
     from keel.monitoring.figures import figures_of
 
     console = out_console()
@@ -298,11 +304,11 @@ def _print_windows(deployment: str, reports: list[Any]) -> None:
         ("data and model (the version with most requests)", _DATA_COLUMNS, "model"),
     ):
         table = Table(title=title, show_edge=False)
-        table.add_column("window (UTC)")
+        table.add_column("window (UTC)", kind="time")
         for header, _, _ in columns:
-            table.add_column(header, justify="right")
+            table.add_column(header, kind="number")
         if last:
-            table.add_column(last, justify="right")
+            table.add_column(last, kind="text", justify="right")
         for start, figures in rows:
             cells = ["—" if k not in figures else f.format(figures[k]) for _, k, f in columns]
             table.add_row(start, *cells, *([_model_cell(figures)] if last else []))
@@ -363,9 +369,9 @@ def _check_output(path: Path) -> None:
 
 
 def _print_report(report: Any, output: Path | None) -> None:
-    from rich.table import Table
     from rich.text import Text
 
+    from keel.cli._output import Table
     from keel.monitoring.report_html import format_summary
 
     console = out_console()

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from keel.cli._output import (
     JsonOption,
+    Table,
     duration,
     out_console,
     plain,
@@ -81,17 +81,11 @@ def _print_run(run: PipelineRunInfo) -> None:
     if run.resume_of:
         console.print(Text.assemble("resumes ", plain(run.resume_of)), soft_wrap=True)
     table = Table()
-    for column in (
-        "step",
-        "after",
-        "status",
-        "duration",
-        "attempts",
-        "output",
-        "cache key",
-        "note",
-    ):
-        table.add_column(column, no_wrap=column not in ("note", "after"), overflow="fold")
+    for column, kind in (
+        ("step", "id"), ("after", "text"), ("status", "status"), ("duration", "number"),
+        ("attempts", "number"), ("output", "text"), ("cache key", "id"), ("note", "text"),
+    ):  # fmt: skip
+        table.add_column(column, kind=kind)
     for s in run.steps:
         output = "—" if s.output is None else f"{s.output.kind} {s.output.digest[:12]}"
         note = f"from {short_id(s.cached_from)}" if s.cached_from else ""
@@ -211,8 +205,11 @@ def list_(as_json: JsonOption = False) -> None:
         console.print("no pipeline has run yet (keel pipeline run MODULE:NAME)")
         return
     table = Table()
-    for column in ("pipeline", "runs", "last run", "status", "start"):
-        table.add_column(column, no_wrap=column != "pipeline", overflow="fold")
+    for column, kind in (
+        ("pipeline", "id"), ("runs", "number"), ("last run", "id"), ("status", "status"),
+        ("start", "time"),
+    ):  # fmt: skip
+        table.add_column(column, kind=kind)
     for p in pipelines:
         table.add_row(
             plain(p.name),
@@ -243,8 +240,11 @@ def runs(
         console.print("no pipeline runs yet")
         return
     table = Table()
-    for column in ("run", "pipeline", "status", "start", "duration", "params", "resumes"):
-        table.add_column(column, no_wrap=column not in ("params", "pipeline"), overflow="fold")
+    for column, kind in (
+        ("run", "id"), ("pipeline", "id"), ("status", "status"), ("start", "time"),
+        ("duration", "number"), ("params", "text"), ("resumes", "id"),
+    ):  # fmt: skip
+        table.add_column(column, kind=kind)
     for r in found:
         params = " ".join(f"{k}={v}" for k, v in sorted(r.params.items()))
         table.add_row(

@@ -8,9 +8,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from keel.cli._output import JsonOption, out_console, plain, print_json, short_id, timestamp
+from keel.cli._output import (
+    JsonOption,
+    Table,
+    out_console,
+    plain,
+    print_json,
+    short_id,
+    timestamp,
+)
 from keel.cli._output import status_text as _status
 
 if TYPE_CHECKING:
@@ -51,12 +58,11 @@ def _print_schedules(schedules: list[PipelineSchedule]) -> None:
         )
         return
     table = Table()
-    # Names and references fold rather than vanish on a narrow terminal.
-    table.add_column("schedule", overflow="fold", min_width=8)
-    table.add_column("pipeline", overflow="fold", min_width=12)
-    table.add_column("when", overflow="fold", min_width=9)
-    for column in ("missed", "next run", "last run", "status", "pipeline run"):
-        table.add_column(column, overflow="fold")
+    for column, kind in (
+        ("schedule", "id"), ("pipeline", "text"), ("when", "text"), ("missed", "status"),
+        ("next run", "time"), ("last run", "time"), ("status", "status"), ("pipeline run", "id"),
+    ):  # fmt: skip
+        table.add_column(column, kind=kind)
     for s in schedules:
         table.add_row(
             plain(s.name),
@@ -192,8 +198,11 @@ def dispatches(
         console.print("no runs started by schedules or triggers yet")
         return
     table = Table()
-    for column in ("started", "by", "name", "due", "status", "pipeline run", "error"):
-        table.add_column(column, overflow="fold", min_width=8 if column == "name" else None)
+    for column, kind in (
+        ("started", "time"), ("by", "status"), ("name", "id"), ("due", "time"),
+        ("status", "status"), ("pipeline run", "id"), ("error", "text"),
+    ):  # fmt: skip
+        table.add_column(column, kind=kind)
     for d in found:
         table.add_row(
             timestamp(d.started_at),
@@ -249,18 +258,12 @@ def _print_triggers(triggers: list[PipelineTrigger]) -> None:
         console.print("no triggers (keel pipeline trigger add NAME --pipeline REF --on KIND)")
         return
     table = Table()
-    for column in (
-        "trigger",
-        "on",
-        "subject",
-        "pipeline",
-        "fired",
-        "last fired",
-        "status",
-        "pipeline run",
-    ):
-        wide = column in ("trigger", "subject", "pipeline")
-        table.add_column(column, overflow="fold", min_width=8 if wide else None)
+    for column, kind in (
+        ("trigger", "id"), ("on", "status"), ("subject", "text"), ("pipeline", "text"),
+        ("fired", "number"), ("last fired", "time"), ("status", "status"),
+        ("pipeline run", "id"),
+    ):  # fmt: skip
+        table.add_column(column, kind=kind)
     for t in triggers:
         table.add_row(
             plain(t.name),

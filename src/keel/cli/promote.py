@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from keel.cli._output import JsonOption, out_console, plain, print_json, timestamp
+from keel.cli._output import JsonOption, Table, out_console, plain, print_json, timestamp
 
 if TYPE_CHECKING:
     import click
@@ -54,8 +53,8 @@ To = Annotated[
 
 def _gates_table(result: PromotionResult) -> Table:
     table = Table(title=f"gates of {result.environment}", title_justify="left")
-    for column in ("gate", "result", "reason"):
-        table.add_column(column, overflow="fold")
+    for column, kind in (("gate", "id"), ("result", "status"), ("reason", "text")):
+        table.add_column(column, kind=kind)
     for gate in result.gates:
         verdict = Text("pass", style="green") if gate.passed else Text("FAIL", style="bold red")
         table.add_row(plain(gate.name), verdict, plain(gate.reason))
@@ -149,8 +148,11 @@ def history(
         console.print("no promotions yet; promote with keel promote models:/NAME/N --to ENV")
         return
     table = Table()
-    for column in ("at", "version", "env", "outcome", "alias", "actor", "reason"):
-        table.add_column(column, overflow="fold")
+    for column, kind in (
+        ("at", "time"), ("version", "id"), ("env", "id"), ("outcome", "status"),
+        ("alias", "text"), ("actor", "text"), ("reason", "text"),
+    ):  # fmt: skip
+        table.add_column(column, kind=kind)
     styles: dict[str, Any] = {"promoted": "green", "refused": "red", "failed": "bold red"}
     for p in found:
         before = "unset" if p.previous_version is None else f"v{p.previous_version}"

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from keel.cli._output import (
     JsonOption,
+    Table,
     duration,
     number,
     out_console,
@@ -34,7 +34,6 @@ app = typer.Typer(help="Runs: list, inspect, compare and clean up.", no_args_is_
 _PREFIX = re.compile(r"[0-9a-f]{4,31}")
 _MENTIONED = re.compile(r"\b(metrics?|params?)\.([\w\-./:]+)")
 _KEY_COLUMNS = {"metrics": 4, "params": 3}
-_FIXED_WIDTH = 72  # run, name, status, start and duration columns with their borders
 
 
 def resolve_run_id(value: str) -> str:
@@ -61,15 +60,32 @@ def _key_columns(runs: Sequence[Run], kind: str, hints: str) -> list[str]:
     return keys[: _KEY_COLUMNS[kind]]
 
 
-def _fit(keys: list[str], budget: int) -> tuple[list[str], int]:
-    """Keep the keys whose columns fit in ``budget`` characters; return them and what is left."""
-    kept = []
-    for key in keys:
-        need = max(len(key), 8) + 3
-        if need <= budget:
-            kept.append(key)
-            budget -= need
-    return kept, budget
+def _runs_table(
+    page: Sequence[Run], names: dict[str, str] | None, keys: Sequence[tuple[str, str]]
+) -> Table:
+    """The runs table, with an experiment column when ``names`` is given."""
+    table = Table()
+    table.add_column("run", kind="id")
+    table.add_column("name", kind="id")
+    if names is not None:
+        table.add_column("experiment", kind="id")
+    table.add_column("status", kind="status")
+    table.add_column("start", kind="time")
+    table.add_column("duration", kind="number")
+    for kind, key in keys:  # a two-line header keeps the column as narrow as its key
+        header = Text.assemble((f"{kind}.\n", "dim"), key)
+        table.add_column(header, kind="number" if kind == "metrics" else "text")
+    for r in page:
+        cells: list[Text | str] = [short_id(r.run_id), plain(r.name)]
+        if names is not None:
+            cells.append(plain(names.get(r.experiment_id, r.experiment_id)))
+        cells += [status_text(r.status.value), timestamp(r.start_time), duration(r.duration_ms)]
+        for kind, key in keys:
+            cells.append(
+                number(r.metrics.get(key)) if kind == "metrics" else plain(r.params.get(key))
+            )
+        table.add_row(*cells)
+    return table
 
 
 @app.command("list")
@@ -110,34 +126,24 @@ def list_(
     if not page:
         console.print("no runs match" if filter_text or page_token else "no runs yet")
         return
-    names = {e.experiment_id: e.name for e in keel.list_experiments()}
     several = len({r.experiment_id for r in page}) > 1
+    names = {e.experiment_id: e.name for e in keel.list_experiments()} if several else None
     hints = " ".join([filter_text or "", *(order_by or [])])
-    budget = console.width - _FIXED_WIDTH - (16 if several else 0)
-    metric_keys, budget = _fit(_key_columns(page, "metrics", hints), budget)
-    param_keys, _ = _fit(_key_columns(page, "params", hints), budget)
-    table = Table()
-    table.add_column("run", no_wrap=True)
-    table.add_column("name", min_width=10, overflow="fold")
-    if several:
-        table.add_column("experiment")
-    table.add_column("status", no_wrap=True)
-    table.add_column("start", no_wrap=True)
-    table.add_column("duration", justify="right", no_wrap=True)
-    for kind, keys in (("metrics", metric_keys), ("params", param_keys)):
-        for key in keys:  # a two-line header keeps the column as narrow as its key
-            header = Text.assemble((f"{kind}.\n", "dim"), key)
-            right = "right" if kind == "metrics" else "left"
-            table.add_column(header, justify=right, min_width=len(key), overflow="fold")
-    for r in page:
-        cells: list[Text | str] = [short_id(r.run_id), plain(r.name)]
-        if several:
-            cells.append(plain(names.get(r.experiment_id, r.experiment_id)))
-        cells += [status_text(r.status.value), timestamp(r.start_time), duration(r.duration_ms)]
-        cells += [number(r.metrics.get(k)) for k in metric_keys]
-        cells += [plain(r.params.get(k)) for k in param_keys]
-        table.add_row(*cells)
+    keys = [("metrics", k) for k in _key_columns(page, "metrics", hints)]
+    keys += [("params", k) for k in _key_columns(page, "params", hints)]
+    # Metric and param columns are extras: the ones the terminal has no room for are
+    # left out (params first, then the least common metrics) and named under the table.
+    shown = list(keys)
+    table = _runs_table(page, names, shown)
+    while shown and not table.fits(console):
+        shown.pop()
+        table = _runs_table(page, names, shown)
     console.print(table)
+    hidden = [f"{kind}.{key}" for kind, key in keys if (kind, key) not in shown]
+    if hidden:
+        console.print(
+            plain(f"not shown at this width: {', '.join(hidden)} (keel runs show RUN, --json)")
+        )
     if page.next_page_token:
         console.print(f"more runs: --page-token {page.next_page_token}", soft_wrap=True)
 
@@ -153,8 +159,8 @@ def _size(n: int) -> str:
 
 def _pairs(title: str, items: dict[str, object], numeric: bool = False) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold")
-    table.add_column("key")
-    table.add_column("value", justify="right" if numeric else "left")
+    table.add_column("key", kind="id")
+    table.add_column("value", kind="number" if numeric else "text")
     for key in sorted(items):
         value = items[key]
         table.add_row(plain(key), number(value) if numeric else plain(value))
@@ -212,16 +218,17 @@ def show(
             console.print(_pairs(title, dict(items), numeric))
     if inputs:
         table = Table(title="datasets", title_justify="left", title_style="bold")
-        for column in ("name", "context", "digest", "source"):
-            table.add_column(column)
+        for column, kind in (("name", "id"), ("context", "status"), ("digest", "id")):
+            table.add_column(column, kind=kind)
+        table.add_column("source")
         for i in inputs:
             table.add_row(plain(i.name), plain(i.context), i.digest[:12], plain(i.source))
         console.print(table)
     if artifacts:
         table = Table(title="artifacts", title_justify="left", title_style="bold")
-        table.add_column("path")
-        table.add_column("size", justify="right")
-        table.add_column("digest")
+        table.add_column("path", kind="id")
+        table.add_column("size", kind="number")
+        table.add_column("digest", kind="id")
         for a in artifacts:
             table.add_row(plain(a.path), _size(a.size), a.digest[:12])
         console.print(table)
@@ -251,9 +258,9 @@ def compare(
         )
         return
     table = Table()
-    table.add_column("")
+    table.add_column("", kind="id")
     for r in runs:
-        table.add_column(Text(f"{r.name}\n{short_id(r.run_id)}"), justify="right")
+        table.add_column(Text(f"{r.name}\n{short_id(r.run_id)}"), kind="number")
     table.add_row(Text("status", style="bold"), *(status_text(r.status.value) for r in runs))
     table.add_row(Text("duration"), *(duration(r.duration_ms) for r in runs), end_section=True)
     for label, rows in (("params", params), ("metrics", metrics)):
