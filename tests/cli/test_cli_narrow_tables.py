@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 from cli_support import Cli, Logged
@@ -30,11 +31,14 @@ def _render(table: Table, width: int) -> str:
     return out.getvalue()
 
 
-def _assert_in_full(output: str, values: Iterable[str]) -> None:
+def _assert_in_full(output: str, values: Iterable[str], unwrapped: str | None = None) -> None:
+    """Check each value is shown whole and no line is wider than 80 (but the line starting
+    with ``unwrapped``, printed unwrapped on purpose so it can be copied whole)."""
     for value in values:
         assert value in output, f"{value!r} is not shown in full:\n{output}"
     for line in output.splitlines():
-        assert len(line) <= 80, f"a line is wider than the terminal: {line!r}"
+        if unwrapped is None or not line.startswith(unwrapped):
+            assert len(line) <= 80, f"a line is wider than the terminal: {line!r}"
 
 
 def _table(kinds: tuple[str, ...], row: tuple[str, ...], headers: tuple[str, ...]) -> Table:
@@ -239,3 +243,101 @@ def test_json_is_the_same_at_any_width(cli: Cli, populated: Logged, args: tuple[
     assert narrow.exit_code == wide.exit_code == 0, narrow.output
     assert narrow.stdout == wide.stdout
     json.loads(narrow.stdout)
+
+
+FLOW = """
+import keel.pipelines as kp
+
+@kp.step
+def load_the_training_data(rows: int) -> list:
+    return list(range(rows))
+
+@kp.step
+def summarise(data: list) -> dict:
+    return {"n": len(data), "total": sum(data)}
+
+@kp.pipeline
+def nightly_training(rows: int = 3):
+    summarise(load_the_training_data(rows))
+"""
+
+
+def test_pipelines_schedules_and_triggers(cli: Cli, home: Path) -> None:
+    Path("flow.py").write_text(FLOW, encoding="utf-8")
+    run = cli.json("pipeline", "run", "flow.py:nightly_training", "--executor", "inline")
+    short = run["run_id"][:8]
+    out = _narrow(cli, "pipeline", "list")
+    _assert_in_full(out, ["pipeline", "runs", "last run", "status", "nightly_training", short])
+    out = _narrow(cli, "pipeline", "runs")
+    _assert_in_full(out, ["run", "pipeline", "params", "resumes", short, "finished", "rows=3"])
+    out = _narrow(cli, "pipeline", "show", short)
+    steps = [s["node"] for s in run["steps"]]
+    keys = [s["cache_key"][:8] for s in run["steps"]]
+    headers = ["step", "after", "attempts", "cache key"]
+    _assert_in_full(out, [*headers, *steps, *keys], unwrapped="pipeline nightly_training  run")
+
+    schedule = ("pipeline", "schedule", "every-night", "--cron", "0 3 * * *")
+    assert cli(*schedule, "--pipeline", "flow.py:nightly_training").exit_code == 0
+    out = _narrow(cli, "pipeline", "schedules")
+    _assert_in_full(out, ["schedule", "when", "missed", "next run", "every-night", "latest"])
+    trigger = (
+        "pipeline",
+        "trigger",
+        "add",
+        "on-new-model",
+        "--pipeline",
+        "flow.py:nightly_training",
+    )
+    assert cli(*trigger, "--on", "model_version", "--subject", "m").exit_code == 0
+    out = _narrow(cli, "pipeline", "trigger", "list")
+    _assert_in_full(out, ["trigger", "subject", "fired", "on-new-model", "model_version"])
+
+
+def test_hpo_studies_and_trials(cli: Cli, home: Path) -> None:
+    import optuna
+
+    from keel.hpo import tune
+
+    def objective(trial: optuna.Trial) -> float:
+        return float(trial.suggest_int("depth", 1, 9))
+
+    sampler = optuna.samplers.GridSampler({"depth": [7, 3, 9]})
+    tune(objective, n_trials=3, study="tree-depth-search", sampler=sampler)
+    detail = cli.json("hpo", "show", "tree-depth-search")
+    out = _narrow(cli, "hpo", "studies")
+    headers = ["study", "direction", "trials", "complete", "pruned", "failed", "best"]
+    _assert_in_full(out, [*headers, "tree-depth-search", "minimize"])
+    out = _narrow(cli, "hpo", "show", "tree-depth-search")
+    runs = [t["run_id"][:8] for t in detail["trial_list"]]
+    best = f"{detail['best_trials'][0]} ★"
+    _assert_in_full(out, ["#", "state", "value", "params", "steps", *runs, "COMPLETE", best])
+
+
+def test_drift_environments_and_rendered_manifests(cli: Cli, populated: Logged, home: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame({"mean concave points": rng.normal(size=400)})
+    current = pd.DataFrame({"mean concave points": rng.normal(2.0, 1.0, size=400)})
+    reference.to_parquet("reference.parquet")
+    current.to_parquet("current.parquet")
+    report = cli.json("monitor", "drift", "reference.parquet", "current.parquet")
+    (column,) = report["columns"]
+    out = _narrow(cli, "monitor", "drift", "reference.parquet", "current.parquet")
+    headers = ["column", "kind", "method", "statistic", "p-value", "threshold", "drift"]
+    _assert_in_full(out, [*headers, "mean concave points", f"{column['statistic']:.4g}"])
+
+    from keel.config import reset_settings
+
+    (home / "config.toml").write_text(
+        '[environments.production-eu-west]\nalias = "champion"\n\n'
+        '[environments.production-eu-west.gates]\nmetrics = ["accuracy >= 0.9"]\n',
+        encoding="utf-8",
+    )
+    reset_settings()
+    out = _narrow(cli, "env", "list")
+    _assert_in_full(out, ["name", "alias", "gates", "production-eu-west", "champion"])
+
+    out = _narrow(cli, "deploy", "render", "churn-prod", "--out", "manifests")
+    _assert_in_full(out, ["object", "version", "role", "weight", "m/1", "stable", "100%"])
