@@ -341,3 +341,24 @@ def test_drift_environments_and_rendered_manifests(cli: Cli, populated: Logged, 
 
     out = _narrow(cli, "deploy", "render", "churn-prod", "--out", "manifests")
     _assert_in_full(out, ["object", "version", "role", "weight", "m/1", "stable", "100%"])
+
+
+def test_alerts_and_their_events(cli: Cli, populated: Logged) -> None:
+    from keel.monitoring.alerts.runner import run_pass
+    from keel.stores import current_stores
+
+    rule = ("alerts", "rule", "add", "churn-drift-critical", "--deployment", "churn-prod")
+    condition = ("--metric", "drift_share", "--op", ">", "--threshold", "0.3")
+    assert cli(*rule, *condition, "--severity", "critical", "--notifier", "log").exit_code == 0
+    run_pass(current_stores(), figure_source=lambda *_, **__: {"drift_share": 0.875})
+    alerts = cli.json("alerts", "list", "--state", "firing")["alerts"]
+    assert {a["rule"] for a in alerts} == {"churn-drift", "churn-drift-critical"}
+    out = _narrow(cli, "alerts", "list")
+    headers = ["id", "rule", "deployment", "state", "value", "severity", "started", "acked by"]
+    values = ["churn-drift-critical", "churn-prod", "firing", "0.875", "critical", "warning"]
+    _assert_in_full(out, [*headers, *values, *(a["alert_id"] for a in alerts)])
+    (alert,) = [a for a in alerts if a["rule"] == "churn-drift-critical"]
+    for args in (("alerts", "show", alert["alert_id"]), ("alerts", "events")):
+        out = _narrow(cli, *args)
+        headers = ["at", "rule", "kind", "value", "detail"]
+        _assert_in_full(out, [*headers, "churn-drift-critical", "firing", "notified", "0.875"])
