@@ -362,3 +362,12 @@ def test_alerts_and_their_events(cli: Cli, populated: Logged) -> None:
         out = _narrow(cli, *args)
         headers = ["at", "rule", "kind", "value", "detail"]
         _assert_in_full(out, [*headers, "churn-drift-critical", "firing", "notified", "0.875"])
+
+
+def test_runs_list_as_records_keeps_every_metric_and_param(cli: Cli, populated: Logged) -> None:
+    result = cli("runs", "list", env={"COLUMNS": "40"})
+    assert result.exit_code == 0, result.output
+    for label in ("metrics.accuracy", "metrics.log_loss", "params.C", "params.solver"):
+        assert label in result.stdout
+    assert "not shown" not in result.stdout
+    assert populated.large_c[:8] in result.stdout

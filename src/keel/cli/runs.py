@@ -133,11 +133,13 @@ def list_(
     keys += [("params", k) for k in _key_columns(page, "params", hints)]
     # Metric and param columns are extras: the ones the terminal has no room for are
     # left out (params first, then the least common metrics) and named under the table.
+    # Where even the fixed columns need records, records have room for every key.
     shown = list(keys)
     table = _runs_table(page, names, shown)
-    while shown and not table.fits(console):
-        shown.pop()
-        table = _runs_table(page, names, shown)
+    if _runs_table(page, names, []).fits(console):
+        while shown and not table.fits(console):
+            shown.pop()
+            table = _runs_table(page, names, shown)
     console.print(table)
     hidden = [f"{kind}.{key}" for kind, key in keys if (kind, key) not in shown]
     if hidden:
