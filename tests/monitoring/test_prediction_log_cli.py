@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from prediction_support import Home, build_home, keel_home, oip_body
+from tests.live_server import start_until_ready
 
 KEEL = str(Path(sys.executable).with_name("keel"))
 START_S = 60.0
@@ -31,38 +30,19 @@ def _env(home: Path) -> dict[str, str]:
     return {**env, "KEEL_HOME": str(home)}
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def keel_serve(home: Path, *args: str) -> Iterator[str]:
     """Run ``keel serve models:/cancer/1 ARGS`` until ready; stop it (SIGTERM) at the end."""
-    port = _port()
-    command = [KEEL, "serve", "models:/cancer/1", "--port", str(port), *args]
-    process = subprocess.Popen(
-        command,
+    process, (port,) = start_until_ready(
+        lambda ports: [KEEL, "serve", "models:/cancer/1", "--port", str(ports[0]), *args],
+        timeout=START_S,
         env=_env(home),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
         start_new_session=True,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_S
-        while True:
-            assert process.poll() is None, process.communicate()
-            try:
-                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "keel serve never became ready"
-            time.sleep(0.1)
-        yield url
+        yield f"http://127.0.0.1:{port}"
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # the whole group: workers flush too
         process.communicate(timeout=START_S)

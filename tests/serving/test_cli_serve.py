@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton
-from oip_support import Churn, free_port, keel_home, register_churn, triton_client
+from oip_support import Churn, keel_home, register_churn, triton_client
+from tests.live_server import free_port, start_until_ready
 
 KEEL = str(Path(sys.executable).with_name("keel"))
 START_S = 60.0
@@ -37,9 +36,9 @@ def _run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_keel_serve_answers_the_standard_client(churn: Churn) -> None:
-    port, grpc_port = free_port(), free_port()
-    process = subprocess.Popen(
-        [
+    def command(ports: list[int]) -> list[str]:
+        port, grpc_port = ports
+        return [
             KEEL,
             "serve",
             churn.uri,
@@ -49,23 +48,17 @@ def test_keel_serve_answers_the_standard_client(churn: Churn) -> None:
             str(grpc_port),
             "--max-batch-size",
             "32",
-        ],
+        ]
+
+    process, (port, grpc_port) = start_until_ready(
+        command,
+        ports=2,
+        timeout=START_S,
         env=_env(churn.home),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
     )
     try:
-        deadline = time.monotonic() + START_S
-        while True:
-            assert process.poll() is None, process.communicate()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "keel serve never became ready"
-            time.sleep(0.1)
         with triton_client(f"http://127.0.0.1:{port}") as client:
             rows = churn.X.to_numpy()[:3]
             tensor = triton.InferInput("x", list(rows.shape), "FP64")

@@ -162,16 +162,13 @@ def test_a_full_queue_of_the_real_batcher_is_unavailable(
 
 def test_rest_and_grpc_in_one_app_share_the_batcher(classifier: Any) -> None:
     """``create_app(grpc_address=...)`` starts gRPC in the app's startup, on uvicorn's loop."""
-    import socket
-
     import httpx
+    from tests.live_server import free_port
 
     from keel.serving._uvicorn import serving
     from keel.serving.rest import create_app
 
-    with socket.socket() as probe:  # a free port for the gRPC side
-        probe.bind(("127.0.0.1", 0))
-        grpc_port = probe.getsockname()[1]
+    grpc_port = free_port()  # the app binds it at startup: chosen outside the ephemeral range
     service = ModelService.from_uri(classifier.uri)
     service.load()
     X = classifier.X.to_numpy(dtype=np.float64)[:3]
