@@ -10,14 +10,45 @@ server named by ``KEEL_TEST_POSTGRES_URL``, and skips with a one-line reason wit
 from __future__ import annotations
 
 import os
+import queue
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 POSTGRES_ENV = "KEEL_TEST_POSTGRES_URL"
+# Every test that needs Ray carries this xdist group, so one worker runs them all and
+# starts one Ray instance (``ray_cluster``) for them.
+RAY_GROUP = "ray"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give each ``xdist_group`` test its group's ``@name`` suffix, as xdist means to.
+
+    ``--dist loadgroup`` sends tests to workers by that suffix, which pytest-xdist 3.8
+    writes to ``item._nodeid``; pytest 9 keeps the node id in ``item._id``, so no test had
+    a group: the browser tests and each module's Ray instance ran on both workers, and
+    the demo ran twice. This runs on each worker after xdist's hook (trylast) and writes
+    the suffix where pytest 9 reads it; an id that has one already is left alone.
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        names = {
+            str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+            for mark in item.iter_markers("xdist_group")
+        }
+        if names and "@" not in item.nodeid.rpartition("]")[2]:
+            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(sorted(names))}")
 
 
 @dataclass(frozen=True)
@@ -143,18 +174,130 @@ def postgres_url() -> Iterator[str]:
         drop_postgres_database(admin, name)
 
 
-@pytest.fixture
-def postgres_keel_url(postgres_template: str | None) -> Iterator[str]:
-    """Yield the URL of a new PostgreSQL database already at Keel's schema."""
+class _Databases:
+    """Keel-schema databases copied from the template ahead of the tests that take them,
+    and dropped behind them, by two background threads.
+
+    ``CREATE DATABASE … TEMPLATE`` and ``DROP DATABASE`` are fsync-bound: 0.2-3 s of wall
+    time each on a loaded 2-core machine, twice per PostgreSQL test when the test waited
+    for both. Now ``AHEAD`` databases are kept ready while tests run and drops never
+    queue before them; a test waits only when tests come faster than copies. A failed
+    copy is raised in the test that takes it; a failed drop at the end of the session.
+    """
+
+    AHEAD = 2
+
+    def __init__(self, admin: str, template: str) -> None:
+        self._admin, self._template = admin, template
+        self._ready: queue.Queue[tuple[str, str] | BaseException] = queue.Queue()
+        self._slots = threading.Semaphore(self.AHEAD)  # databases still to make ahead
+        self._closing = threading.Event()
+        self._drops: queue.Queue[str | None] = queue.Queue()
+        self._failed_drops: list[BaseException] = []
+        self._threads = [
+            threading.Thread(target=self._make, name="keel-test-pg-make", daemon=True),
+            threading.Thread(target=self._drop, name="keel-test-pg-drop", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _make(self) -> None:
+        while True:
+            self._slots.acquire()
+            if self._closing.is_set():
+                return
+            try:
+                self._ready.put(create_postgres_database(self._admin, template=self._template))
+            except Exception as exc:  # kept: raised in the test that takes it
+                self._ready.put(exc)
+
+    def _drop(self) -> None:
+        while (name := self._drops.get()) is not None:
+            try:
+                drop_postgres_database(self._admin, name)
+            except Exception as exc:  # kept: raised at the end of the session
+                self._failed_drops.append(exc)
+
+    def take(self) -> tuple[str, str]:
+        """Return a fresh database's (URL, name); another one is started at once."""
+        made = self._ready.get(timeout=600)
+        self._slots.release()
+        if isinstance(made, BaseException):
+            raise made
+        return made
+
+    def give_back(self, name: str) -> None:
+        """Drop ``name`` in the background (its connections must be closed already)."""
+        self._drops.put(name)
+
+    def close(self) -> None:
+        """Drop what was made ahead, wait for every drop; raise the first that failed."""
+        self._closing.set()
+        self._slots.release()  # wakes the maker if it waits for a slot
+        self._threads[0].join()
+        self._drops.put(None)
+        self._threads[1].join()
+        while not self._ready.empty():
+            made = self._ready.get()
+            if not isinstance(made, BaseException):
+                drop_postgres_database(self._admin, made[1])
+        if self._failed_drops:
+            raise self._failed_drops[0]
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_template: str | None) -> Iterator[_Databases | None]:
+    """Yield the session's supply of Keel-schema databases (None without PostgreSQL)."""
     admin = postgres_admin_url()
     if admin is None or postgres_template is None:
+        yield None
+        return
+    databases = _Databases(admin, postgres_template)
+    try:
+        yield databases
+    finally:
+        databases.close()
+
+
+@pytest.fixture
+def postgres_keel_url(postgres_databases: _Databases | None) -> Iterator[str]:
+    """Yield the URL of a new PostgreSQL database already at Keel's schema."""
+    if postgres_databases is None:
         pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (make test sets it when 5432 answers)")
-    url, name = create_postgres_database(admin, template=postgres_template)
+    url, name = postgres_databases.take()
     try:
         yield url
     finally:
-        _reset()
-        drop_postgres_database(admin, name)
+        _reset()  # closes this process's connections to it before the drop
+        postgres_databases.give_back(name)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a SQLite file at Keel's current schema, copied into each live server's home.
+
+    A new home creates its schema on first use: 0.25-0.85 s of mostly fsync-bound wall
+    time on a loaded 2-core machine, once for every "rest" case of ``backend``.
+    """
+    from keel.store.database import Database
+    from keel.store.migrate import ensure_schema
+
+    path = tmp_path_factory.mktemp("sqlite-template") / "keel.db"
+    db = Database(f"sqlite:///{path.as_posix()}")
+    try:
+        ensure_schema(db)
+    finally:
+        db.dispose()
+    return path
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    """Copy a SQLite database with SQLite's backup API (consistent, WAL or not)."""
+    import sqlite3
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "rest"])
@@ -172,7 +315,10 @@ def backend(
     if request.param == "rest":
         from tests.live_server import running_server
 
-        with running_server(keel_env.home.parent / "server-home") as url:
+        server_home = keel_env.home.parent / "server-home"
+        # the server's own store, not the one under test: its schema comes copied
+        _copy_sqlite(request.getfixturevalue("sqlite_template"), server_home / "keel.db")
+        with running_server(server_home) as url:
             monkeypatch.setenv("KEEL_TRACKING_URI", url)
             _reset()
             yield KeelEnv(keel_env.home, url, "rest")
@@ -185,3 +331,28 @@ def backend(
     _reset()
     yield KeelEnv(keel_env.home, url, "postgresql")
     _end_leftover_runs()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """Start one small local Ray instance for the session; yield the ``ray`` module.
+
+    Starting one (GCS, raylet, worker processes) took ~50 s of a loaded 2-core machine,
+    and three modules each started their own, on both xdist workers. Its workers import
+    what the tests import: ``PYTHONPATH`` is this process's ``sys.path`` once collection
+    put every test folder on it.
+    """
+    ray = pytest.importorskip("ray", reason="the ray tests need the ray extra")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env={"env_vars": env},
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

@@ -3,7 +3,8 @@
 The demo (two pipeline runs and a rerun, a live server with traffic and a canary, then
 drifted traffic, an alert, a rollback and a retraining in a child process) takes about a
 minute on a busy two-core machine, so it runs once; the tests read its home back through
-the public SDK.
+the public SDK. Once per session means once per xdist worker: the tests that read it
+share one xdist group, so one worker runs the demo (it ran on both, ~180 s each under load).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -28,6 +30,17 @@ class Demo:
 def quiet_console() -> Console:
     """A console that records what the demo prints (120 columns, no terminal)."""
     return Console(file=io.StringIO(), width=120)
+
+
+DEMO_GROUP = "demo"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put every test that reads the shared demo in one xdist group (see the module doc)."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here) and "demo" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group(DEMO_GROUP))
 
 
 @pytest.fixture(scope="session")

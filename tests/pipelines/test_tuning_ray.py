@@ -1,35 +1,24 @@
-"""Trials as Ray tasks on a local Ray instance (started once for the module), sharing one
+"""Trials as Ray tasks on a local Ray instance (one for the whole session), sharing one
 study in SQLite, PostgreSQL or behind a live server: every trial number once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import optuna
 import pytest
+from tests.conftest import RAY_GROUP
 
 import keel
 from keel.hpo import load_study, tune
 
 ray = pytest.importorskip("ray", reason="the ray tests need the ray extra")
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group(RAY_GROUP)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray() -> Iterator[None]:
-    """Start one small local Ray instance for the module and stop it afterwards."""
-    import os
-    import sys
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    ray.init(
-        num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-        runtime_env={"env_vars": env},
-    )  # fmt: skip
-    yield
-    ray.shutdown()
+@pytest.fixture(autouse=True)
+def local_ray(ray_cluster: Any) -> None:
+    """Run on the suite's one local Ray instance (see ``ray_cluster``)."""
 
 
 def curve(trial: optuna.Trial) -> float:

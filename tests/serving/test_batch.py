@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from serving_support import register
+from tests.conftest import RAY_GROUP
 
 from keel.errors import InvalidInput, SchemaError
 from keel.serving.batch import predict_batch
@@ -197,15 +198,14 @@ def test_bad_arguments_are_clear(classifier: Any, tmp_path: Path) -> None:
     assert not out.exists()
 
 
-@pytest.fixture(scope="module")
-def local_ray() -> Any:
-    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+@pytest.fixture
+def local_ray(ray_cluster: Any) -> Any:
+    """The suite's one local Ray instance (see ``ray_cluster``)."""
+    return ray_cluster
 
 
 @pytest.mark.ray
+@pytest.mark.xdist_group(RAY_GROUP)
 def test_ray_engine_matches_local(classifier: Any, tmp_path: Path, local_ray: Any) -> None:
     source = _write(_with_id(classifier.X), tmp_path / "in.parquet")
     local = predict_batch(
@@ -222,6 +222,7 @@ def test_ray_engine_matches_local(classifier: Any, tmp_path: Path, local_ray: An
 
 
 @pytest.mark.ray
+@pytest.mark.xdist_group(RAY_GROUP)
 def test_ray_engine_reports_a_chunk_failure(regressor: Any, tmp_path: Path, local_ray: Any) -> None:
     frame = pd.DataFrame(regressor.X, columns=[f"f{i}" for i in range(10)])
     frame.iloc[60, 0] = np.nan
