@@ -1,19 +1,23 @@
 """The prediction log's writer: served requests recorded off the request path, in batches.
 
 A server calls :meth:`PredictionLogger.record` once per answered (or failed) request with
-its decoded numpy inputs and outputs. That costs the request one append to a bounded
-in-memory buffer under a lock: no I/O and no Arrow conversion. A background thread wakes
-every ``flush_interval`` seconds (or as soon as ``flush_rows`` rows are waiting), turns
-the buffered records into Arrow tables and writes one Parquet segment per
-(deployment, UTC hour) to the artifact store (``keel.monitoring.prediction_store``).
+its decoded numpy inputs and outputs. That costs the request one copy of its arrays into
+a reused, preallocated chunk of the buffer (``keel.monitoring.prediction_buffer``) under a
+lock: no I/O and no Arrow conversion, and the request's own arrays are free to go at once.
+A background thread wakes every ``flush_interval`` seconds (or as soon as ``flush_rows``
+rows are waiting), turns the chunks into Arrow tables without copying their columns and
+writes one Parquet segment per (deployment, UTC hour) to the artifact store
+(``keel.monitoring.prediction_store``); the written chunks are then reused.
 
 The buffer never grows past ``max_rows`` rows or ``max_records`` requests: a record that
 would is dropped and counted (``keel_prediction_log_dropped_total``) rather than making
-serving wait. A segment the store refuses (unreachable S3...) goes back to the buffer and
-is retried at the next flush, within the same bounds. :meth:`PredictionLogger.close`
-flushes what is left. ``sample_rate`` decides per request whether its inputs are kept
-(outputs and metadata always are); ``keel.monitoring.prediction_serving`` is the serving
-side's one call per request.
+serving wait. A record whose arrays do not hold its rows, or that names no valid
+deployment or a time outside years 1970-9999, is left out and counted (``invalid``). A
+segment the store refuses (unreachable S3...) is kept and retried at the next flush,
+within the same bounds. :meth:`PredictionLogger.close` flushes what is left.
+``sample_rate`` decides per request whether its inputs are kept (outputs and metadata
+always are); ``keel.monitoring.prediction_serving`` is the serving side's one call per
+request.
 
 Row layout (one row per predicted row; see ``keel.monitoring.prediction_rows``):
 request_id, row, deployment, model, version, time_ms, latency_ms, status, error,
@@ -26,12 +30,15 @@ import logging
 import random
 import threading
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from keel.errors import InvalidInput
+from keel.monitoring.prediction_buffer import Chunk, Layout, describe
 
 if TYPE_CHECKING:
     import numpy as np
+    import pyarrow as pa
 
     from keel.config import KeelSettings
     from keel.monitoring.prediction_store import LogRoot
@@ -43,12 +50,30 @@ DEFAULT_FLUSH_INTERVAL = 5.0
 DEFAULT_FLUSH_ROWS = 100_000
 DEFAULT_MAX_ROWS = 1_000_000
 DEFAULT_MAX_RECORDS = 200_000
+MAX_OPEN_CHUNKS = 64  # (deployment, layout) pairs filling at once; past it the oldest is sealed
+_LAST_MS = 253402300800000  # 10000-01-01: past it, no hour has a name
 _log = logging.getLogger(__name__)
 
-# One buffered request: (deployment, model, version, request_id, time_ms, latency_ms,
-# status, error, rows, inputs, input_names, outputs). Inputs are a mapping of 1-D columns,
-# or one 2-D block whose columns input_names names, or None when not sampled.
-Record = tuple[Any, ...]
+
+@lru_cache(maxsize=1024)
+def _valid_name(name: str) -> bool:
+    # the name becomes a path segment: "../x" or "a/b" must never reach the store
+    from keel.deploy.entities import check_deployment_name
+
+    try:
+        check_deployment_name(name)
+    except InvalidInput:
+        return False
+    return True
+
+
+class _Retry:
+    """A segment the store refused, kept (as its tables) for the next flush."""
+
+    __slots__ = ("key", "records", "rows", "tables")
+
+    def __init__(self, key: tuple[str, str], tables: list[pa.Table], records: int, rows: int):
+        self.key, self.tables, self.records, self.rows = key, tables, records, rows
 
 
 class PredictionLogger:
@@ -95,12 +120,16 @@ class PredictionLogger:
         self.recorded = 0  # records accepted into the buffer
         self.written_rows = 0  # rows written to segments
         self.segments = 0  # segments written
-        self.write_errors = 0  # flushes that failed (their records are lost, and counted)
+        self.write_errors = 0  # segment writes that failed (retried, or lost and counted)
         self.lost = 0  # records lost: failed to convert, or to write with no room to retry
-        self.invalid = 0  # records left out: their arrays did not hold their rows
-        self._buffer: list[Record] = []
-        self._rows = 0
-        self._lock = threading.Lock()  # guards _buffer/_rows: appends vs the swap
+        self.invalid = 0  # records left out: bad arrays, deployment name or time
+        self._open: dict[tuple[str, Layout], Chunk] = {}  # the chunk each pair fills
+        self._sealed: list[Chunk] = []  # full chunks waiting for the writer
+        self._retry: list[_Retry] = []  # refused segments waiting for the next flush
+        self._pool: dict[Layout, list[Chunk]] = {}  # written chunks, reset, for reuse
+        self._rows = 0  # rows and records waiting (open, sealed, retried)
+        self._records = 0
+        self._lock = threading.Lock()  # guards the buffer and its counts: appends vs swap
         self._write_lock = threading.Lock()  # one flush at a time (thread vs flush/close)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -132,10 +161,11 @@ class PredictionLogger:
         outputs: Mapping[str, np.ndarray] | None = None,
         sampled: bool | None = None,
     ) -> bool:
-        """Buffer one request; return False when it was dropped (buffer full or closed).
+        """Buffer one request; return False when it was not taken (buffer full, logger
+        closed, or the record left out as invalid: see the module).
 
         ``rows`` is the number of predicted rows (1 for a failed request); ``inputs`` and
-        ``outputs`` are referenced, not copied, so they must not be changed afterwards.
+        ``outputs`` are copied before this returns, so the caller may reuse them.
         ``sampled`` (default: :meth:`sample`) says whether to keep ``inputs``.
         """
         if (
@@ -154,30 +184,26 @@ class PredictionLogger:
             sampled = self.sample()
         if status != 200 or rows < 1:
             rows, outputs = 1, None  # a failed request is one row, no outputs
-        record = (
-            deployment,
-            model,
-            version,
-            request_id,
-            time_ms,
-            latency_ms,
-            status,
-            error,
-            rows,
-            inputs if sampled else None,
-            input_names,
-            outputs,
-        )
+        described = describe(rows, inputs if sampled else None, input_names, outputs)
+        if described is None or not 0 <= time_ms < _LAST_MS or not _valid_name(deployment):
+            with self._lock:
+                self.invalid += 1
+            return False
+        layout, arrays = described
         with self._lock:
             if (
                 self._closed
                 or self._rows + rows > self.max_rows
-                or len(self._buffer) >= self.max_records
+                or self._records >= self.max_records
             ):
                 self.dropped += 1
                 return False
-            self._buffer.append(record)
+            chunk = self._open.get((deployment, layout))
+            if chunk is None or chunk.capacity - chunk.rows < rows:
+                chunk = self._new_chunk(deployment, layout, rows)
+            chunk.add(arrays, rows, request_id, model, version, time_ms, latency_ms, status, error)
             self._rows += rows
+            self._records += 1
             self.recorded += 1
             waiting = self._rows
         if self._thread is None:
@@ -186,12 +212,44 @@ class PredictionLogger:
             self._wake.set()
         return True
 
-    def warm(self) -> None:
-        """Import what the writer needs (pyarrow, Parquet: ~0.5 s of CPU under the import
-        lock), so the first flush does not do it while requests are being served."""
-        import pyarrow.parquet  # noqa: F401
+    def _new_chunk(self, deployment: str, layout: Layout, rows: int) -> Chunk:
+        """A chunk with room for ``rows`` (pooled if one is free), open for the pair; the
+        pair's full one is sealed for the writer. Called under the lock."""
+        key = (deployment, layout)
+        full = self._open.pop(key, None)
+        if full is not None and full.records:
+            self._sealed.append(full)
+        elif len(self._open) >= MAX_OPEN_CHUNKS:  # many pairs at once: seal the oldest
+            oldest = self._open.pop(next(iter(self._open)))
+            if oldest.records:
+                self._sealed.append(oldest)
+        free = self._pool.get(layout)
+        if free and rows <= layout.capacity:
+            chunk = free.pop()
+            chunk.deployment = deployment
+        else:  # a request larger than a chunk gets one of its own size, not pooled
+            chunk = Chunk(deployment, layout, max(rows, layout.capacity))
+        self._open[key] = chunk
+        return chunk
 
-        import keel.monitoring.prediction_rows  # noqa: F401
+    def warm(self) -> None:
+        """Load what the writer needs (pyarrow, Parquet: ~0.5 s of CPU under the import
+        lock, and what pyarrow loads on its first conversion: pandas, ~1 s), so the first
+        flush does not do it while requests are being served: one request converted and
+        encoded in memory, nothing written."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from keel.monitoring.prediction_rows import segments_of
+
+        described = describe(1, np.zeros((1, 1)), ("x",), {"predict": np.zeros(1)})
+        if described is None:  # cannot happen: a valid request of one row
+            return
+        chunk = Chunk("warm", described[0], 1)
+        chunk.add(described[1], 1, "warm", None, None, 0, 0.0, 200, None)
+        for segment in segments_of([chunk]).values():
+            pq.write_table(segment.table(), pa.BufferOutputStream(), compression="lz4")
 
     @property
     def buffered_rows(self) -> int:
@@ -220,64 +278,103 @@ class PredictionLogger:
     def flush(self, *, final: bool = False) -> int:
         """Write every buffered record now; return the number of segments written.
 
-        A segment the store fails to take goes back to the front of the buffer (as much of
-        it as the buffer's bounds allow; the rest is counted lost) for the next flush,
-        unless ``final``."""
-        from keel.monitoring.prediction_rows import segment_table, segments_of
+        A segment the store fails to take is kept for the next flush (if the buffer's
+        bounds leave room for it; else its records are counted lost), unless ``final``."""
+        from keel.monitoring.prediction_rows import Segment, segments_of
 
         with self._write_lock:
             with self._lock:
-                batch, self._buffer, self._rows = self._buffer, [], 0
-            if not batch:
+                chunks = self._sealed
+                self._sealed = []
+                for key, chunk in list(self._open.items()):
+                    if chunk.records:
+                        chunks.append(chunk)
+                        del self._open[key]
+                retry, self._retry = self._retry, []
+                self._rows = self._records = 0
+            if not chunks and not retry:
                 return 0
+            try:
+                segments = segments_of(chunks)
+            except Exception:  # noqa: BLE001 - cannot be retried; logged and counted
+                self.lost += sum(c.records for c in chunks)
+                _log.exception("converting %d prediction log chunks failed", len(chunks))
+                segments = {}
+                chunks = []  # not reused: a failed conversion may still hold views of them
+            for old in retry:  # a refused segment goes first in its key's new segment
+                segment = segments.setdefault(old.key, Segment())
+                segment.tables[:0] = old.tables
+                segment.records += old.records
+                segment.rows += old.rows
             written = 0
-            rejected: list[Record] = []
-            failed: list[Record] = []
-            for (deployment, hour), records in segments_of(batch, rejected).items():
+            failed: list[_Retry] = []
+            kept: set[int] = set()  # chunks a kept segment still views
+            for key, segment in segments.items():
                 if failed:  # the store is failing: the rest waits for the next flush too
-                    failed += records
+                    failed.append(_Retry(key, segment.tables, segment.records, segment.rows))
+                    kept.update(id(c) for c in segment.chunks)
                     continue
                 try:
-                    table = segment_table(records, rejected)
+                    table = segment.table()
                 except Exception:  # noqa: BLE001 - cannot be retried; logged and counted
-                    self.lost += len(records)
-                    _log.exception("converting %d prediction log records failed", len(records))
-                    continue
-                if table is None:  # every record was left out (counted below)
+                    self.lost += segment.records
+                    _log.exception("converting %d prediction log records failed", segment.records)
                     continue
                 try:
-                    self.root.write("predictions", deployment, hour, table)
+                    self.root.write("predictions", key[0], key[1], table)
                 except Exception:  # noqa: BLE001 - logged, counted and retried
                     self.write_errors += 1
-                    failed += records
+                    failed.append(_Retry(key, segment.tables, segment.records, segment.rows))
+                    kept.update(id(c) for c in segment.chunks)
                     _log.exception("writing the prediction log to %s failed", self.root.url)
                     continue
+                finally:
+                    del table  # a view of the chunks: gone before they are reused
                 written += 1
-                self.written_rows += table.num_rows
+                self.written_rows += segment.rows
             self.segments += written
-            if rejected:
-                self.invalid += len(rejected)
-                _log.warning("left out %d records: wrong deployment or row count", len(rejected))
+            segments.clear()
+            self._release([c for c in chunks if id(c) not in kept])
             if failed:
                 self._requeue(failed, final=final)
             return written
 
-    def _requeue(self, records: list[Record], *, final: bool) -> None:
-        """Put records that failed to write back in front of the buffer, within bounds."""
-        kept: list[Record] = []
+    def _release(self, chunks: list[Chunk]) -> None:
+        """Put written chunks back in their layout's pool: as many as this flush wrote,
+        plus two (what the next flush will need, and the ones filling meanwhile)."""
+        by_layout: dict[Layout, list[Chunk]] = {}
+        for chunk in chunks:
+            if chunk.pooled:
+                by_layout.setdefault(chunk.layout, []).append(chunk)
+        for chunk in chunks:
+            chunk.reset()
+        with self._lock:
+            if self._closed:
+                self._pool.clear()
+                return
+            for layout, free in by_layout.items():
+                pool = self._pool.setdefault(layout, [])
+                pool += free[: max(0, len(free) + 2 - len(pool))]
+            if len(self._pool) > 2 * MAX_OPEN_CHUNKS:  # layouts come and go: forget them
+                self._pool = dict(list(self._pool.items())[-MAX_OPEN_CHUNKS:])
+
+    def _requeue(self, failed: list[_Retry], *, final: bool) -> None:
+        """Keep segments that failed to write for the next flush, within bounds."""
+        kept: list[_Retry] = []
         with self._lock:
             room_rows = self.max_rows - self._rows
-            room_records = self.max_records - len(self._buffer)
+            room_records = self.max_records - self._records
             if not final:
-                for record in records:
-                    if record[8] > room_rows or room_records < 1:
+                for segment in failed:
+                    if segment.rows > room_rows or segment.records > room_records:
                         break
-                    kept.append(record)
-                    room_rows -= record[8]
-                    room_records -= 1
-            self._buffer[:0] = kept
-            self._rows += sum(r[8] for r in kept)
-        self.lost += len(records) - len(kept)
+                    kept.append(segment)
+                    room_rows -= segment.rows
+                    room_records -= segment.records
+            self._retry[:0] = kept
+            self._rows += sum(s.rows for s in kept)
+            self._records += sum(s.records for s in kept)
+        self.lost += sum(s.records for s in failed[len(kept) :])
 
     def close(self, timeout: float = 60.0) -> None:
         """Stop taking records, flush what is buffered and stop the writer thread."""

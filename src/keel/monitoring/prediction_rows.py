@@ -1,103 +1,144 @@
-"""Buffered prediction-log records as Arrow tables: one row per predicted row.
+"""Buffered prediction-log chunks as Arrow tables: one row per predicted row.
 
-Runs on the prediction logger's writer thread, never on a request. Records are grouped
-by (deployment, UTC hour) — one segment each — and, inside a segment, by layout (the
-names, dtypes and shapes of their inputs and outputs), so each group's columns are one
-``numpy.concatenate`` each rather than a Python loop per row; the groups' tables are then
-concatenated with missing columns as nulls (an unsampled request has no inputs, a failed
-one no outputs, two versions may take different columns). Rows of one request share its
-``request_id`` and are numbered by ``row``; their order within a segment carries no
-meaning.
+Runs on the prediction logger's writer thread, never on a request. A chunk
+(``keel.monitoring.prediction_buffer``) holds one deployment's requests of one layout,
+each column already contiguous, so its columns become Arrow arrays without a copy and the
+per-request metadata is repeated per row in C; there is no Python step per request or
+row. A chunk's requests are split by UTC hour (one segment per deployment and hour); a
+segment's pieces of one layout are concatenated as they are, those of several layouts with
+the missing columns as nulls (an unsampled request has no inputs, a failed one no outputs,
+two versions may take different columns). Rows of one request share its ``request_id``
+and are numbered by ``row``; their order within a segment carries no meaning.
 
-Column types: ``request_id`` string, ``row`` int32, ``deployment``/``model``/``version``
-string, ``time_ms`` int64, ``latency_ms`` float64, ``status`` int16, ``error`` string,
-``sampled`` bool; ``input.<column>`` and ``output.<name>`` keep their numpy dtype (text
-as string, binary as binary); a 2-D ``[rows, k]`` array becomes ``<prefix>.<j>`` for
-j < k, a higher-rank one a fixed-size list per row.
+Column types: ``request_id``, ``deployment``, ``model`` and ``version`` are dictionary
+encoded strings (each segment writes a request's id once, not once per row; readers see
+text), ``row`` int32, ``time_ms`` int64, ``latency_ms`` float64, ``status`` int16,
+``error`` string, ``sampled`` bool; ``input.<column>`` and ``output.<name>`` keep their
+numpy dtype (text as string, binary as binary); a 2-D ``[rows, k]`` array becomes
+``<prefix>.<j>`` for j < k, a higher-rank one a fixed-size list per row. Columns that
+cannot hold a null (numbers, fixed-width text, metadata) are written as required, which
+spares the Parquet writer their definition levels.
 """
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from keel.monitoring.prediction_buffer import Chunk, Layout
 from keel.monitoring.prediction_store import HOUR_MS, hour_of
 
-__all__ = ["PREDICTION_SCHEMA", "arrow_columns", "segment_table", "segments_of", "tables_of"]
+__all__ = ["Segment", "arrow_columns", "combine", "segments_of"]
 
-_LAST_HOUR = 253402300800000 // HOUR_MS  # 10000-01-01: past it, no hour has a name
-
-PREDICTION_SCHEMA = pa.schema(
-    [
-        ("request_id", pa.string()),
-        ("row", pa.int32()),
-        ("deployment", pa.string()),
-        ("model", pa.string()),
-        ("version", pa.string()),
-        ("time_ms", pa.int64()),
-        ("latency_ms", pa.float64()),
-        ("status", pa.int16()),
-        ("error", pa.string()),
-        ("sampled", pa.bool_()),
-    ]
-)
+_TEXT = pa.dictionary(pa.int32(), pa.string())
+_NON_NULL_KINDS = frozenset("biufMmUS")  # numpy kinds that cannot hold a missing value
 
 
-def tables_of(
-    batch: Sequence[tuple[Any, ...]], rejected: list[tuple[Any, ...]] | None = None
-) -> dict[tuple[str, str], pa.Table]:
-    """The records of ``batch`` as one table per (deployment, hour) (see
-    :func:`segments_of` for ``rejected``)."""
-    tables = {
-        key: segment_table(group, rejected) for key, group in segments_of(batch, rejected).items()
-    }
-    return {key: table for key, table in tables.items() if table is not None}
+@dataclass
+class Segment:
+    """One (deployment, hour)'s rows: its tables (one per layout), how many requests
+    they hold, and the chunks they are views of (reusable once the segment is written)."""
+
+    tables: list[pa.Table] = field(default_factory=list)
+    records: int = 0
+    rows: int = 0
+    chunks: list[Chunk] = field(default_factory=list)
+
+    def table(self) -> pa.Table:
+        """The segment as one table (:func:`combine`)."""
+        return combine(self.tables)
 
 
-def segments_of(
-    batch: Sequence[tuple[Any, ...]], rejected: list[tuple[Any, ...]] | None = None
-) -> dict[tuple[str, str], list[tuple[Any, ...]]]:
-    """The records of ``batch`` by (deployment, hour): one segment each.
+def segments_of(chunks: Sequence[Chunk]) -> dict[tuple[str, str], Segment]:
+    """The chunks' requests as one :class:`Segment` per (deployment, hour name).
 
-    A record whose deployment is no deployment name, or whose time is outside years
-    1970-9999, is left out (appended to ``rejected`` when given); a record whose arrays do
-    not hold its rows is left out later, by :func:`segment_table`. The usual batch — one
-    deployment, one hour — is recognised without a Python step per record.
-    """
-    if not batch:
-        return {}
-    deployments = [r[0] for r in batch]
-    times = [r[4] for r in batch]
-    try:
-        hours = np.array(times, dtype=np.int64) // HOUR_MS
-    except OverflowError:  # an int past int64: checked one by one
-        hours = np.array([t // HOUR_MS if 0 <= t < _LAST_HOUR * HOUR_MS else -1 for t in times])
-    valid_time = (hours >= 0) & (hours < _LAST_HOUR)
-    first = deployments[0]
-    if (
-        deployments.count(first) == len(batch)
-        and bool(valid_time.all())
-        and hours.min() == hours.max()
-    ):
-        if _valid_name(first):
-            return {(first, _hour_name(int(hours[0]))): list(batch)}
-        if rejected is not None:
-            rejected += batch
-        return {}
-    segments: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
-    names = {d: _valid_name(d) for d in set(deployments)}
-    for record, hour, ok in zip(batch, hours.tolist(), valid_time.tolist(), strict=True):
-        if ok and names[record[0]]:
-            segments[(record[0], _hour_name(hour))].append(record)
-        elif rejected is not None:
-            rejected.append(record)
+    A request's id is written once per segment (a dictionary that its rows index), so the
+    ids of all of a segment's pieces form one dictionary."""
+    pieces: dict[tuple[str, str], list[tuple[Chunk, np.ndarray | None]]] = defaultdict(list)
+    for chunk in chunks:
+        if not chunk.records:
+            continue
+        hours = np.array(chunk.times, dtype=np.int64) // HOUR_MS
+        first, last = int(hours.min()), int(hours.max())
+        if first == last:  # the usual chunk: one hour, taken whole
+            pieces[(chunk.deployment, _hour_name(first))].append((chunk, None))
+            continue
+        for hour in np.unique(hours).tolist():
+            pieces[(chunk.deployment, _hour_name(hour))].append(
+                (chunk, np.flatnonzero(hours == hour))
+            )
+    segments: dict[tuple[str, str], Segment] = {}
+    for key, parts in pieces.items():
+        segment = segments[key] = Segment()
+        ids: list[str] = []
+        for chunk, picked in parts:
+            ids += chunk.request_ids if picked is None else [chunk.request_ids[i] for i in picked]
+        dictionary = pa.array(ids, pa.string())
+        by_layout: dict[Layout, list[pa.Table]] = defaultdict(list)
+        offset = 0
+        for chunk, picked in parts:
+            table = _piece(chunk, picked, dictionary, offset)
+            offset += chunk.records if picked is None else len(picked)
+            by_layout[chunk.layout].append(table)
+            segment.rows += table.num_rows
+            if not segment.chunks or segment.chunks[-1] is not chunk:
+                segment.chunks.append(chunk)
+        segment.records = offset
+        segment.tables = [
+            tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+            for tables in by_layout.values()
+        ]
     return segments
+
+
+def combine(tables: Sequence[pa.Table]) -> pa.Table:
+    """Tables as one: as they are when their schemas agree, else with every column
+    nullable (a column one table lacks is null there) and types promoted (to text where
+    no type holds both)."""
+    if len(tables) == 1:
+        return tables[0]
+    first = tables[0].schema
+    if all(t.schema.equals(first) for t in tables[1:]):
+        return pa.concat_tables(tables)
+    loose = [
+        t.cast(pa.schema([f.with_nullable(True) for f in t.schema]))
+        if any(not f.nullable for f in t.schema)
+        else t
+        for t in tables
+    ]
+    try:
+        return pa.concat_tables(loose, promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        pass
+    # a column of one name holding kinds no type takes both (numbers in one version's
+    # answers, labels in the next): kept as text rather than losing the segment
+    kinds: dict[str, set[pa.DataType]] = defaultdict(set)
+    for t in loose:
+        for f in t.schema:
+            kinds[f.name].add(f.type)
+    clash = {name for name, types in kinds.items() if len(types) > 1 and not _unify(name, types)}
+    as_text = [
+        t.cast(pa.schema([f.with_type(pa.string()) if f.name in clash else f for f in t.schema]))
+        for t in loose
+    ]
+    return pa.concat_tables(as_text, promote_options="permissive")
+
+
+def _unify(name: str, types: set[pa.DataType]) -> bool:
+    """Whether one type holds every one of ``types`` (int64 and float64 do)."""
+    try:
+        pa.unify_schemas(
+            [pa.schema([pa.field(name, t)]) for t in types], promote_options="permissive"
+        )
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return False
+    return True
 
 
 @lru_cache(maxsize=1024)
@@ -105,203 +146,155 @@ def _hour_name(hour: int) -> str:
     return hour_of(hour * HOUR_MS)
 
 
-@lru_cache(maxsize=1024)
-def _valid_name(name: Any) -> bool:
-    # the name becomes a path segment: "../x" or "a/b" must never reach the store
-    from keel.deploy.entities import check_deployment_name
-    from keel.errors import InvalidInput
-
-    if not isinstance(name, str):
-        return False
-    try:
-        check_deployment_name(name)
-    except InvalidInput:
-        return False
-    return True
+_ZEROS = np.zeros(0, dtype=np.int32)
 
 
-def _columns_key(columns: Any, rows: int) -> tuple[Any, ...] | None:
-    """Names, dtypes and trailing shapes of a mapping of ``[rows, …]`` arrays, or None
-    when one is not such an array (or ``columns`` no mapping)."""
-    key: list[Any] = []
-    try:
-        items = columns.items()
-    except AttributeError:
-        return None
-    for name, value in items:
-        array = value
-        if type(array) is not np.ndarray:
-            try:
-                array = np.asarray(value)
-            except (TypeError, ValueError):
-                return None
-        shape = array.shape
-        if not shape or shape[0] != rows:
-            return None
-        key += (name, array.dtype, shape[1:] if len(shape) > 1 else ())
-    return tuple(key)
+def _zeros(count: int) -> np.ndarray:
+    # one shared block of zero indices (constant columns) instead of a fresh one per piece
+    global _ZEROS
+    if len(_ZEROS) < count:
+        _ZEROS = np.zeros(max(count, 16_384), dtype=np.int32)
+    return _ZEROS[:count]
 
 
-def _layout_of(record: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """The names, dtypes and shapes of a record's inputs and outputs (records of one
-    layout concatenate column by column), or None when an array does not hold the
-    record's rows. It is the writer's one Python call per record, so it is kept lean:
-    ``keel serve`` passes one tuple of input names for every request (compared by
-    identity first)."""
-    rows, inputs, names, outputs = record[8], record[9], record[10], record[11]
-    if inputs is None:
-        in_key: Any = None
-    elif type(inputs) is np.ndarray:
-        shape = inputs.shape
-        if len(shape) != 2 or shape[0] != rows or (names is not None and len(names) != shape[1]):
-            return None
-        in_key = (inputs.dtype, shape[1], names if type(names) is tuple else tuple(names or ()))
+def _piece(chunk: Chunk, picked: np.ndarray | None, ids: pa.Array, offset: int) -> pa.Table:
+    """The rows of a chunk's requests (all, or those ``picked``) as one table; their ids
+    are ``ids[offset:offset + requests]``."""
+    counts = np.array(chunk.counts, dtype=np.int64)
+    if picked is None:
+        n, total = chunk.records, chunk.rows
+        starts = None
     else:
-        in_key = _columns_key(inputs, rows)
-        if in_key is None:
-            return None
-    if outputs is None:
-        return (in_key, None)
-    out_key = _columns_key(outputs, rows)
-    if out_key is None:
-        return None
-    return (in_key, out_key)
+        starts = (np.cumsum(counts) - counts)[picked]
+        counts = counts[picked]
+        n, total = len(picked), int(counts.sum())
+    one_row = total == n
+    if one_row:
+        row_index = _zeros(total)
+        row_take = starts
+    else:
+        first = (np.cumsum(counts) - counts).astype(np.int32)
+        row_index = np.arange(total, dtype=np.int32)
+        row_index -= np.repeat(first, counts)
+        row_take = None if starts is None else np.repeat(starts, counts) + row_index
 
+    def per_row(values: list[Any], dtype: Any) -> np.ndarray:
+        # one value per request of the chunk: the picked requests' values, once per row
+        array = np.array(values, dtype=dtype)
+        if picked is not None:
+            array = array[picked]
+        return array if one_row else np.repeat(array, counts)
 
-def segment_table(
-    records: list[tuple[Any, ...]], rejected: list[tuple[Any, ...]] | None = None
-) -> pa.Table | None:
-    """One segment's records as one table (layout groups concatenated, see the module);
-    None when every record was left out (appended to ``rejected``: an array that does
-    not hold its record's rows)."""
-    keys: list[Any] = []
-    for start in range(0, len(records), CHUNK_RECORDS):
-        keys += [_layout_of(r) for r in records[start : start + CHUNK_RECORDS]]
-        _let_others_run()
-    if keys.count(keys[0]) == len(keys) and keys[0] is not None:
-        return _chunked(records)
-    layouts: dict[tuple[Any, ...], list[tuple[Any, ...]]] = defaultdict(list)
-    for record, key in zip(records, keys, strict=True):
-        if key is None:
-            if rejected is not None:
-                rejected.append(record)
+    def text(values: list[Any]) -> pa.Array:
+        if picked is not None:
+            values = [values[i] for i in picked]
+        head = values[0]
+        if values.count(head) == len(values):  # one model, one version: the usual case
+            if head is None:
+                return pa.nulls(total, _TEXT)
+            return _constant(head, total)
+        codes: dict[str, int] = {}  # several versions (a canary): one code each
+        index = np.array(
+            [-1 if v is None else codes.setdefault(v, len(codes)) for v in values], np.int32
+        )
+        if not one_row:
+            index = np.repeat(index, counts)
+        missing = index < 0
+        index[missing] = 0
+        return pa.DictionaryArray.from_arrays(
+            index,
+            pa.array(list(codes) or [""], pa.string()),
+            mask=missing if missing.any() else None,
+            safe=False,
+        )
+
+    id_index = np.arange(offset, offset + n, dtype=np.int32)
+    columns: list[pa.Array] = [
+        pa.DictionaryArray.from_arrays(
+            id_index if one_row else np.repeat(id_index, counts), ids, safe=False
+        ),
+        _arrow(row_index),
+        _constant(chunk.deployment, total),
+        text(chunk.models),
+        text(chunk.versions),
+        _arrow(per_row(chunk.times, np.int64)),
+        _arrow(per_row(chunk.latencies, np.float64)),
+        _arrow(per_row(chunk.statuses, np.int16)),
+    ]
+    errors = chunk.errors if picked is None else [chunk.errors[i] for i in picked]
+    if errors.count(None) == len(errors):
+        columns.append(pa.nulls(total, pa.string()))
+    else:
+        error = pa.array(errors, pa.string())
+        columns.append(error if one_row else error.take(pa.array(np.repeat(np.arange(n), counts))))
+    columns.append(pa.repeat(pa.scalar(chunk.layout.inputs is not None), total))
+    layout = chunk.layout
+    for spec, store in zip(layout.fields, chunk.stores, strict=True):
+        if len(spec.trailing) == 1:  # stored [k, rows]: each column contiguous
+            if row_take is None:
+                columns += _rows_of(store, total)
+            else:
+                columns += [_arrow(column) for column in store[:, row_take]]
         else:
-            layouts[key].append(record)
-    tables = [_chunked(group) for group in layouts.values()]
-    if not tables:
-        return None
-    if len(tables) == 1:
-        return tables[0]
-    return pa.concat_tables(tables, promote_options="permissive")
+            values = store[:total] if row_take is None else store[row_take]
+            columns += arrow_columns(spec.name, values).values()
+    return pa.Table.from_arrays(columns, schema=_schema(layout, columns))
 
 
-# The writer thread shares the GIL with the serving event loop. A C call holds the GIL
-# until it returns, and Python code keeps it up to the 5 ms switch interval, so a flush
-# of 20,000 records done in one go stalls every request in flight for tens of ms. It is
-# converted in chunks instead, giving the GIL away between them: a chunk of 1,024 one-row
-# or 163 hundred-row requests of 30 floats is 2-5 ms of CPU on a loaded 2-core machine
-# (less on an idle one), so the loop waits at most that long.
-CHUNK_RECORDS = 1024
-CHUNK_ROWS = 16_384
+def _constant(value: str, total: int) -> pa.Array:
+    """``total`` rows of one text value: a one-entry dictionary and zero indices."""
+    return pa.DictionaryArray.from_arrays(_zeros(total), pa.array([value], pa.string()), safe=False)
 
 
-def _let_others_run() -> None:
-    time.sleep(0)  # releases the GIL: a thread waiting for it takes it now
+def _rows_of(store: np.ndarray, total: int) -> list[pa.Array]:
+    """The first ``total`` rows of each column of a ``[k, capacity]`` store, as Arrow."""
+    dtype = store.dtype
+    if dtype.kind not in "iuf" or not dtype.isnative:
+        return [_arrow(column) for column in store[:, :total]]
+    kind = _numeric_type(dtype)
+    whole = pa.py_buffer(store)  # one buffer, sliced per column: no copy, no checks
+    stride, size = store.shape[1] * dtype.itemsize, total * dtype.itemsize
+    return [
+        pa.Array.from_buffers(kind, total, [None, whole.slice(j * stride, size)])
+        for j in range(store.shape[0])
+    ]
 
 
-def _chunked(records: list[tuple[Any, ...]]) -> pa.Table:
-    """:func:`_group` of records of one layout, a chunk at a time (see above)."""
-    if len(records) <= CHUNK_RECORDS and sum(r[8] for r in records) <= CHUNK_ROWS:
-        return _group(records)
-    parts, start, rows = [], 0, 0
-    for end, record in enumerate(records):
-        rows += record[8]
-        if end + 1 - start >= CHUNK_RECORDS or rows >= CHUNK_ROWS:
-            parts.append(_group(records[start : end + 1]))
-            _let_others_run()
-            start, rows = end + 1, 0
-    if start < len(records):
-        parts.append(_group(records[start:]))
-    return pa.concat_tables(parts, promote_options="permissive")
+_schemas: dict[tuple[Any, ...], pa.Schema] = {}
+
+
+def _schema(layout: Layout, columns: list[pa.Array]) -> pa.Schema:
+    """The schema of a piece: metadata, then the layout's columns (cached per layout and
+    column types: an object column's type depends on what it holds)."""
+    key = (layout, *[c.type for c in columns[len(_META) :]])
+    schema = _schemas.get(key)
+    if schema is None:
+        fields = list(_META)
+        at = len(_META)
+        for spec in layout.fields:
+            nullable = spec.dtype.kind not in _NON_NULL_KINDS
+            names = spec.columns if len(spec.trailing) == 1 else (spec.name,)
+            for name in names:
+                fields.append(pa.field(name, columns[at].type, nullable))
+                at += 1
+        if len(_schemas) > 4096:
+            _schemas.clear()
+        schema = _schemas[key] = pa.schema(fields)
+    return schema
 
 
 _META = (
-    ("request_id", 3, pa.string()),
-    ("deployment", 0, pa.string()),
-    ("model", 1, pa.string()),
-    ("version", 2, pa.string()),
-    ("time_ms", 4, pa.int64()),
-    ("latency_ms", 5, pa.float64()),
-    ("status", 6, pa.int16()),
-    ("error", 7, pa.string()),
+    pa.field("request_id", _TEXT, False),
+    pa.field("row", pa.int32(), False),
+    pa.field("deployment", _TEXT, False),
+    pa.field("model", _TEXT),
+    pa.field("version", _TEXT),
+    pa.field("time_ms", pa.int64(), False),
+    pa.field("latency_ms", pa.float64(), False),
+    pa.field("status", pa.int16(), False),
+    pa.field("error", pa.string()),
+    pa.field("sampled", pa.bool_(), False),
 )
-
-
-def _group(records: list[tuple[Any, ...]]) -> pa.Table:
-    """One table for records of one layout: metadata repeated per row, arrays concatenated."""
-    fields = list(zip(*records, strict=True))  # one tuple per record field, built in C
-    count = len(records)
-    rows = np.array(fields[8], dtype=np.int64)
-    total = int(rows.sum())
-    if total == count:  # one row per request: nothing to repeat
-        take = None
-        row_index = np.zeros(total, dtype=np.int32)
-    else:
-        owner = np.repeat(np.arange(count), rows)
-        starts = np.cumsum(rows) - rows
-        row_index = (np.arange(total) - np.repeat(starts, rows)).astype(np.int32)
-        take = pa.array(owner)
-    columns: dict[str, pa.Array] = {}
-    for name, position, kind in _META:
-        values = fields[position]
-        if values.count(values[0]) == count:  # the same for every record (deployment...)
-            array = pa.repeat(pa.scalar(values[0], kind), total)
-        else:
-            array = pa.array(values, kind)
-            if take is not None:
-                array = array.take(take)
-        columns[name] = array
-        if name == "request_id":
-            columns["row"] = pa.array(row_index)
-    sampled = np.array([i is not None for i in fields[9]], dtype=np.bool_)
-    columns["sampled"] = pa.array(sampled if take is None else np.repeat(sampled, rows))
-    first = records[0]
-    if first[9] is not None:
-        if isinstance(first[9], np.ndarray):
-            by_column = _columns_of(list(fields[9]), total)
-            names = list(first[10] or [str(j) for j in range(by_column.shape[0])])
-            for j, name in enumerate(names):
-                columns.update(arrow_columns(f"input.{name}", by_column[j]))
-        else:
-            for name in first[9]:
-                columns.update(
-                    arrow_columns(f"input.{name}", _concat([r[9][name] for r in records]))
-                )
-    if first[11] is not None:
-        for name in first[11]:
-            columns.update(arrow_columns(f"output.{name}", _concat([r[11][name] for r in records])))
-    return pa.table(columns)
-
-
-def _columns_of(blocks: list[np.ndarray], total: int) -> np.ndarray:
-    """The ``[rows, columns, …]`` blocks (``total`` rows) stacked by row, as
-    ``[columns, rows, …]`` with each column contiguous (Arrow takes it as is).
-
-    One copy, block by block: each block is transposed while it is in cache, which costs
-    a tenth of concatenating first and then transposing the whole (a strided pass over
-    tens of MB: ~100 ms for 200,000 rows of 30 floats, the serving process's CPU).
-    """
-    first = blocks[0]
-    if first.ndim != 2 or total < 16 * len(blocks):
-        # a few rows a block (one-row requests): one concatenation of whole rows, then one
-        # transposing copy, beats a strided write per block
-        return np.ascontiguousarray(np.moveaxis(_concat(blocks), 1, 0))
-    out = np.empty((first.shape[1], total), dtype=first.dtype)
-    return np.concatenate([b.T for b in blocks], axis=1, out=out)
-
-
-def _concat(arrays: list[Any]) -> np.ndarray:
-    return np.asarray(arrays[0]) if len(arrays) == 1 else np.concatenate(arrays)
 
 
 def arrow_columns(prefix: str, array: Any) -> dict[str, pa.Array]:
@@ -318,9 +311,25 @@ def arrow_columns(prefix: str, array: Any) -> dict[str, pa.Array]:
     return {prefix: _arrow(array)}
 
 
+_NUMERIC: dict[np.dtype[Any], pa.DataType] = {}
+
+
+def _numeric_type(dtype: np.dtype[Any]) -> pa.DataType:
+    kind = _NUMERIC.get(dtype)
+    if kind is None:
+        kind = _NUMERIC[dtype] = pa.from_numpy_dtype(dtype)
+    return kind
+
+
 def _arrow(values: np.ndarray) -> pa.Array:
-    """One 1-D numpy array as Arrow; object arrays of mixed types become text."""
-    if values.dtype.kind != "O":
+    """One 1-D numpy array as Arrow (a contiguous numeric one without a copy); object
+    arrays of mixed types become text."""
+    dtype = values.dtype
+    if dtype.kind in "iuf" and dtype.isnative and values.flags.c_contiguous:
+        # wrapping the buffer: a few us, where pa.array's checks cost ~10-200 us a column
+        kind = _numeric_type(dtype)
+        return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
+    if dtype.kind != "O":
         return pa.array(values)
     try:
         return pa.array(values, from_pandas=True)

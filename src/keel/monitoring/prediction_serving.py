@@ -88,7 +88,8 @@ def request_id_of(given: object) -> str:
 
 def inputs_of(runtime: ModelRuntime, prepared: Prepared) -> tuple[Any, Sequence[str] | None]:
     """The inputs of a checked request as :meth:`PredictionLogger.record` takes them (no
-    copy: a 2-D block stays one array and is split into columns when written)."""
+    copy here: a 2-D block stays one array, which the logger copies column by column into
+    its buffer)."""
     if prepared.block is not None:
         return prepared.block, _column_names(runtime)
     if prepared.array is not None:

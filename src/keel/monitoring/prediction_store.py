@@ -13,7 +13,6 @@ start with the write time in ms, so a listing sorts by age.
 
 from __future__ import annotations
 
-import io
 import os
 import uuid
 from dataclasses import dataclass
@@ -77,22 +76,9 @@ class LogRoot:
 
     def write(self, kind: str, deployment: str, hour: str, table: pa.Table) -> str:
         """Write ``table`` as one new segment of ``deployment``'s ``hour``; return its path."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        buffer = io.BytesIO()
-        # The writer shares the serving process's CPU, so it is kept cheap: dictionary
-        # encoding only for the repetitive text columns (on every float column, the
-        # default, it doubles the writer's CPU for nothing), LZ4 rather than zstd (half
-        # the time for 200,000 rows of 30 floats: 42 vs 83 ms), and statistics only for
-        # the columns a window query filters on.
-        pq.write_table(
-            table,
-            buffer,
-            compression="lz4",
-            use_dictionary=[n for n in table.column_names if n in _DICTIONARY],
-            write_statistics=[n for n in table.column_names if n in _STATISTICS],
-        )
-        data = buffer.getvalue()
         segment = f"{_now_ms():013d}-{uuid.uuid4().hex[:12]}.parquet"
         final = self.backend.join(
             "monitoring", kind, f"deployment={deployment}", f"hour={hour}", segment
@@ -103,8 +89,26 @@ class LogRoot:
         # of the partition ever matches a half-written file
         target = final if direct else f"{final[: -len('.parquet')]}.part"
         try:
-            with backend.open_write(target, temporary=not direct, size_hint=len(data)) as out:
-                out.write(data)
+            with backend.open_write(target, temporary=not direct, size_hint=table.nbytes) as out:
+                # Encoded straight into the file, a MiB at a time: building the whole
+                # segment in memory first cost twice the CPU for random floats (a fresh,
+                # growing buffer per flush: 90-117 vs 44 us per 100-row request, loaded).
+                sink = pa.BufferedOutputStream(
+                    pa.PythonFile(_Unclosed(out), mode="w"), buffer_size=1 << 20
+                )
+                # The writer shares the serving process's CPU, so it is kept cheap:
+                # dictionary encoding only for the repetitive text columns (on every float
+                # column, the default, it doubles the writer's CPU for nothing), LZ4 rather
+                # than zstd (half the time for 200,000 rows of 30 floats: 42 vs 83 ms), and
+                # statistics only for the columns a window query filters on.
+                pq.write_table(
+                    table,
+                    sink,
+                    compression="lz4",
+                    use_dictionary=[n for n in table.column_names if n in _DICTIONARY],
+                    write_statistics=[n for n in table.column_names if n in _STATISTICS],
+                )
+                sink.close()
             if not direct:
                 backend.publish(target, final)
         except backend.unavailable_errors as exc:
@@ -171,6 +175,21 @@ class LogRoot:
             return path
         protocol = self.fs.protocol
         return f"{protocol[0] if isinstance(protocol, tuple) else protocol}://{path}"
+
+
+class _Unclosed:
+    """A file Arrow writes to but does not close (its opener publishes it on exit)."""
+
+    closed = False
+
+    def __init__(self, out: Any) -> None:
+        self.write = out.write
+
+    def flush(self) -> None:
+        """Nothing: the opener flushes (and syncs) the file itself."""
+
+    def close(self) -> None:
+        """Nothing: see the class."""
 
 
 def log_root(stores: Stores | None = None) -> LogRoot:
