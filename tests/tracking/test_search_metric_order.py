@@ -277,3 +277,26 @@ def test_bad_arguments_are_refused_before_any_plan(data: Data) -> None:
     page = data.store.search_runs(ids, order_by=[hostile], max_results=5)
     assert len(page) == 5
     assert len(data.store.search_runs(ids, max_results=1000)) > 5
+
+
+def test_a_page_that_ends_inside_a_group_of_equal_values_is_exact(tmp_path: Path) -> None:
+    # The walk reads the index's order and breaks ties itself; when a tie crosses the
+    # page's end it reads the page sorted by the database instead. Both must agree.
+    db = Database(f"sqlite:///{tmp_path / 'ties.db'}")
+    ensure_schema(db)
+    store = SqlTrackingStore(db)
+    experiment = store.create_experiment("ties").experiment_id
+    runs = []
+    for i, (value, start) in enumerate([(1.0, 5), (1.0, 5), (2.0, 3), (1.0, 9), (1.0, 1),
+                                        (0.5, 9), (1.0, 9), (2.0, 3)]):  # fmt: skip
+        run = store.create_run(experiment, name=f"r{i}", user="u", start_time=start)
+        store.log_batch(run.run_id, metrics=[("m", value, 0, 0)])
+        runs.append((-value, -start, run.run_id))
+    want = [run_id for *_, run_id in sorted(runs)]
+    for size in range(1, len(runs) + 1):
+        for offset in range(len(runs)):
+            token = encode_page_token(offset) if offset else None
+            rows, _ = store._page([experiment], None, ["metrics.m DESC"], size, token,
+                                  as_json=False, plan="metric")  # fmt: skip
+            assert [row[0] for row in rows] == want[offset : offset + size + 1], (size, offset)
+    db.dispose()
