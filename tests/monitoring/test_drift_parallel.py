@@ -12,6 +12,7 @@ import pytest
 
 from keel.errors import InvalidInput
 from keel.monitoring import _parallel, drift, profile
+from keel.monitoring._frames import numeric_values
 
 NAMES = [f"col{i}" for i in range(9)]
 
@@ -113,6 +114,7 @@ def test_drift_is_the_same_on_any_number_of_threads(
     )
     cur = ref.assign(a=ref["a"] + 0.5, s=ref["s"].where(ref["s"] != "x", "w"))
     stored = profile(ref)
+    monkeypatch.setattr(_parallel, "SERIAL_ROWS", 0)  # these few rows on threads too
     monkeypatch.setattr(_parallel.os, "cpu_count", lambda: 1)
     expected = drift(ref, cur), drift(stored, cur)
     monkeypatch.setattr(_parallel.os, "cpu_count", lambda: cpus)
@@ -122,3 +124,23 @@ def test_drift_is_the_same_on_any_number_of_threads(
         assert [c.column for c in report.columns] == ["a", "b", "s"]
         assert "t" in report.skipped
     assert expected[1].columns[0].approximate  # the profile's path was taken
+
+
+def test_small_frames_are_compared_on_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_parallel.os, "cpu_count", lambda: 4)
+    seen: set[int] = set()
+
+    def recorded(series: pd.Series) -> object:
+        seen.add(threading.get_ident())
+        return numeric_values(series)
+
+    monkeypatch.setattr("keel.monitoring._profile.numeric_values", recorded)
+    monkeypatch.setattr("keel.monitoring._current.numeric_values", recorded)
+    rng = np.random.default_rng(2)
+    ref = pd.DataFrame({c: rng.normal(size=3000) for c in "abcd"})
+    cur = ref + 0.1
+    drift(ref, cur, methods=dict.fromkeys("abcd", "ks"))  # KS: both sides sorted copies
+    assert seen == {threading.get_ident()}
+    monkeypatch.setattr(_parallel, "SERIAL_ROWS", 3000)
+    drift(ref, cur, methods=dict.fromkeys("abcd", "ks"))
+    assert len(seen) > 1

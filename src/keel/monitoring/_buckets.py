@@ -72,9 +72,15 @@ def category_vectors(
 
 
 def numeric_vectors(
-    sketch: NumericSketch, cur_sorted: np.ndarray, bins: int
+    sketch: NumericSketch,
+    cur_sorted: np.ndarray | None,
+    bins: int,
+    counts: np.ndarray | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Labels and counts in the reference's bins (with the below/above buckets)."""
+    """Labels and counts in the reference's bins (with the below/above buckets).
+
+    The current's counts are those of ``cur_sorted``, or ``counts`` when already taken.
+    """
     import numpy as np
 
     edges = bin_edges(sketch.min, sketch.max, bins)
@@ -82,7 +88,9 @@ def numeric_vectors(
     labels += [f"{a:.4g} – {b:.4g}" for a, b in itertools.pairwise(edges)]
     labels.append(f"> {sketch.max:.4g}")
     ref_vec = np.asarray(sketch.histogram, dtype=np.int64)
-    return labels, ref_vec, bin_counts(cur_sorted, sketch.min, sketch.max, bins)
+    if counts is None:
+        counts = bin_counts(cur_sorted, sketch.min, sketch.max, bins)
+    return labels, ref_vec, counts
 
 
 def distribution(

@@ -50,15 +50,8 @@ from typing import TYPE_CHECKING, Any
 from keel.errors import InvalidInput
 from keel.monitoring import stats
 from keel.monitoring._buckets import category_vectors, distribution, numeric_vectors, runs
-from keel.monitoring._frames import (
-    NUMBER,
-    Categories,
-    NumericValues,
-    categories,
-    classify,
-    load_frame,
-    numeric_values,
-)
+from keel.monitoring._current import CurrentColumn, current_column
+from keel.monitoring._frames import NUMBER, load_frame
 from keel.monitoring._profile import (
     CATEGORICAL,
     NUMERIC,
@@ -170,30 +163,10 @@ def _reference(data: Any, bins: int | None, quantiles: int) -> _Reference:
     return _Reference(frame, None, len(frame), bins)
 
 
-@dataclass(frozen=True)
-class _Current:
-    """The current side of a column, prepared apart from (and alongside) the reference's."""
-
-    family: str | None
-    reason: str
-    numbers: NumericValues | None = None
-    cats: Categories | None = None
-
-
-def _current(series: pd.Series) -> _Current:
-    """Classify the current column and take its sorted numbers or its category counts."""
-    fam, reason, counted = classify(series)
-    if fam is None:
-        return _Current(None, reason)
-    if fam == NUMBER:
-        return _Current(fam, "", numbers=numeric_values(series))
-    return _Current(fam, "", cats=counted if counted is not None else categories(series, fam))
-
-
 def _compare(
     name: str,
     ref: ProfiledColumn,
-    current: _Current,
+    current: CurrentColumn,
     method: str | None,
     limits: dict[str, float],
     bins: int,
@@ -210,9 +183,12 @@ def _compare(
     chosen = method or choose_method(p.kind, p.count)
     if chosen in _NUMBERS_ONLY and p.family != NUMBER:
         raise InvalidInput(f"{chosen} needs a numeric column; {name!r} holds {p.family} values")
-    numbers, cats = current.numbers, current.cats
+    numbers, cats, sums = current.numbers, current.cats, current.sums
     approximate = False
-    n_current = len(numbers.sorted) if numbers is not None else int(cats.counts.sum())
+    if sums is not None:
+        n_current = sums.count
+    else:
+        n_current = len(numbers.sorted) if numbers is not None else int(cats.counts.sum())
     if n_current == 0:
         return "current: no usable (non-missing, finite) values"
     p_value: float | None = None
@@ -222,6 +198,8 @@ def _compare(
         else:
             values, counts = cats.values, cats.counts
         labels, ref_vec, cur_vec = category_vectors(ref, values, counts)
+    elif sums is not None:
+        labels, ref_vec, cur_vec = numeric_vectors(p.numeric, None, bins, sums.bins)
     else:
         labels, ref_vec, cur_vec = numeric_vectors(p.numeric, numbers.sorted, bins)
     if chosen in _NUMBERS_ONLY:
@@ -231,6 +209,8 @@ def _compare(
             statistic, p_value = stats.ks(ref.numbers.sorted, numbers.sorted)
         elif chosen == "ks":
             statistic, p_value = stats.ks_from_quantiles(q, p.count, numbers.sorted)
+        elif sums is not None:
+            statistic = stats.normed(sums.distance, p.numeric.std)
         elif exact:
             # The current values' last use (their bins are counted above): the distance
             # may write over them instead of allocating another column's worth.
@@ -324,7 +304,7 @@ def drift(
 
     import numpy as np
 
-    from keel.monitoring._parallel import map_column_sides, map_columns
+    from keel.monitoring import _parallel
 
     # Finite values near ±1.8e308 may overflow a distance to inf: a defined result (JSON
     # null), not a warning. numpy's error state is per thread, so each side sets it.
@@ -332,22 +312,36 @@ def drift(
         with np.errstate(over="ignore", invalid="ignore"):
             return ref.column(name, quantiles)
 
-    def current_side(name: str) -> _Current:
+    def current_side(name: str) -> CurrentColumn:
         with np.errstate(over="ignore", invalid="ignore"):
-            return _current(cur[name])
+            return current_column(cur[name])
 
     def compare(
-        name: str, reference_column: ProfiledColumn, current: _Current
+        name: str, reference_column: ProfiledColumn, current: CurrentColumn
     ) -> ColumnDrift | str:
         with np.errstate(over="ignore", invalid="ignore"):
             method = (methods or {}).get(name)
             return _compare(name, reference_column, current, method, limits, ref.bins)
 
+    def one_column(name: str) -> ColumnDrift | str:  # on one thread: the reference first
+        with np.errstate(over="ignore", invalid="ignore"):
+            method = (methods or {}).get(name)
+            reference_column = ref.column(name, quantiles)
+            p = reference_column.profile
+            picked = method or choose_method(p.kind, p.count)
+            current = current_column(cur[name], reference_column, picked)
+            return _compare(name, reference_column, current, method, limits, ref.bins)
+
     names = [*chosen, *special]
-    if ref.frame is not None:
-        outcomes = map_column_sides(reference_side, current_side, compare, names)
+    threads = max(ref.rows, len(cur)) >= _parallel.SERIAL_ROWS
+    if ref.frame is not None and not threads:
+        outcomes = [one_column(name) for name in names]
+    elif ref.frame is not None:
+        outcomes = _parallel.map_column_sides(reference_side, current_side, compare, names)
     else:  # a profile's side is a lookup: only the current side has work to share out
-        outcomes = map_columns(lambda n: compare(n, reference_side(n), current_side(n)), names)
+        outcomes = _parallel.map_columns(
+            lambda n: compare(n, reference_side(n), current_side(n)), names, threads=threads
+        )
     results = [o for n, o in zip(chosen, outcomes, strict=False) if isinstance(o, ColumnDrift)]
     skipped = {
         n: o for n, o in zip([*chosen, *special], outcomes, strict=True) if isinstance(o, str)

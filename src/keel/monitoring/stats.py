@@ -37,12 +37,14 @@ __all__ = [
     "jensen_shannon",
     "ks",
     "ks_from_quantiles",
+    "normed",
     "population_std",
     "psi",
     "quantiles_of_sorted",
     "wasserstein",
     "wasserstein_from_quantiles",
     "wasserstein_normed",
+    "wasserstein_part",
 ]
 
 PSI_EPSILON = 1e-4
@@ -113,6 +115,54 @@ def wasserstein(
     return total / lcm
 
 
+def wasserstein_part(ref_sorted: np.ndarray, cur_part: np.ndarray, start: int, m: int) -> float:
+    """Return the share of ``wasserstein(ref_sorted, cur_sorted)`` over the current's ranks
+    ``start`` to ``start + len(cur_part)``, where ``cur_part`` is that slice of the sorted
+    current sample of ``m`` values: the parts of consecutive slices add up to the distance.
+
+    The same integral as ``wasserstein``, walked over the part's share of the grid in
+    spans of about ``BLOCK`` steps; ``cur_part`` is written over (its caller is done with
+    it).
+    """
+    import numpy as np
+
+    n, length = len(ref_sorted), len(cur_part)
+    if length == 0:
+        return 0.0
+    if n == m:  # both step at i/n: paired differences
+        np.subtract(cur_part, ref_sorted[start : start + length], out=cur_part)
+        np.abs(cur_part, out=cur_part)
+        return float(np.sum(cur_part)) / n
+    g = math.gcd(n, m)
+    step_ref, step_cur = m // g, n // g
+    lcm = n * step_ref
+    first, last = start * step_cur, (start + length) * step_cur  # the part's share, in 1/lcm
+    i0, j0 = -(-first // step_ref), start  # the first ref step and cur step in the share
+    i_end = -(-last // step_ref)
+    spans = max(1, -(-(length + i_end - i0) // BLOCK))
+    total = 0.0
+    for k in range(1, spans + 1):
+        end = first + (last - first) * k // spans
+        i1 = min(n, max(i0, -(-end // step_ref)))
+        j1 = min(start + length, max(j0, -(-end // step_cur)))
+        grid = np.concatenate(
+            [
+                np.arange(i0, i1, dtype=np.int64) * step_ref,
+                np.arange(j0, j1, dtype=np.int64) * step_cur,
+            ]
+        )
+        grid.sort()
+        after = min(i1 * step_ref if i1 < n else lcm, j1 * step_cur, last)
+        widths = np.diff(grid, append=after)
+        gaps = ref_sorted[grid // step_ref]
+        gaps -= cur_part[grid // step_cur - start]
+        np.abs(gaps, out=gaps)
+        np.multiply(gaps, widths, out=gaps)
+        total += float(np.sum(gaps))
+        i0, j0 = i1, j1
+    return total / lcm
+
+
 def population_std(values: np.ndarray, mean: float) -> float:
     """``numpy.std(values)`` (population) without its temporary the size of the column.
 
@@ -138,11 +188,16 @@ def _norm(std: float) -> float:
     return max(float(std), _MIN_NORM)
 
 
+def normed(distance: float, ref_std: float) -> float:
+    """Return a distance divided by the reference's std (at least 0.001)."""
+    return distance / _norm(ref_std)
+
+
 def wasserstein_normed(
     ref_sorted: np.ndarray, cur_sorted: np.ndarray, ref_std: float, *, overwrite_cur: bool = False
 ) -> float:
     """Return the Wasserstein distance divided by the reference's std (at least 0.001)."""
-    return wasserstein(ref_sorted, cur_sorted, overwrite_cur=overwrite_cur) / _norm(ref_std)
+    return normed(wasserstein(ref_sorted, cur_sorted, overwrite_cur=overwrite_cur), ref_std)
 
 
 def chi_square(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:
