@@ -1,8 +1,9 @@
-"""keel.monitoring._current: a numeric current column summed in blocks gives what its sorted
-copy gives (counts exactly, distances to rounding), and the distance is still scipy's."""
+"""keel.monitoring._current and _paired: numeric columns summed in blocks give what sorted
+copies give (counts exactly, distances to rounding), and the distance is still scipy's."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 
@@ -11,8 +12,10 @@ import pandas as pd
 import pytest
 from scipy import stats as sp
 
-from keel.monitoring import _current, _parallel, drift
+from keel.monitoring import _current, _paired, _parallel, drift
 from keel.monitoring import stats as ks_stats
+from keel.monitoring._drift import choose_method
+from keel.monitoring._profile import profile_column
 from keel.monitoring.results import DriftReport
 
 TOL = 1e-9
@@ -130,8 +133,8 @@ def test_the_benchmark_size_is_cut_into_blocks(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(_current, "_blocks", recorded)
     serial, threaded = _both_paths(monkeypatch, ref, cur)
     _assert_same(serial, threaded)
-    assert len(sizes) == 4
-    assert sum(sizes) == rows
+    assert len(sizes) == 8  # four of each side
+    assert sum(sizes) == 2 * rows
     assert max(sizes) < 2 * _current.BLOCK_VALUES
 
 
@@ -148,3 +151,54 @@ def test_wasserstein_parts_add_up_to_the_distance(n: int, m: int, parts: int) ->
     )
     assert total == pytest.approx(ks_stats.wasserstein(a, b), rel=SAME, abs=1e-15)
     assert total == pytest.approx(sp.wasserstein_distance(a, b), rel=TOL, abs=TOL)
+
+
+@pytest.mark.usefixtures("small_blocks")
+@pytest.mark.parametrize("name", ["normal", "ints", "small", "ties", "grow"])
+def test_the_reference_in_blocks_has_the_profile_of_its_sorted_copy(name: str) -> None:
+    rng = np.random.default_rng(4)
+    ref, cur = _frame(rng, 3001, 0.0), _frame(rng, 2000, 0.3)
+    paired = _paired.paired_column(
+        name, ref[name], cur[name], bins=30, quantiles=201, choose=choose_method
+    )
+    assert paired is not None
+    blocks, copy = (
+        paired[0].profile,
+        profile_column(name, ref[name], bins=30, quantiles=201, max_categories=None).profile,
+    )
+    assert blocks.numeric is not None
+    assert copy.numeric is not None
+    assert blocks.numeric.mean == pytest.approx(copy.numeric.mean, rel=SAME, abs=1e-15)
+    assert blocks.numeric.std == pytest.approx(copy.numeric.std, rel=SAME)
+    same = dataclasses.replace(blocks.numeric, mean=copy.numeric.mean, std=copy.numeric.std)
+    assert same == copy.numeric  # min, max, quantiles and histogram exactly
+    assert dataclasses.replace(blocks, numeric=same) == copy  # counts, distinct, kind…
+
+
+def test_columns_the_blocks_cannot_take_go_the_usual_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(6)
+    rows = 3000
+    ref = pd.DataFrame(
+        {
+            "few": rng.integers(0, 4, rows).astype(np.float64),  # compared as categories
+            "nullable": pd.array(rng.integers(0, 100, rows), dtype="Int64"),
+            "objects": pd.Series(rng.normal(size=rows), dtype=object),
+            "huge": np.r_[rng.normal(size=rows - 10), np.full(10, 1.7e308)],  # sums overflow
+            "ks": rng.normal(size=rows),
+        }
+    )
+    cur = ref.copy()
+    cur["ks"] = rng.normal(0.5, 1.0, rows)
+    with np.errstate(over="ignore", invalid="ignore"):  # as drift() calls it
+        for name in ref.columns:
+            method = "ks" if name == "ks" else None
+            paired = _paired.paired_column(
+                name,
+                ref[name],
+                cur[name],
+                bins=30,
+                quantiles=201,
+                choose=lambda kind, count, m=method: m or choose_method(kind, count),
+            )
+            assert paired is None, name
+    _assert_same(*_both_paths(monkeypatch, ref, cur, methods={"ks": "ks"}))

@@ -48,6 +48,9 @@ __all__ = [
     "can_stream",
     "current_column",
     "current_sums",
+    "finite_blocks",
+    "finite_count",
+    "sample",
 ]
 
 BLOCK_VALUES = 8192  # values per block (64 KiB of float64)
@@ -72,19 +75,24 @@ def can_stream(series: pd.Series) -> bool:
     return isinstance(dtype, np.dtype) and dtype.kind in "iuf"
 
 
+def sample(values: np.ndarray) -> np.ndarray:
+    """An evenly strided sample of about ``_SAMPLE`` of the values: finite, float64, sorted."""
+    import numpy as np
+
+    picked = np.sort(values[:: max(1, len(values) // _SAMPLE)].astype(np.float64))
+    return picked[np.isfinite(picked)]
+
+
 def _pivots(values: np.ndarray) -> np.ndarray:
     """Increasing finite values that cut ``values`` into blocks of about BLOCK_VALUES each."""
     import numpy as np
 
     blocks = -(-len(values) // BLOCK_VALUES)
-    if blocks <= 1:
-        return np.empty(0, dtype=np.float64)
-    sample = np.sort(values[:: max(1, len(values) // _SAMPLE)].astype(np.float64))
-    sample = sample[np.isfinite(sample)]
-    if len(sample) == 0:
-        return np.empty(0, dtype=np.float64)
-    picks = sample[(np.arange(1, blocks) * len(sample)) // blocks]
-    return np.unique(picks)
+    picked = sample(values) if blocks > 1 else np.empty(0, dtype=np.float64)
+    if len(picked) == 0:
+        return picked
+    picks = picked[(np.arange(1, blocks) * len(picked)) // blocks]
+    return picks[np.r_[True, picks[1:] != picks[:-1]]]  # sorted: drop repeats
 
 
 def _blocks(values: np.ndarray, pivots: np.ndarray) -> Iterator[np.ndarray]:
@@ -124,7 +132,20 @@ def _blocks(values: np.ndarray, pivots: np.ndarray) -> Iterator[np.ndarray]:
         yield block
 
 
-def _finite_count(values: np.ndarray) -> int:
+def finite_blocks(values: np.ndarray) -> Iterator[np.ndarray]:
+    """Yield the finite values in blocks of about ``BLOCK_VALUES``: float64, sorted, each
+    block's values below the next block's (see the module doc); empty blocks are left out."""
+    import numpy as np
+
+    for block in _blocks(values, _pivots(values)):
+        low = int(np.searchsorted(block, -np.inf, side="right"))
+        high = int(np.searchsorted(block, np.inf, side="left"))
+        if high > low:
+            yield block[low:high]
+
+
+def finite_count(values: np.ndarray) -> int:
+    """How many of the values are finite (counted a chunk at a time)."""
     import numpy as np
 
     if values.dtype.kind != "f":
@@ -151,16 +172,11 @@ def current_sums(
     import numpy as np
 
     values = series.to_numpy()
-    m = _finite_count(values)
+    m = finite_count(values)
     counts = np.zeros(bins + 2, dtype=np.int64)
     distance = 0.0 if ref_sorted is not None and len(ref_sorted) and m else None
     rank = 0
-    for block in _blocks(values, _pivots(values)):
-        low = int(np.searchsorted(block, -np.inf, side="right"))
-        high = int(np.searchsorted(block, np.inf, side="left"))
-        finite = block[low:high]
-        if len(finite) == 0:
-            continue
+    for finite in finite_blocks(values):
         counts += bin_counts(finite, sketch.min, sketch.max, bins)
         if distance is not None:
             distance += stats.wasserstein_part(ref_sorted, finite, rank, m)

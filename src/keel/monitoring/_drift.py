@@ -52,6 +52,7 @@ from keel.monitoring import stats
 from keel.monitoring._buckets import category_vectors, distribution, numeric_vectors, runs
 from keel.monitoring._current import CurrentColumn, current_column
 from keel.monitoring._frames import NUMBER, load_frame
+from keel.monitoring._paired import paired_column
 from keel.monitoring._profile import (
     CATEGORICAL,
     NUMERIC,
@@ -203,7 +204,7 @@ def _compare(
     else:
         labels, ref_vec, cur_vec = numeric_vectors(p.numeric, numbers.sorted, bins)
     if chosen in _NUMBERS_ONLY:
-        exact = ref.numbers is not None
+        exact = ref.numbers is not None or sums is not None
         q = p.numeric.quantiles
         if chosen == "ks" and exact:
             statistic, p_value = stats.ks(ref.numbers.sorted, numbers.sorted)
@@ -323,13 +324,24 @@ def drift(
             method = (methods or {}).get(name)
             return _compare(name, reference_column, current, method, limits, ref.bins)
 
-    def one_column(name: str) -> ColumnDrift | str:  # on one thread: the reference first
+    def one_column(name: str) -> ColumnDrift | str:  # on one thread: both sides in blocks
         with np.errstate(over="ignore", invalid="ignore"):
             method = (methods or {}).get(name)
-            reference_column = ref.column(name, quantiles)
-            p = reference_column.profile
-            picked = method or choose_method(p.kind, p.count)
-            current = current_column(cur[name], reference_column, picked)
+            paired = paired_column(
+                name,
+                ref.frame[name],
+                cur[name],
+                bins=ref.bins,
+                quantiles=quantiles,
+                choose=lambda kind, count: method or choose_method(kind, count),
+            )
+            if paired is not None:
+                reference_column, current = paired
+            else:  # the reference first, then the current beside its sorted copy
+                reference_column = ref.column(name, quantiles)
+                p = reference_column.profile
+                picked = method or choose_method(p.kind, p.count)
+                current = current_column(cur[name], reference_column, picked)
             return _compare(name, reference_column, current, method, limits, ref.bins)
 
     names = [*chosen, *special]

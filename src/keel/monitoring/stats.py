@@ -41,6 +41,7 @@ __all__ = [
     "population_std",
     "psi",
     "quantiles_of_sorted",
+    "ref_ranks",
     "wasserstein",
     "wasserstein_from_quantiles",
     "wasserstein_normed",
@@ -115,22 +116,33 @@ def wasserstein(
     return total / lcm
 
 
-def wasserstein_part(ref_sorted: np.ndarray, cur_part: np.ndarray, start: int, m: int) -> float:
-    """Return the share of ``wasserstein(ref_sorted, cur_sorted)`` over the current's ranks
-    ``start`` to ``start + len(cur_part)``, where ``cur_part`` is that slice of the sorted
-    current sample of ``m`` values: the parts of consecutive slices add up to the distance.
+def wasserstein_part(
+    ref_sorted: np.ndarray,
+    cur_part: np.ndarray,
+    start: int,
+    m: int,
+    *,
+    ref_start: int = 0,
+    n: int | None = None,
+) -> float:
+    """Return the share of ``wasserstein(ref, cur)`` over the current's ranks ``start`` to
+    ``start + len(cur_part)``, where ``cur_part`` is that slice of the sorted current
+    sample of ``m`` values: the parts of consecutive slices add up to the distance.
 
-    The same integral as ``wasserstein``, walked over the part's share of the grid in
-    spans of about ``BLOCK`` steps; ``cur_part`` is written over (its caller is done with
-    it).
+    ``ref_sorted`` is the sorted reference of ``n`` values (default: its length), or the
+    slice of it from rank ``ref_start`` that the part needs (``ref_ranks`` says which).
+    The same integral as ``wasserstein``, walked over the part's share of the grid in spans
+    of about ``BLOCK`` steps; ``cur_part`` is written over (its caller is done with it).
     """
     import numpy as np
 
-    n, length = len(ref_sorted), len(cur_part)
+    n = len(ref_sorted) if n is None else n
+    length = len(cur_part)
     if length == 0:
         return 0.0
     if n == m:  # both step at i/n: paired differences
-        np.subtract(cur_part, ref_sorted[start : start + length], out=cur_part)
+        low = start - ref_start
+        np.subtract(cur_part, ref_sorted[low : low + length], out=cur_part)
         np.abs(cur_part, out=cur_part)
         return float(np.sum(cur_part)) / n
     g = math.gcd(n, m)
@@ -154,13 +166,23 @@ def wasserstein_part(ref_sorted: np.ndarray, cur_part: np.ndarray, start: int, m
         grid.sort()
         after = min(i1 * step_ref if i1 < n else lcm, j1 * step_cur, last)
         widths = np.diff(grid, append=after)
-        gaps = ref_sorted[grid // step_ref]
+        gaps = ref_sorted[grid // step_ref - ref_start]
         gaps -= cur_part[grid // step_cur - start]
         np.abs(gaps, out=gaps)
         np.multiply(gaps, widths, out=gaps)
         total += float(np.sum(gaps))
         i0, j0 = i1, j1
     return total / lcm
+
+
+def ref_ranks(start: int, length: int, n: int, m: int) -> tuple[int, int]:
+    """The reference ranks ``[low, high)`` that ``wasserstein_part`` reads for a current
+    part of ``length`` values from rank ``start`` (of ``m``), against ``n`` values."""
+    if n == m:
+        return start, start + length
+    g = math.gcd(n, m)
+    step_ref, step_cur = m // g, n // g
+    return (start * step_cur) // step_ref, ((start + length) * step_cur - 1) // step_ref + 1
 
 
 def population_std(values: np.ndarray, mean: float) -> float:
