@@ -3,12 +3,14 @@ while leaving the caller's frame untouched (they sort copies and count without c
 
 from __future__ import annotations
 
+import decimal
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sp
 
-from keel.monitoring import _profile, drift
+from keel.monitoring import _buckets, _frames, _profile, drift
 from keel.monitoring import stats as ks_stats
 from keel.monitoring._frames import BOOL, STRING, categories, classify, numeric_values
 
@@ -140,3 +142,41 @@ def test_wasserstein_walked_in_spans_matches_scipy(n: int, m: int) -> None:
     expected = sp.wasserstein_distance(a, b)
     assert ks_stats.wasserstein(a, b) == pytest.approx(expected, abs=1e-9, rel=1e-9)
     assert ks_stats.wasserstein(b, a) == pytest.approx(expected, abs=1e-9, rel=1e-9)
+
+
+AWKWARD_OBJECTS = [
+    ["x", "y", "x", None, np.nan, float("nan"), pd.NA, pd.NaT, "y", "x"],
+    [True, 1, 1.0, "a", None, False, 0],  # equal hashes and values count as one, as in pandas
+    [0.0, -0.0, 1, 2, 2.0],
+    [b"a", "a", (1, 2), (1, 2), decimal.Decimal("1.5"), decimal.Decimal("NaN")],
+    [None, None],
+]
+
+
+@pytest.mark.parametrize("values", AWKWARD_OBJECTS)
+@pytest.mark.parametrize("in_a_dict", [True, False])
+def test_object_columns_are_counted_as_pandas_counts_them(
+    monkeypatch: pytest.MonkeyPatch, values: list[object], in_a_dict: bool
+) -> None:
+    if not in_a_dict:
+        monkeypatch.setattr(_frames, "_DICT_ROWS", 0)
+    series = pd.Series(values * 3, dtype=object)
+    counted = _frames._counted_values(series)
+    expected = series.value_counts(sort=False, dropna=True)
+    assert list(counted.index) == list(expected.index)
+    assert [type(v) for v in counted.index] == [type(v) for v in expected.index]
+    np.testing.assert_array_equal(counted.to_numpy(), expected.to_numpy())
+
+
+@pytest.mark.parametrize("in_a_dict", [True, False])
+def test_current_categories_find_their_reference_place(
+    monkeypatch: pytest.MonkeyPatch, in_a_dict: bool
+) -> None:
+    if not in_a_dict:
+        monkeypatch.setattr(_buckets, "_DICT_LOOKUP", 0)
+    ref = pd.Index(["a", "b", True, 2, (1, 2), b"a"], dtype=object)
+    cur = pd.Index(["b", "new", 1, 2.0, (1, 2), "a", b"z"], dtype=object)
+    np.testing.assert_array_equal(_buckets._positions(ref, cur), ref.get_indexer(cur))
+    numbers = pd.Index([0.0, 1.5, 3.0])
+    found = _buckets._positions(numbers, pd.Index([3.0, -0.0, 7.0]))
+    np.testing.assert_array_equal(found, [2, 0, -1])

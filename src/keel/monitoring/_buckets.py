@@ -17,6 +17,7 @@ __all__ = ["category_vectors", "distribution", "numeric_vectors", "runs"]
 
 OTHER = "(other)"
 _TOP = 20
+_DICT_LOOKUP = 1000  # values of both sides up to which categories are matched in a dict
 
 
 def _label(value: object) -> str:
@@ -31,6 +32,22 @@ def runs(values: np.ndarray) -> tuple[pd.Index, np.ndarray]:
 
     distinct, counts = _runs(values)
     return pd.Index(distinct), counts
+
+
+def _positions(ref_values: pd.Index, cur_values: pd.Index) -> np.ndarray:
+    """``ref_values.get_indexer(cur_values)``: each current value's place, -1 when new.
+
+    Few object values are looked up in a dict (the same hash and equality as the Index's
+    table), which spares mapping pandas' hashing code for a handful of categories.
+    """
+    import numpy as np
+
+    if ref_values.dtype != object or len(ref_values) + len(cur_values) > _DICT_LOOKUP:
+        return ref_values.get_indexer(cur_values)
+    places = {value: i for i, value in enumerate(ref_values)}
+    return np.fromiter(
+        (places.get(value, -1) for value in cur_values), dtype=np.intp, count=len(cur_values)
+    )
 
 
 def category_vectors(
@@ -54,7 +71,7 @@ def category_vectors(
         other, pooled = p.other, p.capped or p.other > 0
     if p.family == NUMBER:
         ref_values = pd.Index(np.asarray(ref_values, dtype=np.float64))
-    position = ref_values.get_indexer(cur_values)
+    position = _positions(ref_values, cur_values)
     known = position >= 0
     cur_aligned = np.zeros(len(ref_values), dtype=np.int64)
     np.add.at(cur_aligned, position[known], cur_counts[known])
