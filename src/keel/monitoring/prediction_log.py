@@ -1,23 +1,21 @@
 """The prediction log's writer: served requests recorded off the request path, in batches.
 
-A server calls :meth:`PredictionLogger.record` once per answered (or failed) request with
-its decoded numpy inputs and outputs. That costs the request one copy of its arrays into
-a reused, preallocated chunk of the buffer (``keel.monitoring.prediction_buffer``) under a
-lock: no I/O and no Arrow conversion, and the request's own arrays are free to go at once.
-A background thread wakes every ``flush_interval`` seconds (or as soon as ``flush_rows``
-rows are waiting), turns the chunks into Arrow tables without copying their columns and
-writes one Parquet segment per (deployment, UTC hour) to the artifact store
-(``keel.monitoring.prediction_store``); the written chunks are then reused.
+A server hands :meth:`PredictionLogger.submit` each answered (or failed) request with its
+decoded numpy inputs and outputs; the request path (``keel.monitoring.prediction_intake``)
+copies their arrays into reused, preallocated chunks (``keel.monitoring.prediction_buffer``)
+many requests at a time: no I/O, no Arrow conversion. A background thread wakes every
+``flush_interval`` seconds (or as soon as ``flush_rows`` rows are waiting), turns the
+chunks into Arrow tables without copying their columns and writes one Parquet segment per
+(deployment, UTC hour) to the artifact store (``keel.monitoring.prediction_store``); the
+written chunks are then reused.
 
-The buffer never grows past ``max_rows`` rows or ``max_records`` requests: a record that
-would is dropped and counted (``keel_prediction_log_dropped_total``) rather than making
-serving wait. A record whose arrays do not hold its rows, or that names no valid
-deployment or a time outside years 1970-9999, is left out and counted (``invalid``). A
-segment the store refuses (unreachable S3...) is kept and retried at the next flush,
-within the same bounds. :meth:`PredictionLogger.close` flushes what is left.
-``sample_rate`` decides per request whether its inputs are kept (outputs and metadata
-always are); ``keel.monitoring.prediction_serving`` is the serving side's one call per
-request.
+The buffer never grows past ``max_rows`` rows or ``max_records`` requests: a request
+that would is dropped and counted (``keel_prediction_log_dropped_total``) rather than
+making serving wait; an invalid one is left out and counted (``invalid``). A segment the
+store refuses (unreachable S3...) is kept and retried at the next flush, within the same
+bounds. :meth:`PredictionLogger.close` flushes what is left. ``sample_rate`` decides per
+request whether its inputs are kept (outputs and metadata always are);
+``keel.monitoring.prediction_serving`` is the serving side's one call per request.
 
 Row layout (one row per predicted row; see ``keel.monitoring.prediction_rows``):
 request_id, row, deployment, model, version, time_ms, latency_ms, status, error,
@@ -27,17 +25,14 @@ sampled, ``input.<column>``…, ``output.<name>[.<j>]``….
 from __future__ import annotations
 
 import logging
-import random
 import threading
-from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from keel.errors import InvalidInput
-from keel.monitoring.prediction_buffer import Chunk, Layout, describe
+from keel.monitoring.prediction_buffer import Chunk, describe
+from keel.monitoring.prediction_intake import RequestBuffer
 
 if TYPE_CHECKING:
-    import numpy as np
     import pyarrow as pa
 
     from keel.config import KeelSettings
@@ -50,21 +45,7 @@ DEFAULT_FLUSH_INTERVAL = 5.0
 DEFAULT_FLUSH_ROWS = 100_000
 DEFAULT_MAX_ROWS = 1_000_000
 DEFAULT_MAX_RECORDS = 200_000
-MAX_OPEN_CHUNKS = 64  # (deployment, layout) pairs filling at once; past it the oldest is sealed
-_LAST_MS = 253402300800000  # 10000-01-01: past it, no hour has a name
 _log = logging.getLogger(__name__)
-
-
-@lru_cache(maxsize=1024)
-def _valid_name(name: str) -> bool:
-    # the name becomes a path segment: "../x" or "a/b" must never reach the store
-    from keel.deploy.entities import check_deployment_name
-
-    try:
-        check_deployment_name(name)
-    except InvalidInput:
-        return False
-    return True
 
 
 class _Retry:
@@ -76,11 +57,12 @@ class _Retry:
         self.key, self.tables, self.records, self.rows = key, tables, records, rows
 
 
-class PredictionLogger:
+class PredictionLogger(RequestBuffer):
     """Buffers served requests and writes them as Parquet segments from a thread (module doc).
 
-    Construct it (no I/O, no thread), then call :meth:`record` from the serving path; the
-    writer thread starts with the first record. Always :meth:`close` it.
+    Construct it (no I/O, no thread), then call :meth:`submit` (or :meth:`record`) from the
+    serving path (``keel.monitoring.prediction_intake``); the writer thread starts with
+    the first request taken in. Always :meth:`close` it.
     """
 
     def __init__(
@@ -93,17 +75,9 @@ class PredictionLogger:
         max_rows: int = DEFAULT_MAX_ROWS,
         max_records: int = DEFAULT_MAX_RECORDS,
     ) -> None:
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | float):
-            raise InvalidInput(f"sample_rate is a number from 0 to 1, not {sample_rate!r:.40}")
-        if not 0.0 <= sample_rate <= 1.0:
-            raise InvalidInput(f"sample_rate must be from 0 to 1, not {sample_rate}")
-        for name, value in (
-            ("flush_rows", flush_rows),
-            ("max_rows", max_rows),
-            ("max_records", max_records),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidInput(f"{name} must be a positive integer, not {value!r:.40}")
+        super().__init__(sample_rate=sample_rate, max_rows=max_rows, max_records=max_records)
+        if isinstance(flush_rows, bool) or not isinstance(flush_rows, int) or flush_rows < 1:
+            raise InvalidInput(f"flush_rows must be a positive integer, not {flush_rows!r:.40}")
         if (
             isinstance(flush_interval, bool)
             or not isinstance(flush_interval, int | float)
@@ -111,126 +85,24 @@ class PredictionLogger:
         ):
             raise InvalidInput(f"flush_interval is seconds in (0, 3600], not {flush_interval!r}")
         self.root = root
-        self.sample_rate = float(sample_rate)
         self.flush_interval = float(flush_interval)
         self.flush_rows = flush_rows
-        self.max_rows = max_rows
-        self.max_records = max_records
-        self.dropped = 0  # records refused because the buffer was full
-        self.recorded = 0  # records accepted into the buffer
         self.written_rows = 0  # rows written to segments
         self.segments = 0  # segments written
         self.write_errors = 0  # segment writes that failed (retried, or lost and counted)
         self.lost = 0  # records lost: failed to convert, or to write with no room to retry
-        self.invalid = 0  # records left out: bad arrays, deployment name or time
-        self._open: dict[tuple[str, Layout], Chunk] = {}  # the chunk each pair fills
-        self._sealed: list[Chunk] = []  # full chunks waiting for the writer
         self._retry: list[_Retry] = []  # refused segments waiting for the next flush
-        self._pool: dict[Layout, list[Chunk]] = {}  # written chunks, reset, for reuse
-        self._rows = 0  # rows and records waiting (open, sealed, retried)
-        self._records = 0
-        self._lock = threading.Lock()  # guards the buffer and its counts: appends vs swap
         self._write_lock = threading.Lock()  # one flush at a time (thread vs flush/close)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._closed = False
-        self._random = random.random
 
-    # -- the request path -------------------------------------------------------------------
-
-    def sample(self) -> bool:
-        """Whether this request's inputs are to be recorded (``sample_rate`` of them)."""
-        rate = self.sample_rate
-        return rate >= 1.0 or (rate > 0.0 and self._random() < rate)
-
-    def record(
-        self,
-        *,
-        deployment: str,
-        model: str | None,
-        version: str | None,
-        request_id: str,
-        time_ms: int,
-        latency_ms: float,
-        status: int,
-        rows: int,
-        error: str | None = None,
-        inputs: Mapping[str, np.ndarray] | np.ndarray | None = None,
-        input_names: Sequence[str] | None = None,
-        outputs: Mapping[str, np.ndarray] | None = None,
-        sampled: bool | None = None,
-    ) -> bool:
-        """Buffer one request; return False when it was not taken (buffer full, logger
-        closed, or the record left out as invalid: see the module).
-
-        ``rows`` is the number of predicted rows (1 for a failed request); ``inputs`` and
-        ``outputs`` are copied before this returns, so the caller may reuse them.
-        ``sampled`` (default: :meth:`sample`) says whether to keep ``inputs``.
-        """
-        if (
-            type(rows) is not int
-            or type(status) is not int
-            or type(time_ms) is not int
-            or not isinstance(request_id, str)
-            or not isinstance(deployment, str)
-        ):
-            raise InvalidInput(
-                "record takes deployment and request_id as str, time_ms, status and rows as "
-                f"int; got {type(deployment).__name__}, {type(request_id).__name__}, "
-                f"{type(time_ms).__name__}, {type(status).__name__}, {type(rows).__name__}"
-            )
-        if sampled is None:
-            sampled = self.sample()
-        if status != 200 or rows < 1:
-            rows, outputs = 1, None  # a failed request is one row, no outputs
-        described = describe(rows, inputs if sampled else None, input_names, outputs)
-        if described is None or not 0 <= time_ms < _LAST_MS or not _valid_name(deployment):
-            with self._lock:
-                self.invalid += 1
-            return False
-        layout, arrays = described
-        with self._lock:
-            if (
-                self._closed
-                or self._rows + rows > self.max_rows
-                or self._records >= self.max_records
-            ):
-                self.dropped += 1
-                return False
-            chunk = self._open.get((deployment, layout))
-            if chunk is None or chunk.capacity - chunk.rows < rows:
-                chunk = self._new_chunk(deployment, layout, rows)
-            chunk.add(arrays, rows, request_id, model, version, time_ms, latency_ms, status, error)
-            self._rows += rows
-            self._records += 1
-            self.recorded += 1
-            waiting = self._rows
+    def _admitted(self) -> None:
+        """After records were taken in: start the writer, wake it if enough waits."""
         if self._thread is None:
             self._start()
-        if waiting >= self.flush_rows:
+        if self._rows >= self.flush_rows:
             self._wake.set()
-        return True
-
-    def _new_chunk(self, deployment: str, layout: Layout, rows: int) -> Chunk:
-        """A chunk with room for ``rows`` (pooled if one is free), open for the pair; the
-        pair's full one is sealed for the writer. Called under the lock."""
-        key = (deployment, layout)
-        full = self._open.pop(key, None)
-        if full is not None and full.records:
-            self._sealed.append(full)
-        elif len(self._open) >= MAX_OPEN_CHUNKS:  # many pairs at once: seal the oldest
-            oldest = self._open.pop(next(iter(self._open)))
-            if oldest.records:
-                self._sealed.append(oldest)
-        free = self._pool.get(layout)
-        if free and rows <= layout.capacity:
-            chunk = free.pop()
-            chunk.deployment = deployment
-        else:  # a request larger than a chunk gets one of its own size, not pooled
-            chunk = Chunk(deployment, layout, max(rows, layout.capacity))
-        self._open[key] = chunk
-        return chunk
 
     def warm(self) -> None:
         """Load what the writer needs (pyarrow, Parquet: ~0.5 s of CPU under the import
@@ -250,11 +122,6 @@ class PredictionLogger:
         chunk.add(described[1], 1, "warm", None, None, 0, 0.0, 200, None)
         for segment in segments_of([chunk]).values():
             pq.write_table(segment.table(), pa.BufferOutputStream(), compression="lz4")
-
-    @property
-    def buffered_rows(self) -> int:
-        """Rows waiting in the buffer for the next flush."""
-        return self._rows
 
     # -- the writer -------------------------------------------------------------------------
 
@@ -283,6 +150,7 @@ class PredictionLogger:
         from keel.monitoring.prediction_rows import Segment, segments_of
 
         with self._write_lock:
+            self.take_pending()
             with self._lock:
                 chunks = self._sealed
                 self._sealed = []
@@ -339,25 +207,6 @@ class PredictionLogger:
                 self._requeue(failed, final=final)
             return written
 
-    def _release(self, chunks: list[Chunk]) -> None:
-        """Put written chunks back in their layout's pool: as many as this flush wrote,
-        plus two (what the next flush will need, and the ones filling meanwhile)."""
-        by_layout: dict[Layout, list[Chunk]] = {}
-        for chunk in chunks:
-            if chunk.pooled:
-                by_layout.setdefault(chunk.layout, []).append(chunk)
-        for chunk in chunks:
-            chunk.reset()
-        with self._lock:
-            if self._closed:
-                self._pool.clear()
-                return
-            for layout, free in by_layout.items():
-                pool = self._pool.setdefault(layout, [])
-                pool += free[: max(0, len(free) + 2 - len(pool))]
-            if len(self._pool) > 2 * MAX_OPEN_CHUNKS:  # layouts come and go: forget them
-                self._pool = dict(list(self._pool.items())[-MAX_OPEN_CHUNKS:])
-
     def _requeue(self, failed: list[_Retry], *, final: bool) -> None:
         """Keep segments that failed to write for the next flush, within bounds."""
         kept: list[_Retry] = []
@@ -378,6 +227,7 @@ class PredictionLogger:
 
     def close(self, timeout: float = 60.0) -> None:
         """Stop taking records, flush what is buffered and stop the writer thread."""
+        self.take_pending()  # submitted before the close: written, not dropped
         with self._lock:
             self._closed = True
             thread = self._thread
@@ -390,7 +240,9 @@ class PredictionLogger:
     # -- metrics ----------------------------------------------------------------------------
 
     def counters(self) -> dict[str, int]:
-        """The logger's counters: recorded, dropped, written rows, segments, write errors."""
+        """The logger's counters: recorded, dropped, written rows, segments, write errors
+        (requests :meth:`submit` queued are taken in first, so they count)."""
+        self.take_pending()
         return {
             "recorded": self.recorded,
             "dropped": self.dropped,

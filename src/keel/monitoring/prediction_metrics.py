@@ -47,6 +47,8 @@ class _Collector:
         from prometheus_client.core import CounterMetricFamily
 
         loggers = list(self._loggers())
+        for logger in loggers:  # queued requests counted too (recorded, dropped, invalid)
+            logger.take_pending()
         for name, text, field in _FAMILIES:
             total = sum(getattr(logger, field) for logger in loggers)
             yield CounterMetricFamily(name, text, value=total)

@@ -229,12 +229,12 @@ def _piece(chunk: Chunk, picked: np.ndarray | None, ids: pa.Array, offset: int) 
         columns.append(error if one_row else error.take(pa.array(np.repeat(np.arange(n), counts))))
     columns.append(pa.repeat(pa.scalar(chunk.layout.inputs is not None), total))
     layout = chunk.layout
-    for spec, store in zip(layout.fields, chunk.stores, strict=True):
-        if len(spec.trailing) == 1:  # stored [k, rows]: each column contiguous
+    for index, (spec, store) in enumerate(zip(layout.fields, chunk.stores, strict=True)):
+        if len(spec.trailing) == 1:  # a [rows, k] block: k columns
             if row_take is None:
-                columns += _rows_of(store, total)
+                columns += _rows_of(chunk.column_major(index), total)
             else:
-                columns += [_arrow(column) for column in store[:, row_take]]
+                columns += [_arrow(column) for column in np.ascontiguousarray(store[row_take].T)]
         else:
             values = store[:total] if row_take is None else store[row_take]
             columns += arrow_columns(spec.name, values).values()

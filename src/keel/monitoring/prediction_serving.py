@@ -1,10 +1,11 @@
 """The serving side of the prediction log: request ids, and one call per served request.
 
 ``keel serve`` (REST and gRPC) and ``keel server``'s deployments call :func:`log_served`
-with what the request went through; it picks the inputs to keep (sampling) and hands one
-record to the :class:`~keel.monitoring.prediction_log.PredictionLogger` — a few
-microseconds, no I/O. A request's id is the caller's (OIP ``id``, else the
-``Keel-Request-Id`` header) when it is a short printable string, else a new one.
+with what the request went through; it picks the inputs to keep (sampling) and queues one
+record on the :class:`~keel.monitoring.prediction_log.PredictionLogger`
+(:meth:`~keel.monitoring.prediction_intake.RequestBuffer.submit`): no copy, no I/O. A
+request's id is the caller's (OIP ``id``, else the ``Keel-Request-Id`` header) when it is
+a short printable string, else a new one.
 """
 
 from __future__ import annotations
@@ -123,9 +124,10 @@ def log_served(
     runtime: ModelRuntime | None = None,
     prepared: Prepared | None = None,
     results: Mapping[str, np.ndarray] | None = None,
-) -> bool:
-    """Record one served request from what the serving path has at hand (a failed one with
-    its status and error; its runtime, if known, names the model); False if dropped."""
+) -> None:
+    """Queue one served request for the log (:meth:`PredictionLogger.submit`) from what
+    the serving path has at hand: a failed one with its status and error; its runtime, if
+    known, names the model. The arrays are the request's own and are not changed later."""
     if runtime is not None:
         model = runtime.name if model is None else model
         version = runtime.version if version is None else version
@@ -141,21 +143,10 @@ def log_served(
         results = None
     if error is not None and len(error) > 1000:
         error = error[:997] + "..."
-    return logger.record(
-        deployment=deployment,
-        model=model,
-        version=version,
-        request_id=request_id,
-        time_ms=time_ms,
-        latency_ms=latency_ms,
-        status=status,
-        rows=rows,
-        error=error,
-        inputs=inputs,
-        input_names=names,
-        outputs=results,
-        sampled=sampled,
-    )
+    logger.submit(
+        deployment, model, version, request_id, time_ms, latency_ms, status, rows, error,
+        inputs, names, results, sampled,
+    )  # fmt: skip
 
 
 def now_ms() -> int:
