@@ -24,6 +24,15 @@ from keel.monitoring.figures import (
 from keel.monitoring.windows import compute_window
 
 
+@pytest.fixture(autouse=True)
+def _no_published_figures():
+    """Start and end each test with no gauges: the registry is the process's, and a server
+    another test started on this worker may have published its deployments' figures."""
+    forget_figures()
+    yield
+    forget_figures()
+
+
 def _report(frame: pd.DataFrame, **kwargs: object):
     return compute_window(
         frame,
