@@ -144,3 +144,98 @@ def test_submits_from_several_threads_while_flushing_lose_nothing(monkeypatch: A
     assert len({r["request_id"] for r in rows}) == 4 * 400
     for row in rows:  # every row still holds its own worker's values
         assert row["input.a"] == row["input.b"] == float(row["request_id"][1])
+
+
+def _runs(seed: int, count: int) -> list[tuple[Any, ...]]:
+    """Requests in runs of one layout (what a served model sends: the fast path of the
+    take-in), each run broken by a request that differs in one way that matters."""
+    rng = np.random.default_rng(seed)
+    names = ("a", "b", "c")
+    breaks = [
+        lambda r: {**r, "block": r["block"].astype(np.float32)},  # another dtype
+        lambda r: {**r, "names": list(names)},  # a list of the same names
+        lambda r: {**r, "names": ("x", "y", "z")},  # other names
+        lambda r: {**r, "outputs": dict(reversed(list(r["outputs"].items())))},  # key order
+        lambda r: {**r, "outputs": {**r["outputs"], "p": r["outputs"]["p"].astype(np.int32)}},
+        lambda r: {**r, "outputs": {"p": r["outputs"]["p"]}},  # an output fewer
+        lambda r: {**r, "outputs": {**r["outputs"], "p": r["outputs"]["p"][:-1]}},  # invalid
+        lambda r: {**r, "rows": r["rows"] + 1},  # rows the arrays lack: invalid
+        lambda r: {**r, "status": 503, "error": "busy"},
+        lambda r: {**r, "sampled": False},
+        lambda r: {**r, "deployment": "other"},
+        lambda r: {**r, "time_ms": -1},  # invalid
+        lambda r: {**r, "block": r["block"][:, :2]},  # a narrower block: invalid for names
+        lambda r: {**r, "block": np.asfortranarray(r["block"])},  # same layout, other order
+    ]
+    out: list[tuple[Any, ...]] = []
+    while len(out) < count:
+        for _ in range(int(rng.integers(1, 30))):
+            rows = int(rng.integers(1, 4))
+            r = {
+                "deployment": "dep", "rows": rows, "status": 200, "error": None,
+                "block": rng.random((rows, 3)), "names": names, "sampled": True,
+                "time_ms": T0 + int(rng.integers(0, 2 * 3_600_000)),
+                "outputs": {"p": rng.integers(0, 2, rows), "q": rng.random((rows, 2))},
+            }  # fmt: skip
+            if rng.random() < 0.1:
+                r = breaks[int(rng.integers(len(breaks)))](r)
+            i = len(out)
+            out.append(
+                (r["deployment"], "m", "1", f"r{i}", r["time_ms"], float(i), r["status"],
+                 r["rows"], r["error"], r["block"], r["names"], r["outputs"], r["sampled"])
+            )  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize(
+    ("seed", "chunk_rows", "bounds"),
+    [
+        (0, None, {}),
+        (1, 5, {}),  # runs cut by full chunks
+        (2, 7, {"max_rows": 150}),  # and by the rows bound: the rest dropped
+        (3, None, {"max_records": 90}),  # by the requests bound
+    ],
+)
+def test_runs_taken_in_at_once_count_and_write_as_one_by_one(
+    seed: int, chunk_rows: int | None, bounds: dict[str, int], monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(prediction_intake, "PENDING_RECORDS", 64)
+    if chunk_rows is not None:
+        monkeypatch.setattr(prediction_buffer, "CHUNK_ROWS", chunk_rows)
+    requests = _runs(seed, 600)
+    one, queued = _Kept(), _Kept()
+    by_record, by_queue = _logger(one, **bounds), _logger(queued, **bounds)
+    for request in requests:
+        by_record.record(
+            deployment=request[0], model=request[1], version=request[2],
+            request_id=request[3], time_ms=request[4], latency_ms=request[5],
+            status=request[6], rows=request[7], error=request[8], inputs=request[9],
+            input_names=request[10], outputs=request[11], sampled=request[12],
+        )  # fmt: skip
+        by_queue.submit(*request)
+    by_queue.take_pending()
+    counts = by_record.counters()
+    assert counts == by_queue.counters()
+    assert counts["invalid"] > 0
+    assert counts["recorded"] > 0
+    assert ("max_rows" in bounds or "max_records" in bounds) == (counts["dropped"] > 0)
+    by_record.close()
+    by_queue.close()
+
+    def key(row: dict[str, Any]) -> tuple[str, int]:
+        return row["request_id"], row["row"]
+
+    want, got = sorted(one.rows(), key=key), sorted(queued.rows(), key=key)
+    assert len(got) == len(want) > 0
+    for a, b in zip(got, want, strict=True):
+        assert a.keys() == b.keys()
+        for column in a:
+            assert _same_value(a[column], b[column]), (column, a, b)
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (a != a and b != b)  # NaN (a column one layout lacks) on both
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    return bool(a == b) or (a is None and b is None)

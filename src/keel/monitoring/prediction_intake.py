@@ -9,8 +9,10 @@ queue is taken in :data:`PENDING_RECORDS` requests at a time, because a server's
 are cold each time a request reaches the log and stay warm through a run of takes: a
 1-row request's share fell from ~21 to ~8 us in a harness that evicts the caches between
 requests, and a served request's main-thread CPU over a server without the log from
-+24-40 to +16-21 us. The writer (``keel.monitoring.prediction_log``) takes the chunks
-at each flush and gives them back to the pool once written.
++24-40 to +16-21 us. A queue is taken in by runs of requests of one layout, each run
+copied with one concatenation per field (``RequestBuffer._take_in``). The writer
+(``keel.monitoring.prediction_log``) takes the chunks at each flush and gives them back
+to the pool once written.
 
 The buffer never holds more than ``max_rows`` rows or ``max_records`` requests: a request
 that would pass them is dropped and counted. One whose arrays do not hold its rows, or
@@ -26,13 +28,12 @@ import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from keel.errors import InvalidInput
 from keel.monitoring.prediction_buffer import Chunk, Layout, describe
-
-if TYPE_CHECKING:
-    import numpy as np
 
 __all__ = ["MAX_OPEN_CHUNKS", "PENDING_RECORDS", "PENDING_ROWS", "RequestBuffer"]
 
@@ -49,6 +50,45 @@ def _right_types(deployment: Any, request_id: Any, time_ms: Any, status: Any, ro
         and type(time_ms) is int
         and isinstance(request_id, str)
         and isinstance(deployment, str)
+    )
+
+
+def _same_outputs(
+    outputs: dict[str, Any], ref: tuple[tuple[str, Any, tuple[int, ...]], ...], rows: int
+) -> bool:
+    """Whether ``outputs`` has the arrays of ``ref`` (name, dtype object, trailing shape)
+    for ``rows`` rows (its length was compared already)."""
+    for name, dtype, trailing in ref:
+        array = outputs.get(name)
+        if type(array) is not np.ndarray or array.dtype is not dtype:
+            return False
+        shape = array.shape
+        if not shape or shape[0] != rows or shape[1:] != trailing:
+            return False
+    return True
+
+
+def _runs_from(request: tuple[Any, ...]) -> bool:
+    """Whether an admitted request can start a run (``RequestBuffer._take_in``): served,
+    sampled, one 2-D input block with a tuple of names (or none), outputs all arrays."""
+    status, rows, inputs, names, outputs, sampled = (
+        request[6],
+        request[7],
+        request[9],
+        request[10],
+        request[11],
+        request[12],
+    )
+    return (
+        status == 200
+        and type(rows) is int
+        and rows > 0
+        and sampled is True
+        and type(inputs) is np.ndarray
+        and inputs.ndim == 2
+        and (names is None or type(names) is tuple)
+        and type(outputs) is dict
+        and all(type(a) is np.ndarray for a in outputs.values())
     )
 
 
@@ -132,12 +172,12 @@ class RequestBuffer:
         if sampled is None:
             sampled = self.sample()
         with self._lock:
-            taken = self._admit(
+            chunk = self._admit(
                 deployment, model, version, request_id, time_ms, latency_ms, status, rows,
                 error, inputs, input_names, outputs, sampled,
             )  # fmt: skip
         self._admitted()
-        return taken
+        return chunk is not None
 
     def submit(
         self,
@@ -179,14 +219,71 @@ class RequestBuffer:
         pending = self._pending
         if not pending:
             return 0
-        admit = self._admit
         with self._lock:  # the writer's flush may take them at the same time
             self._pending_rows = 0
             count = len(pending)
-            for _ in range(count):
-                admit(*pending.popleft())
+            popleft = pending.popleft  # not a swap: a submit may be appending meanwhile
+            self._take_in([popleft() for _ in range(count)])
         self._admitted()
         return count
+
+    def _take_in(self, requests: list[tuple[Any, ...]]) -> None:
+        """Admit queued requests, as :meth:`_admit` would one by one; called under the lock.
+
+        A run of requests like the one before it (same deployment and names object, an
+        input block and outputs of the same dtypes and widths, served, sampled) is checked
+        with a few identity tests each and copied in with one concatenation per field,
+        instead of ``describe`` (which hashes a key of dtypes and names) and a slice
+        assignment per array (each sets up numpy's copy machinery): submit and take-in of
+        a 1-row request fell from ~34,100 to ~12,200 instructions (callgrind)."""
+        chunk: Chunk | None = None  # the run's chunk, when the last request set one up
+        run: list[tuple[Any, ...]] = []
+        run_rows = room = records_left = 0
+        ref_dep = ref_names = ref_dtype = None
+        ref_k = 0
+        ref_outs: tuple[tuple[str, Any, tuple[int, ...]], ...] = ()
+        ndarray = np.ndarray
+        for request in requests:
+            (deployment, _, _, request_id, time_ms, _, status, rows, _, inputs, names,
+             outputs, sampled) = request  # fmt: skip
+            if (
+                chunk is not None
+                and deployment is ref_dep
+                and names is ref_names
+                and type(inputs) is ndarray
+                and type(rows) is int
+                and 0 < rows <= room
+                and len(run) < records_left
+                and status == 200
+                and type(status) is int
+                and sampled is True
+                and inputs.dtype is ref_dtype
+                and inputs.shape == (rows, ref_k)
+                and type(request_id) is str
+                and type(time_ms) is int
+                and 0 <= time_ms < _LAST_MS
+                and type(outputs) is dict
+                and len(outputs) == len(ref_outs)
+                and _same_outputs(outputs, ref_outs, rows)
+            ):
+                run.append(request)
+                run_rows += rows
+                room -= rows
+                continue
+            if run:
+                self._copy_run(chunk, run, run_rows, ref_outs)  # type: ignore[arg-type]
+                run, run_rows = [], 0
+            chunk = self._admit(*request)
+            if chunk is None or not _runs_from(request):
+                chunk = None
+                continue
+            ref_dep, ref_names, ref_dtype, ref_k = deployment, names, inputs.dtype, inputs.shape[1]
+            # describe's order is the layout's: the outputs' stores follow it
+            ref_outs = tuple((n, a.dtype, a.shape[1:]) for n, a in outputs.items())
+            room = min(chunk.capacity - chunk.rows, self.max_rows - self._rows)
+            records_left = self.max_records - self._records
+        if run:
+            self._copy_run(chunk, run, run_rows, ref_outs)  # type: ignore[arg-type]
 
     def _admit(
         self,
@@ -203,21 +300,21 @@ class RequestBuffer:
         input_names: Sequence[str] | None,
         outputs: Mapping[str, np.ndarray] | None,
         sampled: bool,
-    ) -> bool:
-        """Check one request and copy it into its chunk, or count it invalid or dropped;
-        never raises for its values. Called under the lock."""
+    ) -> Chunk | None:
+        """Check one request and copy it into its chunk (returned), or count it invalid or
+        dropped (None); never raises for its values. Called under the lock."""
         if not _right_types(deployment, request_id, time_ms, status, rows):
             self.invalid += 1
-            return False
+            return None
         if status != 200 or rows < 1:
             rows, outputs = 1, None  # a failed request is one row, no outputs
         described = describe(rows, inputs if sampled else None, input_names, outputs)
         if described is None or not 0 <= time_ms < _LAST_MS or not _valid_name(deployment):
             self.invalid += 1
-            return False
+            return None
         if self._closed or self._rows + rows > self.max_rows or self._records >= self.max_records:
             self.dropped += 1
-            return False
+            return None
         layout, arrays = described
         chunk = self._open.get((deployment, layout))
         if chunk is None or chunk.capacity - chunk.rows < rows:
@@ -226,7 +323,37 @@ class RequestBuffer:
         self._rows += rows
         self._records += 1
         self.recorded += 1
-        return True
+        return chunk
+
+    def _copy_run(
+        self,
+        chunk: Chunk,
+        run: list[tuple[Any, ...]],
+        rows: int,
+        outs: tuple[tuple[str, Any, tuple[int, ...]], ...],
+    ) -> None:
+        """Copy a run of checked requests (``_take_in``) into ``chunk`` and count them."""
+        # one C-level transpose of the run's tuples, in submit's field order
+        (_, models, versions, ids, times, latencies, statuses, counts, errors, inputs, _,
+         outputs, _) = zip(*run, strict=True)  # fmt: skip
+        start = chunk.rows
+        end = start + rows
+        stores = chunk.stores
+        np.concatenate(inputs, out=stores[0][start:end])
+        for j, (name, _, _) in enumerate(outs, start=1):
+            np.concatenate([o[name] for o in outputs], out=stores[j][start:end])
+        chunk.rows = end
+        chunk.request_ids += ids
+        chunk.models += models
+        chunk.versions += versions
+        chunk.times += times
+        chunk.latencies += latencies
+        chunk.statuses += statuses
+        chunk.errors += errors
+        chunk.counts += counts
+        self._rows += rows
+        self._records += len(run)
+        self.recorded += len(run)
 
     def _admitted(self) -> None:
         """Called after records were taken in, outside the lock (the logger starts and

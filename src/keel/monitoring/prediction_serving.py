@@ -14,7 +14,6 @@ import os
 import re
 import threading
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -89,25 +88,12 @@ def request_id_of(given: object) -> str:
 
 def inputs_of(runtime: ModelRuntime, prepared: Prepared) -> tuple[Any, Sequence[str] | None]:
     """The inputs of a checked request as :meth:`PredictionLogger.record` takes them (no
-    copy here: a 2-D block stays one array, which the logger copies column by column into
-    its buffer)."""
+    copy here: a 2-D block stays one array, with the runtime's one tuple of names)."""
     if prepared.block is not None:
-        return prepared.block, _column_names(runtime)
+        return prepared.block, runtime.column_names
     if prepared.array is not None:
         return {"input": prepared.array}, None
     return prepared.columns, None
-
-
-_NAMES: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
-
-
-def _column_names(runtime: ModelRuntime) -> tuple[str, ...]:
-    # one tuple per runtime, not a list per request: the writer groups a batch's records
-    # by their layout, and one shared tuple compares by identity
-    names = _NAMES.get(runtime)
-    if names is None:
-        names = _NAMES[runtime] = tuple(c.name or "" for c in runtime.schema.columns)
-    return names
 
 
 def log_served(

@@ -108,6 +108,9 @@ class ModelRuntime:
         self._outputs_meta: list[TensorMetadata] = []
         self._uniform, self._direct = fast_path(model, self.schema)
         self._names = [spec.name or "" for spec in self.schema.columns]
+        # one tuple for the runtime's life: the prediction log compares a request's names
+        # to the last one's by identity (keel.monitoring.prediction_intake)
+        self.column_names: tuple[str, ...] = tuple(self._names)
 
     # -- metadata ---------------------------------------------------------------------------
 
