@@ -6,9 +6,13 @@ float columns; MLflow ``dataframe_split`` on ``/invocations`` and one OIP FP64 t
 the same version at once, one with ``--no-log-predictions``, one with
 ``--log-predictions`` (every input recorded: sample rate 1, the default, the costliest
 case). For each cell (route x 1 or 100 rows, ``C`` keep-alive connections) wrk loads the
-"off" server then the "on" server for ``--duration`` seconds, ``--repeat`` times
-alternately, so drift in the machine's load hits both sides alike; a cell's figure is the
-median requests/s of each side and their ratio (target >= 0.95).
+two servers in turn for ``--duration`` seconds each, ``--repeat`` pairs per cell, in
+ABBA order (off-on, on-off, ...). A cell's figure is the median over its pairs of the
+pair's on/off requests/s ratio (target >= 0.95), with the spread of those ratios: a
+pair's two runs are seconds apart, so a change in the machine's speed hits both alike.
+That matters on a shared VM: a single-threaded Python loop here ran at 1,150-2,050
+iterations per second from one second to the next (2026-12-02), so one 5-s run of a
+server could be 20 % off the next, and three runs a side could not resolve 5 %.
 
 Each cell also records wrk's p99 latency of each side (median over the repeats): a
 writer that holds the GIL stalls the event loop, which shows there before it shows in
@@ -21,7 +25,7 @@ After the load the "on" server is stopped (its shutdown flushes the log) and its
 read back with ``keel.read_predictions``: every completed request's rows must be there
 (none dropped), or the figure is refused.
 
-    .venv/bin/python benchmarks/prediction_log.py --system keel --duration 5 --repeat 3
+    .venv/bin/python benchmarks/prediction_log.py --system keel --duration 2 --repeat 12
 """
 
 from __future__ import annotations
@@ -106,6 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cpu: dict[tuple[str, int, str], list[float]] = {}
     p99: dict[tuple[str, int, str], list[float]] = {}  # a writer stalling the loop shows here
     sent: dict[str, int] = {}  # completed requests per body on the "on" server, warm-ups too
+    pairs: dict[tuple[str, int], list[float]] = {}  # each pair's on/off requests/s
     figures: dict[str, Any] = {}
     with off, on:
         for server, side in ((off, "off"), (on, "on")):
@@ -121,19 +126,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if side == "on":
                     sent[f"{route}-{rows}"] = 101
         for (route, rows), path in bodies.items():
-            for _ in range(args.repeat):
-                for server, side in ((off, "off"), (on, "on")):
+            for pair in range(args.repeat):
+                order = ((off, "off"), (on, "on")) if pair % 2 == 0 else ((on, "on"), (off, "off"))
+                pair_rps: dict[str, float] = {}
+                for server, side in order:
                     url = server.url + routes[route][0]
                     before = _group_cpu_seconds(server)
                     cell = wrk(url, path, args.connections, args.duration, args.workdir)
                     spent = _group_cpu_seconds(server) - before
                     check(cell["errors"] == 0, f"{side} {route} r{rows}: {cell['errors']} errors")
+                    pair_rps[side] = cell["rps"]
                     rps.setdefault((route, rows, side), []).append(cell["rps"])
                     p99.setdefault((route, rows, side), []).append(cell["p99_ms"])
                     per_request = 1000 * spent / cell["requests"]
                     cpu.setdefault((route, rows, side), []).append(per_request)
                     if side == "on":
                         sent[f"{route}-{rows}"] += cell["requests"]
+                pairs.setdefault((route, rows), []).append(pair_rps["on"] / pair_rps["off"])
     for (route, rows, side), values in sorted(rps.items()):
         figures[f"{route}_r{rows}_c{args.connections}_{side}_rps"] = statistics.median(values)
     for (route, rows, side), values in sorted(cpu.items()):
@@ -143,12 +152,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for route in routes:
         for rows in ROWS:
             key = f"{route}_r{rows}_c{args.connections}"
-            figures[f"{key}_ratio"] = figures[f"{key}_on_rps"] / figures[f"{key}_off_rps"]
+            ratios = sorted(pairs[(route, rows)])
+            figures[f"{key}_ratio"] = statistics.median(ratios)
+            # the middle half of the pairs' ratios: how far one pair could be off
+            figures[f"{key}_ratio_q1"] = ratios[(len(ratios) - 1) // 4]
+            figures[f"{key}_ratio_q3"] = ratios[len(ratios) - 1 - (len(ratios) - 1) // 4]
             off_cpu, on_cpu = figures[f"{key}_off_cpu_ms"], figures[f"{key}_on_cpu_ms"]
             figures[f"{key}_cpu_ratio"] = off_cpu / on_cpu if on_cpu > 0 else 0.0
-    ratios = {k: v for k, v in figures.items() if k.endswith("_ratio")}
-    figures["min_ratio"] = min(v for k, v in ratios.items() if not k.endswith("_cpu_ratio"))
-    figures["min_cpu_ratio"] = min(v for k, v in ratios.items() if k.endswith("_cpu_ratio"))
+    cells = [f"{route}_r{rows}_c{args.connections}" for route in routes for rows in ROWS]
+    figures["min_ratio"] = min(figures[f"{key}_ratio"] for key in cells)
+    figures["min_cpu_ratio"] = min(figures[f"{key}_cpu_ratio"] for key in cells)
     logged = keel.read_predictions(DEPLOYMENT, with_feedback=False)
     expected_rows = sum(n * int(body.rsplit("-", 1)[1]) for body, n in sent.items())
     # wrk counts the requests it completed; a few it had in flight at its end may also have
@@ -176,7 +189,7 @@ if __name__ == "__main__":
         parse_args(
             "keel serve throughput with the prediction log on vs off",
             SYSTEMS,
-            {"duration": 5, "repeat": 3, "connections": 8},
+            {"duration": 2, "repeat": 12, "connections": 8},
         ),
         run,
         packages=("scikit-learn", "pyarrow", "duckdb"),

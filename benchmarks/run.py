@@ -90,7 +90,7 @@ def sizes(quick: bool, args: argparse.Namespace) -> dict[str, dict[str, int]]:
             "h": {"rows": 1_000_000},
             "i": {"rows": 100_000},
             "j": {"chain": 100, "fan": 1_000},
-            "k": {"duration": 5, "repeat": 3},
+            "k": {"duration": 2, "repeat": 12},
         }
     if args.mlflow_calls:
         base["a"]["calls"] = args.mlflow_calls
