@@ -4,13 +4,11 @@
 PredictionLogger` a serving thread calls. :meth:`~RequestBuffer.record` checks one request
 and copies its arrays into the open chunk of its deployment and layout
 (``keel.monitoring.prediction_buffer``), under a lock: no I/O, no Arrow conversion.
-:meth:`~RequestBuffer.submit`, the serving path's call, only queues the request: the
-queue is taken in :data:`PENDING_RECORDS` requests at a time, because a server's caches
-are cold each time a request reaches the log and stay warm through a run of takes: a
-1-row request's share fell from ~21 to ~8 us in a harness that evicts the caches between
-requests, and a served request's main-thread CPU over a server without the log from
-+24-40 to +16-21 us. A queue is taken in by runs of requests of one layout, each run
-copied with one concatenation per field (``RequestBuffer._take_in``). The writer
+:meth:`~RequestBuffer.submit`, the serving path's call, only queues the request; the
+queue is taken in :data:`PENDING_RECORDS` requests at a time, by runs of one layout
+(``RequestBuffer._take_in``), because a server's caches are cold each time a request
+reaches the log and stay warm through a run of takes (a served 1-row request's CPU over
+a server without the log fell from +24-40 to +16-21 us). The writer
 (``keel.monitoring.prediction_log``) takes the chunks at each flush and gives them back
 to the pool once written.
 
@@ -228,14 +226,13 @@ class RequestBuffer:
         return count
 
     def _take_in(self, requests: list[tuple[Any, ...]]) -> None:
-        """Admit queued requests, as :meth:`_admit` would one by one; called under the lock.
+        """Admit queued requests as :meth:`_admit` would one by one (under the lock).
 
-        A run of requests like the one before it (same deployment and names object, an
-        input block and outputs of the same dtypes and widths, served, sampled) is checked
-        with a few identity tests each and copied in with one concatenation per field,
-        instead of ``describe`` (which hashes a key of dtypes and names) and a slice
-        assignment per array (each sets up numpy's copy machinery): submit and take-in of
-        a 1-row request fell from ~34,100 to ~12,200 instructions (callgrind)."""
+        A run of requests like the one before (same deployment and names object, input
+        block and outputs of the same dtypes and widths, served, sampled) is checked by
+        identity and copied with one concatenation per field, not ``describe`` (a hashed
+        key of dtypes and names) and a slice assignment per array: a 1-row request's
+        submit and take-in fell from ~34,100 to ~12,200 instructions (callgrind)."""
         chunk: Chunk | None = None  # the run's chunk, when the last request set one up
         run: list[tuple[Any, ...]] = []
         run_rows = room = records_left = 0
@@ -270,8 +267,8 @@ class RequestBuffer:
                 run_rows += rows
                 room -= rows
                 continue
-            if run:
-                self._copy_run(chunk, run, run_rows, ref_outs)  # type: ignore[arg-type]
+            if chunk is not None and run:
+                self._copy_run(chunk, run, run_rows, ref_outs)
                 run, run_rows = [], 0
             chunk = self._admit(*request)
             if chunk is None or not _runs_from(request):
@@ -282,8 +279,8 @@ class RequestBuffer:
             ref_outs = tuple((n, a.dtype, a.shape[1:]) for n, a in outputs.items())
             room = min(chunk.capacity - chunk.rows, self.max_rows - self._rows)
             records_left = self.max_records - self._records
-        if run:
-            self._copy_run(chunk, run, run_rows, ref_outs)  # type: ignore[arg-type]
+        if chunk is not None and run:
+            self._copy_run(chunk, run, run_rows, ref_outs)
 
     def _admit(
         self,
