@@ -288,3 +288,33 @@ def test_a_refused_grpc_request_is_recorded(env: Home) -> None:
     assert df["request_id"].tolist() == ["grpc-bad"]
     assert df["status"].tolist() == [400]
     assert "f1" in df["error"].iloc[0]
+
+
+def test_a_request_is_logged_after_its_response_is_sent(env: Home) -> None:
+    # A logger that holds the event loop in submit until the client has its answer: were
+    # the request logged before its response was sent, the client would time out.
+    import threading
+
+    from keel.stores import current_stores
+
+    answered = threading.Event()
+
+    class HeldLogger(PredictionLogger):
+        waited: bool | None = None
+
+        def submit(self, *fields: Any) -> None:
+            self.waited = answered.wait(10)
+            super().submit(*fields)
+
+    dep = _name()
+    settings_logger = logger_from_settings(current_stores())
+    assert settings_logger is not None
+    logger = HeldLogger(settings_logger.root, flush_interval=3600)
+    with serving(create_app(_service(), prediction_log=logger, deployment=dep)) as url:
+        with httpx.Client(base_url=url, timeout=5) as client:
+            answer = client.post("/v2/models/cancer/infer", json=oip_body(env.X, 0, 1))
+            answered.set()
+    assert answer.status_code == 200
+    assert logger.waited is True
+    logged = read_predictions(dep)
+    assert logged["request_id"].tolist() == [answer.headers["Keel-Request-Id"]]

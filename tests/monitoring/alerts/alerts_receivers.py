@@ -170,8 +170,18 @@ def smtp_receiver(
         context.load_cert_chain(cert, key)
         extra.update(tls_context=context, require_starttls=True)
         receiver.ca_file = str(cert)
-    controller = Controller(Handler(), hostname=receiver.host, port=receiver.port, **extra)
-    controller.start()
+    # The port is picked, then bound: another process can take it in between, so a
+    # failed bind retries on a fresh port.
+    for attempt in range(5):
+        controller = Controller(Handler(), hostname=receiver.host, port=receiver.port, **extra)
+        try:
+            controller.start()
+            break
+        except OSError:
+            controller.loop.close()  # its thread ended when the bind failed
+            if attempt == 4:
+                raise
+            receiver.port = _free_port()
     try:
         yield receiver
     finally:
