@@ -140,6 +140,10 @@ class RestTrackingStore(TrackingStore):
         # changed), close its pooled sockets rather than leave them to the garbage collector.
         weakref.finalize(self, http.close)
 
+    def ping(self) -> None:
+        """Return once the server's ``/health`` answers; ``StoreUnavailable`` if not."""
+        self.http.request("GET", "/health")
+
     # -- experiments ---------------------------------------------------------------------
     def create_experiment(
         self,

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, text, update
 
 from keel.errors import Conflict, NotFound
 from keel.governance.chain import Entry, append
@@ -56,6 +56,11 @@ class SqlTrackingStore(SqlExperiments, SqlRunAssets, SqlRunSearch, SqlRunWrites,
                 "INSERT INTO metrics (run_id, key, value, timestamp, step, is_nan) "
                 "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
             )
+
+    def ping(self) -> None:
+        """Return once the database answers ``SELECT 1``; ``StoreUnavailable`` if not."""
+        with self.db.read() as conn:
+            conn.execute(text("SELECT 1"))
 
     # -- runs ----------------------------------------------------------------------------
     def create_run(

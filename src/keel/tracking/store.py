@@ -27,6 +27,11 @@ MetricRow = tuple[str, float, int, int]
 class TrackingStore(ABC):
     """Experiments, runs, params, metrics, tags, dataset inputs and artifact indexes."""
 
+    @abstractmethod
+    def ping(self) -> None:
+        """Return once the store answers (one round trip, nothing read);
+        ``StoreUnavailable`` if it cannot be reached."""
+
     # -- experiments ---------------------------------------------------------------------
     @abstractmethod
     def create_experiment(

