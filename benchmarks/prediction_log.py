@@ -82,29 +82,37 @@ def _server(uri: str, home: Path, workdir: Path, *, log: bool) -> Server:
     )
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+ROUTES = {"oip": f"/v2/models/{MODEL_NAME}/infer", "inv": "/invocations"}
+
+
+def registered(workdir: Path) -> tuple[Path, str, Any, dict[tuple[str, int], Path]]:
+    """Register the model in a Keel home under ``workdir`` and write one body per cell;
+    return the home, the model's URI, its predictions on the data, and the bodies' files
+    by (route, rows)."""
     import pandas as pd
 
-    home = args.workdir / ".keel"
+    home = workdir / ".keel"
     os.environ["KEEL_HOME"] = str(home)
     import keel
 
     model, X, names = model_and_data()
-    expected = model.predict(X)
     with keel.start_run(experiment="bench-prediction-log") as run_:
         run_.log_model(model, "model", input_example=pd.DataFrame(X[:5], columns=names))
     version = keel.register_model(f"runs:/{run_.run_id}/model", MODEL_NAME)
-    uri = f"models:/{MODEL_NAME}/{version.version}"
-    routes = {
-        "oip": (f"/v2/models/{MODEL_NAME}/infer", lambda r: oip_body(X, r), "outputs"),
-        "inv": ("/invocations", lambda r: split_body(X, names, r), "predictions"),
-    }
+    make = {"oip": lambda r: oip_body(X, r), "inv": lambda r: split_body(X, names, r)}
     bodies: dict[tuple[str, int], Path] = {}
-    for route, (_, make, _) in routes.items():
+    for route in ROUTES:
         for rows in ROWS:
-            path = args.workdir / f"{route}-{rows}.json"
-            path.write_bytes(make(rows))
+            path = workdir / f"{route}-{rows}.json"
+            path.write_bytes(make[route](rows))
             bodies[(route, rows)] = path
+    return home, f"models:/{MODEL_NAME}/{version.version}", model.predict(X), bodies
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    home, uri, expected, bodies = registered(args.workdir)
+    import keel
+
     off, on = (_server(uri, home, args.workdir, log=flag) for flag in (False, True))
     rps: dict[tuple[str, int, str], list[float]] = {}
     cpu: dict[tuple[str, int, str], list[float]] = {}
@@ -115,14 +123,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with off, on:
         for server, side in ((off, "off"), (on, "on")):
             for (route, rows), path in bodies.items():
-                answer = post(server.url + routes[route][0], path.read_bytes())
+                answer = post(server.url + ROUTES[route], path.read_bytes())
                 got = answer["predictions"] if route == "inv" else answer["outputs"][0]["data"]
                 check(
                     [int(v) for v in got] == [int(v) for v in expected[:rows]],
                     f"{side}: {route} answered wrong predictions for {rows} rows",
                 )
                 for _ in range(100):  # warm-up, untimed
-                    post(server.url + routes[route][0], path.read_bytes())
+                    post(server.url + ROUTES[route], path.read_bytes())
                 if side == "on":
                     sent[f"{route}-{rows}"] = 101
         for (route, rows), path in bodies.items():
@@ -130,7 +138,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 order = ((off, "off"), (on, "on")) if pair % 2 == 0 else ((on, "on"), (off, "off"))
                 pair_rps: dict[str, float] = {}
                 for server, side in order:
-                    url = server.url + routes[route][0]
+                    url = server.url + ROUTES[route]
                     before = _group_cpu_seconds(server)
                     cell = wrk(url, path, args.connections, args.duration, args.workdir)
                     spent = _group_cpu_seconds(server) - before
@@ -149,7 +157,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         figures[f"{route}_r{rows}_c{args.connections}_{side}_cpu_ms"] = statistics.median(values)
     for (route, rows, side), values in sorted(p99.items()):
         figures[f"{route}_r{rows}_c{args.connections}_{side}_p99_ms"] = statistics.median(values)
-    for route in routes:
+    for route in ROUTES:
         for rows in ROWS:
             key = f"{route}_r{rows}_c{args.connections}"
             ratios = sorted(pairs[(route, rows)])
@@ -159,7 +167,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             figures[f"{key}_ratio_q3"] = ratios[len(ratios) - 1 - (len(ratios) - 1) // 4]
             off_cpu, on_cpu = figures[f"{key}_off_cpu_ms"], figures[f"{key}_on_cpu_ms"]
             figures[f"{key}_cpu_ratio"] = off_cpu / on_cpu if on_cpu > 0 else 0.0
-    cells = [f"{route}_r{rows}_c{args.connections}" for route in routes for rows in ROWS]
+    cells = [f"{route}_r{rows}_c{args.connections}" for route in ROUTES for rows in ROWS]
     figures["min_ratio"] = min(figures[f"{key}_ratio"] for key in cells)
     figures["min_cpu_ratio"] = min(figures[f"{key}_cpu_ratio"] for key in cells)
     logged = keel.read_predictions(DEPLOYMENT, with_feedback=False)
