@@ -31,6 +31,7 @@ from keel.demo.report import print_step
 from keel.demo.traffic import Traffic
 from keel.demo.training import DEPLOYMENT
 from keel.errors import Conflict, NotFound
+from keel.monitoring.alerts.entities import AlertState
 from keel.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ DRIFT_TRAFFIC: dict[str, Any] = {
 ALERT_TIMEOUT_S = 90.0  # for the alert to fire, the rollback and the trigger to happen
 RETRAIN_TIMEOUT_S = 240.0  # for the retraining run (a child process) to end
 POLL_S = 0.5
+_STATES = frozenset(state.value for state in AlertState)  # the event kinds that are states
 REPORT_FILE = "monitoring-report.html"
 
 
@@ -67,7 +69,7 @@ class MonitoringOutcome:
     rule: str
     trigger: str
     alert_id: str
-    states: tuple[str, ...]  # the alert's states in the order the demo saw them
+    states: tuple[str, ...]  # the alert's states in order, from its events
     value: float | None  # drift_share when it fired
     rolled_back_to: str  # the stable backend after the rollback
     rollback_revision: int
@@ -140,6 +142,11 @@ def run_monitoring(
     alert = seen["alert"]
     events = keel.get_alert_events(alert_id=alert.alert_id)
     _print_events(console, events)
+    # The states are the firing alert's own, from its events. Polling follows the newest
+    # alert of the rule, and as the drift starts its window can cross the threshold and
+    # fall back: an alert pending then resolved, before a second one goes pending and fires.
+    states = tuple(e.kind for e in events if e.kind in _STATES)
+    fired = next((e.value for e in events if e.kind == "firing"), seen["value"])
     retrain = _wait_for_retraining(console, seen["dispatch"])
     dep = store.get_deployment(DEPLOYMENT)
     rollout = dep.rollout
@@ -160,8 +167,8 @@ def run_monitoring(
         rule=RULE,
         trigger=TRIGGER,
         alert_id=alert.alert_id,
-        states=tuple(seen["states"]),
-        value=seen["value"],
+        states=states,
+        value=fired,
         rolled_back_to=_stable_key(seen["rollback"].plan),
         rollback_revision=seen["rollback"].revision,
         events=tuple(e.kind for e in events),
