@@ -25,13 +25,12 @@ import http.client
 import shutil
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from _bench import check, main, parse_args
-from _servers import HOST, clean_env, free_port
+from _servers import HOST, Server, clean_env, free_port
 from prediction_log import ROUTES, ROWS, registered
 
 SYSTEMS = ("keel",)
@@ -53,21 +52,6 @@ def _send(port: int, path: str, body: bytes, count: int) -> None:
         conn.close()
 
 
-def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        check(proc.poll() is None, "keel serve under valgrind exited before it was ready")
-        try:
-            conn = http.client.HTTPConnection(HOST, port, timeout=5)
-            conn.request("GET", "/v2/health/ready")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(1)
-    check(False, f"keel serve under valgrind was not ready in {START_TIMEOUT_S} s")
-
-
 def _count(args: argparse.Namespace, home: Path, uri: str, cell: tuple[str, int], log: bool,
            requests: int) -> int:  # fmt: skip
     """Instructions callgrind counted in a server from the warm-up's end to its exit."""
@@ -76,32 +60,33 @@ def _count(args: argparse.Namespace, home: Path, uri: str, cell: tuple[str, int]
     out = args.workdir / f"callgrind-{route}{rows}-{side}-{requests}.out"
     out.unlink(missing_ok=True)
     port = free_port()
+    valgrind = shutil.which("valgrind")
+    check(valgrind is not None, "valgrind is not installed (apt-get install valgrind)")
     keel = Path(sys.executable).with_name("keel")
-    command = [
-        "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-        sys.executable, str(keel), "serve", uri, "--host", HOST, "--port", str(port),
-        "--log-predictions" if log else "--no-log-predictions",
-    ]  # fmt: skip
-    env = clean_env(KEEL_HOME=str(home), KEEL_PREDICTION_LOG_FLUSH_INTERVAL="3600")
+    server = Server(
+        f"keel serve (log {side}) under callgrind",
+        [valgrind, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+         sys.executable, keel, "serve", uri, "--host", HOST, "--port", str(port),
+         "--log-predictions" if log else "--no-log-predictions"],
+        port=port,
+        env=clean_env(KEEL_HOME=str(home), KEEL_PREDICTION_LOG_FLUSH_INTERVAL="3600"),
+        log=args.workdir / f"valgrind-{route}{rows}-{side}.log",
+        cwd=args.workdir,
+        health_path="/v2/health/ready",
+        startup_timeout=START_TIMEOUT_S,
+    )  # fmt: skip
     body = (args.workdir / f"{route}-{rows}.json").read_bytes()
-    with open(args.workdir / f"valgrind-{route}{rows}-{side}.log", "wb") as stderr:
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-    try:
-        _wait_ready(port, proc)
+    with server:
         _send(port, ROUTES[route], body, WARM_UP)
-        subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True,
-                       capture_output=True)  # fmt: skip
+        # the launcher exec'd valgrind: its pid is the one callgrind_control addresses
+        pid = str(server._proc.pid)  # type: ignore[union-attr]
+        subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
         share = requests // CONNECTIONS
         with ThreadPoolExecutor(CONNECTIONS) as pool:
             for done in [pool.submit(_send, port, ROUTES[route], body, share)
                          for _ in range(CONNECTIONS)]:  # fmt: skip
                 done.result()
-        proc.terminate()
-        proc.wait(START_TIMEOUT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        server.stop(grace=START_TIMEOUT_S)  # SIGTERM: the log's flush, then callgrind's dump
     totals = [line for line in out.read_text().splitlines() if line.startswith("totals:")]
     check(len(totals) == 1, f"no totals line in {out}")
     return int(totals[0].split()[1])
@@ -115,9 +100,6 @@ def _marginal(args: argparse.Namespace, home: Path, uri: str, cell: tuple[str, i
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    check(
-        shutil.which("valgrind") is not None, "valgrind is not installed (apt-get install valgrind)"
-    )
     home, uri, _, _ = registered(args.workdir)
     figures: dict[str, Any] = {}
     small = args.requests - args.requests % CONNECTIONS

@@ -3,9 +3,8 @@ server's ``/health`` rests on it, so an unreachable store must raise ``StoreUnav
 
 from __future__ import annotations
 
-import socket
-
 import pytest
+from tests.live_server import free_port  # nothing listens there: connections are refused
 
 from keel.client.http import KeelHttp
 from keel.client.tracking import RestTrackingStore
@@ -15,19 +14,13 @@ from keel.stores import current_stores
 from keel.tracking.sql_store import SqlTrackingStore
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:  # bound, never listening: a connection is refused
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.usefixtures("backend")
 def test_ping_answers_on_every_backend() -> None:
     assert current_stores().tracking.ping() is None
 
 
 def test_ping_of_an_unreachable_database_is_store_unavailable() -> None:
-    db = Database(f"postgresql+psycopg://keel@127.0.0.1:{_closed_port()}/test")
+    db = Database(f"postgresql+psycopg://keel@127.0.0.1:{free_port()}/test")
     try:
         with pytest.raises(StoreUnavailable, match="unavailable"):
             SqlTrackingStore(db).ping()
@@ -36,6 +29,6 @@ def test_ping_of_an_unreachable_database_is_store_unavailable() -> None:
 
 
 def test_ping_of_an_unreachable_server_is_store_unavailable() -> None:
-    store = RestTrackingStore(KeelHttp(f"http://127.0.0.1:{_closed_port()}", timeout=5))
+    store = RestTrackingStore(KeelHttp(f"http://127.0.0.1:{free_port()}", timeout=5))
     with pytest.raises(StoreUnavailable, match="unreachable"):
         store.ping()
