@@ -146,9 +146,10 @@ def test_submits_from_several_threads_while_flushing_lose_nothing(monkeypatch: A
         assert row["input.a"] == row["input.b"] == float(row["request_id"][1])
 
 
-def _runs(seed: int, count: int) -> list[tuple[Any, ...]]:
-    """Requests in runs of one layout (what a served model sends: the fast path of the
-    take-in), each run broken by a request that differs in one way that matters."""
+def _runs(seed: int, count: int, most_rows: int = 3) -> list[tuple[Any, ...]]:
+    """Requests of 1 to ``most_rows`` rows in runs of one layout (what a served model
+    sends: the fast path of the take-in), each run broken by a request that differs in one
+    way that matters."""
     rng = np.random.default_rng(seed)
     names = ("a", "b", "c")
     breaks = [
@@ -170,7 +171,7 @@ def _runs(seed: int, count: int) -> list[tuple[Any, ...]]:
     out: list[tuple[Any, ...]] = []
     while len(out) < count:
         for _ in range(int(rng.integers(1, 30))):
-            rows = int(rng.integers(1, 4))
+            rows = int(rng.integers(1, most_rows + 1))
             r = {
                 "deployment": "dep", "rows": rows, "status": 200, "error": None,
                 "block": rng.random((rows, 3)), "names": names, "sampled": True,
@@ -188,21 +189,28 @@ def _runs(seed: int, count: int) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.parametrize(
-    ("seed", "chunk_rows", "bounds"),
+    ("seed", "chunk_rows", "bounds", "most_rows"),
     [
-        (0, None, {}),
-        (1, 5, {}),  # runs cut by full chunks
-        (2, 7, {"max_rows": 150}),  # and by the rows bound: the rest dropped
-        (3, None, {"max_records": 90}),  # by the requests bound
+        (0, None, {}, 3),
+        (1, 5, {}, 3),  # runs cut by full chunks
+        (2, 7, {"max_rows": 150}, 3),  # and by the rows bound: the rest dropped
+        (3, None, {"max_records": 90}, 3),  # by the requests bound
+        # runs of many rows a request: transposed block by block, not joined first
+        (4, None, {}, 2 * prediction_intake._FEW_ROWS + 20),
+        (5, 40, {}, 2 * prediction_intake._FEW_ROWS + 20),
     ],
 )
 def test_runs_taken_in_at_once_count_and_write_as_one_by_one(
-    seed: int, chunk_rows: int | None, bounds: dict[str, int], monkeypatch: Any
+    seed: int,
+    chunk_rows: int | None,
+    bounds: dict[str, int],
+    most_rows: int,
+    monkeypatch: Any,
 ) -> None:
     monkeypatch.setattr(prediction_intake, "PENDING_RECORDS", 64)
     if chunk_rows is not None:
         monkeypatch.setattr(prediction_buffer, "CHUNK_ROWS", chunk_rows)
-    requests = _runs(seed, 600)
+    requests = _runs(seed, 600, most_rows)
     one, queued = _Kept(), _Kept()
     by_record, by_queue = _logger(one, **bounds), _logger(queued, **bounds)
     for request in requests:

@@ -3,17 +3,17 @@
 A request's inputs and outputs are described (their names, dtypes and shapes: its
 *layout*) and copied into the open :class:`Chunk` of its deployment and layout when the
 log takes it in (``keel.monitoring.prediction_intake``): a set of preallocated arrays,
-one per field, each ``[capacity, ...]`` in the request's own row-major order, so a
-request's ``[rows, k]`` block is one contiguous copy (its ``k`` columns written apart
-touch ``k`` pages a request: a 100-row request's take-in cost 24 rather than 19 us with
-the caches evicted between requests). The request's own arrays are then free to go. The
-writer turns a block into contiguous columns once per chunk, with one blocked
-transposing copy into a new array (numpy does it without the GIL; a buffer kept per
-chunk would double the pool's memory for no measured gain), and hands those to Arrow
-without a further copy (``keel.monitoring.prediction_rows``). A written chunk goes back
-to its layout's pool and is reused, so a steady load touches the same memory again
-instead of faulting in fresh pages every flush (what keeping every request's arrays alive
-until the flush cost: 1.5-3.5 minor page faults and ~100 us of CPU per 100-row request).
+one per field. A 1-D field's store is ``[capacity, ...]``; a 2-D ``[rows, k]`` block's
+(a request's input columns, ``predict_proba``'s classes) is kept column by column,
+``[k, capacity]``, so the writer hands each column to Arrow as it is, without a copy
+(``keel.monitoring.prediction_rows``). The take-in pays the transpose instead, while the
+request's block is still in the cache: a 100-row request of 30 columns cost ~1.5 us more
+to copy so, where transposing a cold 16,384-row chunk at the flush into a new array cost
+~3 ms (22 ms per 100,000 rows, mostly page faults on the new array's memory: 2026-12-02).
+The request's own arrays are then free to go. A written chunk goes back to its layout's
+pool and is reused, so a steady load touches the same memory again instead of faulting
+in fresh pages every flush (what keeping every request's arrays alive until the flush
+cost: 1.5-3.5 minor page faults and ~100 us of CPU per 100-row request).
 
 A chunk holds up to :data:`CHUNK_ROWS` rows or :data:`CHUNK_BYTES` bytes of columns; a
 request larger than that gets a chunk of its own size (not pooled). Per-request metadata
@@ -32,7 +32,6 @@ __all__ = ["CHUNK_BYTES", "CHUNK_ROWS", "Chunk", "Field", "Layout", "describe"]
 
 CHUNK_ROWS = 16_384
 CHUNK_BYTES = 4 << 20
-_TRANSPOSE_ROWS = 256
 # numpy kinds Arrow converts: bool, ints, floats, datetimes, durations, text, bytes, objects
 _KINDS = frozenset("biufMmUSO")
 
@@ -46,6 +45,11 @@ class Field:
     dtype: np.dtype[Any]
     trailing: tuple[int, ...]
     columns: tuple[str, ...] = ()  # a block's (or 2-D array's) column names, in order
+
+    @property
+    def by_column(self) -> bool:
+        """Whether the field is a ``[rows, k]`` block, stored ``[k, capacity]``."""
+        return len(self.trailing) == 1
 
     @property
     def row_bytes(self) -> int:
@@ -172,7 +176,11 @@ class Chunk:
         self.layout = layout
         self.capacity = capacity
         self.pooled = capacity == layout.capacity
-        self.stores = [np.empty((capacity, *f.trailing), dtype=f.dtype) for f in layout.fields]
+        # a [rows, k] block's store is [k, capacity], each column contiguous (module doc)
+        self.stores = [
+            np.empty((f.trailing[0], capacity) if f.by_column else (capacity, *f.trailing), f.dtype)
+            for f in layout.fields
+        ]
         self.rows = 0  # rows filled
         self.request_ids: list[str] = []
         self.models: list[str | None] = []
@@ -206,8 +214,11 @@ class Chunk:
         checked that ``rows`` fit."""
         start = self.rows
         end = start + rows
-        for store, array in zip(self.stores, arrays, strict=True):
-            store[start:end] = array
+        for store, array, field in zip(self.stores, arrays, self.layout.fields, strict=True):
+            if field.by_column:
+                store[:, start:end] = array.T
+            else:
+                store[start:end] = array
         self.rows = end
         self.request_ids.append(request_id)
         self.models.append(model)
@@ -217,19 +228,6 @@ class Chunk:
         self.statuses.append(status)
         self.errors.append(error)
         self.counts.append(rows)
-
-    def column_major(self, index: int) -> np.ndarray:
-        """Field ``index``'s filled rows (a ``[rows, k]`` block) as a new ``[k, rows]``
-        array, each column contiguous (the writer's; it lives as long as its table)."""
-        store = self.stores[index]
-        rows = self.rows
-        columns = np.empty((store.shape[1], rows), dtype=store.dtype)
-        # in blocks of rows that stay in the cache while their columns are written out:
-        # ~2x faster than one transposing copy of the whole chunk
-        for start in range(0, rows, _TRANSPOSE_ROWS):
-            end = min(start + _TRANSPOSE_ROWS, rows)
-            np.copyto(columns[:, start:end], store[start:end].T)
-        return columns
 
     def reset(self) -> None:
         """Empty the chunk for reuse (object columns let go of their values)."""

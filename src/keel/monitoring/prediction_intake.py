@@ -38,6 +38,7 @@ __all__ = ["MAX_OPEN_CHUNKS", "PENDING_RECORDS", "PENDING_ROWS", "RequestBuffer"
 PENDING_RECORDS = 64  # submitted requests taken in at once (submit)
 PENDING_ROWS = 16_384  # ... or as soon as they hold this many rows
 MAX_OPEN_CHUNKS = 64  # (deployment, layout) pairs filling at once; past it the oldest is sealed
+_FEW_ROWS = 8  # a run's requests of at most this many rows each are joined before the transpose
 _LAST_MS = 253402300800000  # 10000-01-01: past it, no hour has a name
 
 
@@ -88,6 +89,20 @@ def _runs_from(request: tuple[Any, ...]) -> bool:
         and type(outputs) is dict
         and all(type(a) is np.ndarray for a in outputs.values())
     )
+
+
+def _join_by_column(blocks: Sequence[np.ndarray], out: np.ndarray, few: bool) -> None:
+    """Copy ``[rows, k]`` blocks, one after the other, into ``out`` (``[k, total]``).
+
+    A transposed copy per block costs a strided loop's setup per block: cheap next to
+    100 rows (1.4 us a 30-column block against 2.8 joining them first and transposing
+    once), dear next to one (0.31 against 0.15 us), so blocks of ``few`` rows are joined
+    row by row first (2026-12-02, 64 blocks a run; the row-major copy of before cost
+    0.12 and 0.78 us)."""
+    if few:
+        out[...] = np.concatenate(blocks).T
+    else:
+        np.concatenate([block.T for block in blocks], axis=1, out=out)
 
 
 @lru_cache(maxsize=1024)
@@ -336,9 +351,14 @@ class RequestBuffer:
         start = chunk.rows
         end = start + rows
         stores = chunk.stores
-        np.concatenate(inputs, out=stores[0][start:end])
-        for j, (name, _, _) in enumerate(outs, start=1):
-            np.concatenate([o[name] for o in outputs], out=stores[j][start:end])
+        few = rows <= _FEW_ROWS * len(run)
+        _join_by_column(inputs, stores[0][:, start:end], few)
+        for j, (name, _, trailing) in enumerate(outs, start=1):
+            values = [o[name] for o in outputs]
+            if len(trailing) == 1:  # a [rows, k] output, stored by column too
+                _join_by_column(values, stores[j][:, start:end], few)
+            else:
+                np.concatenate(values, out=stores[j][start:end])
         chunk.rows = end
         chunk.request_ids += ids
         chunk.models += models

@@ -229,12 +229,12 @@ def _piece(chunk: Chunk, picked: np.ndarray | None, ids: pa.Array, offset: int) 
         columns.append(error if one_row else error.take(pa.array(np.repeat(np.arange(n), counts))))
     columns.append(pa.repeat(pa.scalar(chunk.layout.inputs is not None), total))
     layout = chunk.layout
-    for index, (spec, store) in enumerate(zip(layout.fields, chunk.stores, strict=True)):
-        if len(spec.trailing) == 1:  # a [rows, k] block: k columns
+    for spec, store in zip(layout.fields, chunk.stores, strict=True):
+        if spec.by_column:  # a [rows, k] block, stored [k, capacity]: k columns
             if row_take is None:
-                columns += _rows_of(chunk.column_major(index), total)
+                columns += _rows_of(store, total)
             else:
-                columns += [_arrow(column) for column in np.ascontiguousarray(store[row_take].T)]
+                columns += [_arrow(column) for column in store[:, row_take]]
         else:
             values = store[:total] if row_take is None else store[row_take]
             columns += arrow_columns(spec.name, values).values()
