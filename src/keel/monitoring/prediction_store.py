@@ -40,6 +40,7 @@ FEEDBACK = "feedback"
 _KINDS = (PREDICTIONS, FEEDBACK)
 HOUR_MS = 3_600_000
 _STATISTICS = frozenset({"time_ms", "status", "version"})
+_WRITE_BATCH = 65_536
 _DICTIONARY = frozenset({"request_id", "deployment", "model", "version", "error", "target_label"})
 
 
@@ -100,13 +101,17 @@ class LogRoot:
                 # dictionary encoding only for the repetitive text columns (on every float
                 # column, the default, it doubles the writer's CPU for nothing), LZ4 rather
                 # than zstd (half the time for 200,000 rows of 30 floats: 42 vs 83 ms), and
-                # statistics only for the columns a window query filters on.
+                # statistics only for the columns a window query filters on. Values go to
+                # the column writers 65,536 at a time, not 1,024: fewer passes through each
+                # writer's checks and fewer regrowths of its page buffer (12.1 -> 9.0 ms for
+                # 100,000 rows of 30 random floats, 7.1 -> 5.1 for the benchmark's rows).
                 pq.write_table(
                     table,
                     sink,
                     compression="lz4",
                     use_dictionary=[n for n in table.column_names if n in _DICTIONARY],
                     write_statistics=[n for n in table.column_names if n in _STATISTICS],
+                    write_batch_size=_WRITE_BATCH,
                 )
                 sink.close()
             if not direct:
