@@ -33,7 +33,6 @@ __all__ = [
     "new_request_id",
     "now_ms",
     "request_id_of",
-    "submit_served",
 ]
 
 MAX_REQUEST_ID = 256
@@ -100,7 +99,6 @@ def inputs_of(runtime: ModelRuntime, prepared: Prepared) -> tuple[Any, Sequence[
 
 def log_served(
     logger: PredictionLogger,
-    *,
     deployment: str,
     request_id: str,
     time_ms: int,
@@ -115,34 +113,13 @@ def log_served(
 ) -> None:
     """Queue one served request for the log (:meth:`PredictionLogger.submit`) from what
     the serving path has at hand: a failed one with its status and error; its runtime, if
-    known, names the model. The arrays are the request's own and are not changed later."""
-    submit_served(
-        logger, deployment, request_id, time_ms, latency_ms, status, error, model, version,
-        runtime, prepared, results,
-    )  # fmt: skip
+    known, names the model. The arrays are the request's own and are not changed later.
 
-
-def submit_served(
-    logger: PredictionLogger,
-    deployment: str,
-    request_id: str,
-    time_ms: int,
-    latency_ms: float,
-    status: int,
-    error: str | None,
-    model: str | None,
-    version: str | None,
-    runtime: ModelRuntime | None,
-    prepared: Prepared | None,
-    results: Mapping[str, np.ndarray] | None,
-) -> None:
-    """:func:`log_served` with its arguments by position: ``keel serve``'s call, once per
-    request (keywords cost a dict and its unpacking on every request)."""
+    ``keel serve`` passes the arguments by position, once per request: keywords would
+    cost a dict and its unpacking on every request."""
     if runtime is not None:
-        if model is None:
-            model = runtime.name
-        if version is None:
-            version = runtime.version
+        model = runtime.name if model is None else model
+        version = runtime.version if version is None else version
     inputs: Any = None
     names: Sequence[str] | None = None
     rows = 1
@@ -150,11 +127,7 @@ def submit_served(
     if status == 200 and prepared is not None and results is not None:
         rows = prepared.rows
         if sampled and runtime is not None:
-            block = prepared.block
-            if block is not None:  # inputs_of's usual case, without the call
-                inputs, names = block, runtime.column_names
-            else:
-                inputs, names = inputs_of(runtime, prepared)
+            inputs, names = inputs_of(runtime, prepared)
     else:
         results = None
     if error is not None and len(error) > 1000:

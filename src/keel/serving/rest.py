@@ -171,9 +171,9 @@ def create_app(
         """``guarded`` for a prediction route: request id in and out, and the log."""
         from keel.monitoring.prediction_serving import (
             deployment_name,
+            log_served,
             now_ms,
             request_id_of,
-            submit_served,
         )
 
         async def endpoint(request: Request) -> Response:
@@ -199,9 +199,9 @@ def create_app(
                 args = (log, name, rid[0], arrived, elapsed * 1000, response.status_code, error,
                         None, None, runtime, trace.prepared, trace.results)  # fmt: skip
                 if response.background is None:
-                    response.background = _AfterSend(submit_served, args)
+                    response.background = _AfterSend(log_served, args)
                 else:
-                    submit_served(*args)
+                    log_served(*args)
             return response
 
         return endpoint
