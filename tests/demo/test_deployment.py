@@ -136,7 +136,7 @@ def test_a_second_demo_in_the_same_home_reuses_the_cache_and_still_closes_the_dr
     assert out.alert_id != before.alert_id
     assert out.dispatch_id != before.dispatch_id
     assert out.retrain_version == 4
-    assert out.failed_requests == 0
+    assert out.failed_requests == 0, out.failures
     promotion = out.retrain_promotion
     assert promotion is not None
     # The champion now is the first demo's retrained version, already fitted to drifted

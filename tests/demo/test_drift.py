@@ -137,7 +137,7 @@ def test_the_output_tells_the_loop_in_order(demo) -> None:
     assert all(i >= 0 for i in at), dict(zip(marks, at, strict=True))
     assert at[:2] == sorted(at[:2])
     assert at[-2:] == sorted(at[-2:])
-    assert demo.result.monitoring.failed_requests == 0
+    assert demo.result.monitoring.failed_requests == 0, demo.result.monitoring.failures
 
 
 # -- cheaper checks ------------------------------------------------------------------------

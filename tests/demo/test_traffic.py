@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from keel.demo.traffic import MAX_FAILURES_KEPT, Traffic
+from keel.errors import NotFound
 from keel.serving._uvicorn import serving
 
 ROWS = pd.DataFrame({"a": [0.1, 0.9, 0.4, 0.7, 0.2, 0.8], "b": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
@@ -151,3 +152,35 @@ def test_traffic_refuses_an_unknown_route() -> None:
         Traffic("http://127.0.0.1:1", "dep", ROWS, LABELS, {}, routes=("grpc",))
     with pytest.raises(ValueError, match="routes must be some of"):
         Traffic("http://127.0.0.1:1", "dep", ROWS, LABELS, {}, routes=())
+
+
+def test_answers_of_a_version_nobody_named_are_judged_by_what_resolve_gives_at_stop() -> None:
+    # a rollback to a version of the deployment's history the caller had not loaded
+    def answer(route: str, a: float) -> tuple[int, str, int]:
+        if a == 0.4:
+            return 200, "m/9", 0  # row 2: a name the registry does not know
+        return 200, "m/3", 0 if a == 0.9 else int(a > 0.5)  # m/3 is wrong on row 1
+
+    asked: list[str] = []
+
+    def resolve(key: str) -> np.ndarray:
+        asked.append(key)
+        if key == "m/9":
+            raise NotFound("model version m/9 does not exist")
+        return TRUTH
+
+    with stand_in(answer) as url:
+        traffic = Traffic(
+            url, "dep", ROWS, LABELS, {"m/1": TRUTH}, rate=500.0, max_requests=12,
+            routes=("invocations",), resolve=resolve,
+        )  # fmt: skip
+        with traffic:
+            traffic._thread.join(60)
+            counts = traffic.stop()
+
+    assert sorted(asked) == ["m/3", "m/9"]  # each unknown version looked up once
+    assert counts.answered == {"m/3": 8}  # rows 0, 3, 4, 5, twice each
+    assert counts.failed == 4
+    text = "\n".join(counts.failures)
+    assert "m/3 answered 0 for row 1, but that version predicts 1" in text
+    assert "unknown version 'm/9' (model version m/9 does not exist)" in text

@@ -35,6 +35,8 @@ from keel.monitoring.alerts.entities import AlertState
 from keel.store.clock import now_ms
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
     from rich.console import Console
 
@@ -86,6 +88,7 @@ class MonitoringOutcome:
     canary_steps: int = 0
     report_path: str | None = None
     failed_requests: int = 0
+    failures: tuple[str, ...] = ()  # what the first failed requests got (TrafficCounts.failures)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def summary(self) -> str:
@@ -134,8 +137,9 @@ def run_monitoring(
                     "/invocations, each answer's true label logged as feedback"),
     )  # fmt: skip
     with Traffic(
-        url, DEPLOYMENT, rows, labels, expected, routes=("invocations",), **DRIFT_TRAFFIC
-    ) as traffic:
+        url, DEPLOYMENT, rows, labels, expected, routes=("invocations",),
+        resolve=_registry_predictions(rows), **DRIFT_TRAFFIC,
+    ) as traffic:  # fmt: skip
         seen = _follow_alert(console, store, traffic, before.revision)
         counts = traffic.stop()
         seen["feedback"] += _log_feedback(traffic, seen["logged"])
@@ -160,8 +164,9 @@ def run_monitoring(
             console, url, store, rows, labels, dict(served), registered, promotion["rollout"]
         )
         counts_failed = counts.failed + sent.failed
+        failures = (*counts.failures, *sent.failures)
     else:
-        counts_failed = counts.failed
+        counts_failed, failures = counts.failed, tuple(counts.failures)
     report_path = _write_report(console, home)
     return MonitoringOutcome(
         rule=RULE,
@@ -184,6 +189,7 @@ def run_monitoring(
         canary_steps=steps,
         report_path=None if report_path is None else str(report_path),
         failed_requests=counts_failed,
+        failures=failures,
     )
 
 
@@ -211,7 +217,7 @@ def _follow_canary(
     expected = {k: np.asarray(model.predict(rows)) for k, model in served.items()}
     with Traffic(
         url, DEPLOYMENT, rows, labels, expected, routes=("invocations",),
-        **DRIFT_TRAFFIC,
+        resolve=_registry_predictions(rows), **DRIFT_TRAFFIC,
     ) as traffic:  # fmt: skip
         dep = store.get_deployment(DEPLOYMENT)
         steps, dep = _watch(console, store, traffic, dep, seen=int(rollout["revision"]))
@@ -347,6 +353,20 @@ def _with_backends(served: dict[str, Any], dep: Any) -> dict[str, Any]:
         if backend.key not in served:
             served[backend.key] = load_model(f"models:/{backend.key}")
     return served
+
+
+def _registry_predictions(rows: pd.DataFrame) -> Callable[[str], Any]:
+    """Return a function giving a registered version's predictions of ``rows`` by its
+    backend key: the alert's rollback goes to the last other stable version in the
+    deployment's history, which a demo in a home used before may not have loaded."""
+    import numpy as np
+
+    from keel.registry.api import load_model
+
+    def predict(key: str) -> Any:
+        return np.asarray(load_model(f"models:/{key}").predict(rows))
+
+    return predict
 
 
 def _stable_key(plan: Any) -> str:

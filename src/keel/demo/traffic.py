@@ -19,8 +19,11 @@ import asyncio
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from keel.errors import KeelError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,7 +59,10 @@ class Traffic:
     """Paced requests to one deployment in a background thread (see the module doc).
 
     ``rows`` and ``labels`` are the held-out data; ``expected`` maps each backend key the
-    deployment may route to onto its in-process predictions of ``rows``.
+    deployment may route to onto its in-process predictions of ``rows``. ``resolve``, when
+    given, returns the predictions of a backend key ``expected`` lacks: a rollback may go
+    to any version in the deployment's history, so answers from a version nobody named are
+    judged against it at ``stop`` instead of being failures.
     """
 
     def __init__(
@@ -73,6 +79,7 @@ class Traffic:
         max_seconds: float = 120.0,
         timeout: float = 30.0,
         routes: tuple[str, ...] = ROUTES,
+        resolve: Callable[[str], np.ndarray] | None = None,
     ) -> None:
         if not routes or any(r not in ROUTES for r in routes):
             raise ValueError(f"routes must be some of {ROUTES}, not {routes!r}")
@@ -88,6 +95,7 @@ class Traffic:
         self._max_seconds = max_seconds
         self._timeout = timeout
         self._routes_used = routes
+        self._resolve = resolve
         # right answers by backend: (request id, the row's true label), for feedback
         self._ids: dict[str, list[tuple[str, int]]] = {}
         self._pending: list[tuple[int, int, str, str, int, str]] = []
@@ -117,9 +125,32 @@ class Traffic:
             self._thread.join(self._timeout + 5)
         with self._lock:
             pending, self._pending = self._pending, []
-        for number, _, route, backend, _, _ in pending:
-            self._fail(f"request {number} ({route}) was answered by unknown version {backend!r}")
+        why = self._learn({p[3] for p in pending})
+        for number, row, route, backend, answer, request_id in pending:
+            if backend in self._expected:
+                self._judge(number, row, route, backend, answer, request_id)
+            else:
+                self._fail(
+                    f"request {number} ({route}) was answered by unknown version {backend!r}"
+                    + why.get(backend, "")
+                )
         return self.counts()
+
+    def _learn(self, backends: set[str]) -> dict[str, str]:
+        """Add the predictions ``resolve`` gives of each backend not expected yet; return
+        why it could not, by backend."""
+        why: dict[str, str] = {}
+        for backend in sorted(backends - set(self._expected)):
+            if self._resolve is None:
+                continue
+            try:
+                predictions = self._resolve(backend)
+            except KeelError as exc:  # e.g. NotFound: the header named no registered version
+                why[backend] = f" ({exc})"
+                continue
+            with self._lock:
+                self._expected[backend] = [int(v) for v in predictions]
+        return why
 
     @property
     def running(self) -> bool:
