@@ -140,9 +140,9 @@ class Traffic:
         """Add the predictions ``resolve`` gives of each backend not expected yet; return
         why it could not, by backend."""
         why: dict[str, str] = {}
+        if self._resolve is None:
+            return why
         for backend in sorted(backends - set(self._expected)):
-            if self._resolve is None:
-                continue
             try:
                 predictions = self._resolve(backend)
             except KeelError as exc:  # e.g. NotFound: the header named no registered version
